@@ -1,0 +1,197 @@
+"""Assets, entities, alerts and raw logs: what the cloud products tell us."""
+
+import hashlib
+
+from django.db import models
+
+from secops.enums import RegionGroup, RiskLevel
+from secops.models import Account
+from secops.scope import ScopedQuerySet
+
+
+class AlertSource(models.TextChoices):
+    SECURITY_CENTER = "security_center", "Security Center"
+    WAF = "waf", "Web Application Firewall"
+    CLOUD_FIREWALL = "cloud_firewall", "Cloud Firewall"
+    SIEM = "siem", "SIEM"
+
+
+class EntityType(models.TextChoices):
+    IP = "ip", "IP address"
+    FILE = "file", "File"
+    PROCESS = "process", "Process"
+    HOST = "host", "Host"
+    DOMAIN = "domain", "Domain"
+    URL = "url", "URL"
+    USER = "user", "User / logon"
+    PAYLOAD = "payload", "Attack payload"
+
+
+class EntityRole(models.TextChoices):
+    ATTACKER = "attacker", "Attacker"
+    VICTIM = "victim", "Victim"
+    RELATED = "related", "Related"
+
+
+class LogType(models.TextChoices):
+    PROCESS = "process", "Process"
+    NETWORK = "network", "Network"
+    LOGIN = "login", "Login"
+    FILE = "file", "File"
+    DNS = "dns", "DNS"
+    HTTP = "http", "HTTP"
+
+
+class Asset(models.Model):
+    """A host (ECS instance or server) of an account."""
+
+    scope_region_field = "region"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="assets")
+    uuid = models.CharField(max_length=64, help_text="The host uuid the agent reports.")
+    instance_id = models.CharField(max_length=64, blank=True)
+    name = models.CharField(max_length=255, blank=True)
+    public_ip = models.GenericIPAddressField(null=True, blank=True)
+    private_ip = models.GenericIPAddressField(null=True, blank=True)
+    os = models.CharField(max_length=128, blank=True)
+    cloud_region = models.CharField(max_length=64, blank=True)
+    region = models.CharField(max_length=8, choices=RegionGroup.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "uuid"], name="asset_unique_uuid_per_account")
+        ]
+        indexes = [models.Index(fields=["account", "instance_id"], name="asset_instance_idx")]
+
+    def __str__(self):
+        return self.name or self.instance_id or self.uuid
+
+
+class Entity(models.Model):
+    """Something an alert is about: an IP, a file, a process, a logon, ...
+
+    ``value`` is the normalised identity (lower-cased domain, the file's
+    sha256 or md5 or path, ...); ``digest`` is its sha256 so that long values
+    (command lines, URLs, payloads) can still be unique per account.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="entities")
+    type = models.CharField(max_length=16, choices=EntityType.choices)
+    value = models.TextField()
+    digest = models.CharField(max_length=64)
+    attributes = models.JSONField(default=dict, blank=True)
+    malicious = models.BooleanField(default=False)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "entities"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "type", "digest"], name="entity_unique_per_account"
+            )
+        ]
+        # "Related alerts" and the several-events graph look entities up by value.
+        indexes = [models.Index(fields=["type", "digest"], name="entity_type_digest_idx")]
+
+    def __str__(self):
+        return f"{self.get_type_display()}: {self.value[:80]}"
+
+    @staticmethod
+    def digest_for(entity_type: str, value: str) -> str:
+        return hashlib.sha256(f"{entity_type}\x00{value}".encode()).hexdigest()
+
+
+class AlertQuerySet(ScopedQuerySet):
+    def not_whitelisted(self):
+        return self.filter(whitelisted=False)
+
+
+class Alert(models.Model):
+    scope_region_field = "region"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alerts")
+    asset = models.ForeignKey(
+        Asset, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts"
+    )
+    source = models.CharField(max_length=32, choices=AlertSource.choices)
+    source_uuid = models.CharField(max_length=128)
+    type = models.CharField(max_length=64, help_text="The alert type, which is the whitelist scenario.")
+    name = models.CharField(max_length=255)
+    level = models.PositiveSmallIntegerField(choices=RiskLevel.choices)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    region = models.CharField(max_length=8, choices=RegionGroup.choices)
+    tactic = models.CharField(max_length=128, blank=True)
+    technique = models.CharField(max_length=128, blank=True)
+    description = models.TextField(blank=True)
+    exceptions = models.JSONField(default=list, blank=True, help_text="Associated exceptions.")
+    raw = models.JSONField(default=dict, blank=True, help_text="The original data, verbatim.")
+    whitelisted = models.BooleanField(default=False)
+    entities = models.ManyToManyField(Entity, through="AlertEntity", related_name="alerts")
+
+    objects = AlertQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # Ingestion is idempotent on (source, source uuid).
+            models.UniqueConstraint(fields=["source", "source_uuid"], name="alert_unique_source_uuid")
+        ]
+        indexes = [
+            # The Alert page: newest first in scope, optionally by source/level/type.
+            models.Index(fields=["account", "region", "-occurred_at"], name="alert_scope_time_idx"),
+            models.Index(fields=["account", "source", "-occurred_at"], name="alert_source_time_idx"),
+            models.Index(fields=["account", "type", "-occurred_at"], name="alert_type_time_idx"),
+            # Retention deletes by age.
+            models.Index(fields=["occurred_at"], name="alert_occurred_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.get_source_display()})"
+
+
+class AlertEntity(models.Model):
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="entity_links")
+    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="alert_links")
+    role = models.CharField(max_length=16, choices=EntityRole.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "entity", "role"], name="alert_entity_role_unique")
+        ]
+        indexes = [models.Index(fields=["entity", "alert"], name="alert_entity_by_entity_idx")]
+
+
+class LogRecord(models.Model):
+    """One host or network log line; the input of SIEM rules and source tracing."""
+
+    scope_region_field = "region"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="log_records")
+    asset = models.ForeignKey(
+        Asset, on_delete=models.SET_NULL, null=True, blank=True, related_name="log_records"
+    )
+    host_uuid = models.CharField(max_length=64, blank=True)
+    log_type = models.CharField(max_length=16, choices=LogType.choices)
+    time = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    region = models.CharField(max_length=8, choices=RegionGroup.choices)
+    fields = models.JSONField(default=dict)
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # Source tracing reads one host's logs around the alerts' times.
+            models.Index(fields=["account", "host_uuid", "time"], name="log_host_time_idx"),
+            models.Index(fields=["account", "log_type", "time"], name="log_type_time_idx"),
+            models.Index(fields=["time"], name="log_time_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.log_type} log on {self.host_uuid} at {self.time:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,186 @@
+"""Aggregation rules and the security events they make of alerts."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from alerts.models import Alert, Asset
+from secops.enums import RegionGroup, RiskLevel
+from secops.models import Account, Organisation
+from secops.scope import ScopedQuerySet
+
+
+class EventStatus(models.TextChoices):
+    UNHANDLED = "unhandled", "Unhandled"
+    HANDLING = "handling", "Handling"
+    HANDLED = "handled", "Handled"
+    FAILED = "failed", "Failed"
+
+    @classmethod
+    def manually_settable(cls) -> list["EventStatus"]:
+        # Failed is set only by the system when a handling action fails.
+        return [cls.UNHANDLED, cls.HANDLING, cls.HANDLED]
+
+
+# An event in any of these states no longer takes new alerts: the next matching
+# alert opens a new event (the product's rule).
+CLOSED_TO_NEW_ALERTS = frozenset(
+    {EventStatus.HANDLING, EventStatus.HANDLED, EventStatus.FAILED}
+)
+
+
+class AggregationRuleQuerySet(models.QuerySet):
+    def in_scope(self, scope):
+        """Predefined rules plus the custom rules of the scope's organisation."""
+        return self.filter(Q(organisation__isnull=True) | Q(organisation_id=scope.organisation_id))
+
+    def enabled(self):
+        return self.filter(enabled=True)
+
+
+class AggregationRule(models.Model):
+    """Which alerts belong together, and what event they make.
+
+    Alerts that match the rule's filters and share the values of its
+    ``group_by`` fields within one ``window_seconds`` window form one event.
+    Predefined rules have no organisation; custom rules belong to one.
+    """
+
+    key = models.SlugField(max_length=64, help_text="Stable identifier of a predefined rule.")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, null=True, blank=True, related_name="aggregation_rules"
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    match_sources = models.JSONField(default=list, blank=True, help_text="Empty: any source.")
+    match_types = models.JSONField(default=list, blank=True, help_text="Empty: any alert type.")
+    match_levels = models.JSONField(default=list, blank=True, help_text="Empty: any level.")
+    name_pattern = models.CharField(
+        max_length=200, blank=True, help_text="Regular expression the alert name must match."
+    )
+    group_by = models.JSONField(default=list, help_text="Up to three grouping fields.")
+    window_seconds = models.PositiveIntegerField(default=24 * 3600)
+    event_name_template = models.CharField(max_length=200)
+    event_description_template = models.TextField(blank=True)
+    risk = models.PositiveSmallIntegerField(
+        choices=RiskLevel.choices,
+        null=True,
+        blank=True,
+        help_text="Fixed event risk; empty: the highest level of its alerts.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AggregationRuleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"],
+                condition=Q(organisation__isnull=True),
+                name="predefined_rule_key_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["organisation", "key"],
+                condition=Q(organisation__isnull=False),
+                name="custom_rule_key_unique_per_organisation",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_predefined(self) -> bool:
+        return self.organisation_id is None
+
+
+class SecurityEvent(models.Model):
+    scope_region_field = "region"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="events")
+    region = models.CharField(max_length=8, choices=RegionGroup.choices)
+    rule = models.ForeignKey(AggregationRule, on_delete=models.PROTECT, related_name="events")
+    group_key = models.CharField(
+        max_length=64, help_text="Digest of the rule, the grouping values and the time window."
+    )
+    group_values = models.JSONField(
+        default=dict, blank=True, help_text="Why these alerts are together: field -> value."
+    )
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    risk = models.PositiveSmallIntegerField(choices=RiskLevel.choices)
+    status = models.CharField(
+        max_length=16, choices=EventStatus.choices, default=EventStatus.UNHANDLED
+    )
+    first_occurred_at = models.DateTimeField()
+    last_occurred_at = models.DateTimeField()
+    alert_count = models.PositiveIntegerField(default=0)
+    continues = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="continuations",
+        help_text="The full event this one continues (events hold at most 10,000 alerts).",
+    )
+    alerts = models.ManyToManyField(Alert, through="EventAlert", related_name="events")
+    affected_assets = models.ManyToManyField(Asset, blank=True, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # The product's rule: new alerts join the group's event only while it
+            # is Unhandled, so there is at most one Unhandled event per group.
+            # Enforced here so that concurrent workers cannot create two.
+            models.UniqueConstraint(
+                fields=["account", "rule", "group_key"],
+                condition=Q(status="unhandled"),
+                name="one_unhandled_event_per_group",
+            )
+        ]
+        indexes = [
+            # The Security Event Handling list: scope + region, newest first,
+            # each with the single filter it serves.
+            models.Index(fields=["account", "region", "-last_occurred_at"], name="event_scope_time_idx"),
+            models.Index(fields=["account", "risk", "-last_occurred_at"], name="event_risk_time_idx"),
+            models.Index(fields=["account", "status", "-last_occurred_at"], name="event_status_time_idx"),
+            models.Index(fields=["account", "name"], name="event_name_idx"),
+            # Retention deletes by age.
+            models.Index(fields=["last_occurred_at"], name="event_last_occurred_idx"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.name}"
+
+
+class EventAlert(models.Model):
+    event = models.ForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="alert_links")
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="event_links")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "alert"], name="event_alert_unique")
+        ]
+        indexes = [models.Index(fields=["alert"], name="event_alert_by_alert_idx")]
+
+
+class EventStatusChange(models.Model):
+    """One row per status transition: the event's history."""
+
+    event = models.ForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=16, choices=EventStatus.choices, blank=True)
+    to_status = models.CharField(max_length=16, choices=EventStatus.choices)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]

@@ -1,0 +1,37 @@
+from django.contrib import admin
+
+from secops.models import Account, AccountMembership, Organisation, OrganisationMembership
+
+
+class AccountMembershipInline(admin.TabularInline):
+    model = AccountMembership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(admin.ModelAdmin):
+    list_display = ["name", "created_at"]
+    search_fields = ["name"]
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ["name", "uid", "organisation", "home_region", "managed"]
+    list_filter = ["organisation", "home_region", "managed"]
+    search_fields = ["name", "uid"]
+    inlines = [AccountMembershipInline]
+
+
+@admin.register(OrganisationMembership)
+class OrganisationMembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organisation", "is_global_admin"]
+    list_filter = ["organisation", "is_global_admin"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(AccountMembership)
+class AccountMembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "account", "role"]
+    list_filter = ["role", "account__organisation"]
+    autocomplete_fields = ["user", "account"]

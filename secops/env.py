@@ -1,0 +1,122 @@
+"""Typed readers for settings that come from the environment.
+
+Each helper fails loudly (ImproperlyConfigured naming the variable) on a value
+it cannot read, so a typo in a deployment stops the process at start-up
+instead of silently falling back to a default.
+"""
+
+import os
+from urllib.parse import parse_qs, unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name)
+    if value is None:
+        if default is None:
+            raise ImproperlyConfigured(f"Environment variable {name} is required.")
+        return default
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"Environment variable {name}={raw!r} is not a boolean (use true/false, 1/0, yes/no)."
+    )
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"Environment variable {name}={raw!r} is not an integer."
+        ) from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"Environment variable {name}={value} must be >= {minimum}.")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_database(name: str, default: str) -> dict:
+    import dj_database_url
+
+    url = env_str(name, default)
+    try:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except ValueError as exc:  # unknown scheme, unparsable URL
+        raise ImproperlyConfigured(f"Environment variable {name} is not a database URL: {exc}")
+    if config.get("ENGINE") not in (
+        "django.db.backends.postgresql",
+        "django.db.backends.sqlite3",
+    ):
+        raise ImproperlyConfigured(
+            f"Environment variable {name} must point at PostgreSQL (postgres://) "
+            "or SQLite (sqlite:///path)."
+        )
+    return config
+
+
+_EMAIL_BACKENDS = {
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "smtps": "django.core.mail.backends.smtp.EmailBackend",
+    "smtp+tls": "django.core.mail.backends.smtp.EmailBackend",
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "locmem": "django.core.mail.backends.locmem.EmailBackend",
+    "dummy": "django.core.mail.backends.dummy.EmailBackend",
+}
+
+
+def env_email(name: str, default: str) -> dict:
+    """Read an e-mail URL such as ``smtp+tls://user:pass@mail.example.com:587``.
+
+    Returns the Django settings it stands for (EMAIL_BACKEND, EMAIL_HOST, ...).
+    """
+    url = env_str(name, default)
+    parsed = urlparse(url)
+    backend = _EMAIL_BACKENDS.get(parsed.scheme)
+    if backend is None:
+        raise ImproperlyConfigured(
+            f"Environment variable {name}={url!r}: unknown scheme {parsed.scheme!r} "
+            f"(use one of {', '.join(sorted(_EMAIL_BACKENDS))})."
+        )
+    settings = {"EMAIL_BACKEND": backend}
+    if backend.endswith("smtp.EmailBackend"):
+        if not parsed.hostname:
+            raise ImproperlyConfigured(f"Environment variable {name}: SMTP URL needs a host.")
+        options = parse_qs(parsed.query)
+        try:
+            port = parsed.port
+        except ValueError:
+            raise ImproperlyConfigured(f"Environment variable {name}: bad port.") from None
+        settings.update(
+            EMAIL_HOST=parsed.hostname,
+            EMAIL_PORT=port or (465 if parsed.scheme == "smtps" else 587 if "tls" in parsed.scheme else 25),
+            EMAIL_HOST_USER=unquote(parsed.username or ""),
+            EMAIL_HOST_PASSWORD=unquote(parsed.password or ""),
+            EMAIL_USE_TLS=parsed.scheme == "smtp+tls",
+            EMAIL_USE_SSL=parsed.scheme == "smtps",
+            EMAIL_TIMEOUT=int(options.get("timeout", ["10"])[0]),
+        )
+    return settings

@@ -1,0 +1,212 @@
+"""Business operations of the tenancy core: provisioning and scope selection."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from secops.enums import RegionGroup, Role, View
+from secops.models import Account, AccountMembership, Organisation, OrganisationMembership
+from secops.scope import Scope
+
+SESSION_VIEW = "scope.view"
+SESSION_ACCOUNT = "scope.account_id"
+SESSION_REGION = "scope.region"
+
+
+class ProvisioningError(Exception):
+    """A provisioning request that cannot be carried out; the message says why."""
+
+
+# --- who may see what ---------------------------------------------------------
+
+
+def organisation_membership(user) -> OrganisationMembership | None:
+    if not user.is_authenticated:
+        return None
+    try:
+        return user.organisation_membership
+    except OrganisationMembership.DoesNotExist:
+        return None
+
+
+def selectable_accounts(user):
+    """Accounts the user may pick in the Current Account View."""
+    membership = organisation_membership(user)
+    if membership is None:
+        return Account.objects.none()
+    accounts = Account.objects.filter(organisation_id=membership.organisation_id)
+    if membership.is_global_admin:
+        return accounts
+    return accounts.filter(memberships__user=user)
+
+
+def can_use_global_view(user) -> bool:
+    membership = organisation_membership(user)
+    return bool(membership and membership.is_global_admin)
+
+
+def build_scope(user, session) -> Scope:
+    """Read the scope stored in the session, falling back to valid choices.
+
+    A stored value that is no longer allowed (membership removed, global admin
+    right taken away) is silently replaced by the nearest allowed one, so the
+    scope can never widen beyond what the user is entitled to.
+    """
+    membership = organisation_membership(user)
+    if membership is None:
+        return Scope.empty()
+    accounts = {a.id: a for a in selectable_accounts(user).only("id", "home_region", "managed")}
+    if not accounts:
+        return Scope(organisation_id=membership.organisation_id)
+
+    account_id = session.get(SESSION_ACCOUNT)
+    if account_id not in accounts:
+        account_id = min(accounts)
+    region = session.get(SESSION_REGION)
+    if region not in RegionGroup.values:
+        region = accounts[account_id].home_region
+
+    if session.get(SESSION_VIEW) == View.GLOBAL and membership.is_global_admin:
+        managed = frozenset(pk for pk, account in accounts.items() if account.managed)
+        return Scope(
+            organisation_id=membership.organisation_id,
+            view=View.GLOBAL,
+            account_id=None,
+            account_ids=managed,
+            region=region,
+        )
+    return Scope(
+        organisation_id=membership.organisation_id,
+        view=View.CURRENT,
+        account_id=account_id,
+        account_ids=frozenset({account_id}),
+        region=region,
+    )
+
+
+@dataclass
+class ScopeChange:
+    view: str | None = None
+    account_id: int | None = None
+    region: str | None = None
+
+
+def change_scope(user, session, change: ScopeChange) -> list[str]:
+    """Store a new view, account or region in the session. Returns error messages."""
+    errors = []
+    if change.view is not None:
+        if change.view not in View.values:
+            errors.append(f"Unknown view {change.view!r}.")
+        elif change.view == View.GLOBAL and not can_use_global_view(user):
+            errors.append("Only global administrators can use the Global Account View.")
+        else:
+            session[SESSION_VIEW] = change.view
+    if change.account_id is not None:
+        if not selectable_accounts(user).filter(id=change.account_id).exists():
+            errors.append("You are not a member of that account.")
+        else:
+            session[SESSION_ACCOUNT] = change.account_id
+            # Picking an account means working in that account.
+            session[SESSION_VIEW] = View.CURRENT
+    if change.region is not None:
+        if change.region not in RegionGroup.values:
+            errors.append(f"Unknown region {change.region!r}.")
+        else:
+            session[SESSION_REGION] = change.region
+    return errors
+
+
+# --- provisioning -------------------------------------------------------------
+
+
+def create_organisation(name: str) -> tuple[Organisation, bool]:
+    name = name.strip()
+    if not name:
+        raise ProvisioningError("An organisation needs a name.")
+    return Organisation.objects.get_or_create(name=name)
+
+
+def get_organisation(name: str) -> Organisation:
+    try:
+        return Organisation.objects.get(name=name)
+    except Organisation.DoesNotExist:
+        raise ProvisioningError(f"No organisation named {name!r}.") from None
+
+
+@transaction.atomic
+def create_account(
+    organisation: Organisation, *, uid: str, name: str, region: str, managed: bool = True
+) -> tuple[Account, bool]:
+    if region not in RegionGroup.values:
+        raise ProvisioningError(f"Region must be one of {', '.join(RegionGroup.values)}.")
+    if not uid.isdigit() or not 6 <= len(uid) <= 32:
+        raise ProvisioningError(f"Account uid {uid!r} must be 6 to 32 digits.")
+    existing = Account.objects.filter(uid=uid).first()
+    if existing is not None:
+        if existing.organisation_id != organisation.id:
+            raise ProvisioningError(f"Account {uid} already belongs to another organisation.")
+        changed = (existing.name, existing.home_region, existing.managed) != (name, region, managed)
+        if changed:
+            existing.name, existing.home_region, existing.managed = name, region, managed
+            existing.save(update_fields=["name", "home_region", "managed"])
+        return existing, False
+    account = Account.objects.create(
+        organisation=organisation, uid=uid, name=name, home_region=region, managed=managed
+    )
+    return account, True
+
+
+def parse_membership(spec: str) -> tuple[str, str]:
+    """``UID:ROLE`` as given on the command line."""
+    uid, sep, role = spec.partition(":")
+    if not sep or not uid or role not in Role.values:
+        raise ProvisioningError(
+            f"Membership {spec!r} must look like UID:ROLE with ROLE one of {', '.join(Role.values)}."
+        )
+    return uid, role
+
+
+@transaction.atomic
+def create_user(
+    organisation: Organisation,
+    *,
+    username: str,
+    password: str | None,
+    memberships: list[tuple[str, str]] = (),
+    global_admin: bool = False,
+):
+    """Create or update a user of the organisation. Idempotent.
+
+    Memberships are added or their role updated; existing ones not named are
+    kept. A password of None leaves an existing password unchanged.
+    """
+    User = get_user_model()
+    user = User.objects.filter(username=username).first()
+    created = user is None
+    if created:
+        if not password:
+            raise ProvisioningError("A new user needs a password.")
+        user = User(username=username)
+    else:
+        current = organisation_membership(user)
+        if current is not None and current.organisation_id != organisation.id:
+            raise ProvisioningError(f"User {username!r} belongs to another organisation.")
+    if password:
+        user.set_password(password)
+    user.save()
+
+    OrganisationMembership.objects.update_or_create(
+        user=user,
+        defaults={"organisation": organisation, "is_global_admin": global_admin},
+    )
+    uids = [uid for uid, _ in memberships]
+    accounts = {a.uid: a for a in Account.objects.filter(uid__in=uids)}
+    for uid, role in memberships:
+        account = accounts.get(uid)
+        if account is None or account.organisation_id != organisation.id:
+            raise ProvisioningError(f"No account {uid} in organisation {organisation.name!r}.")
+        AccountMembership.objects.update_or_create(
+            user=user, account=account, defaults={"role": role}
+        )
+    return user, created

@@ -1,0 +1,83 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.db.models import Count
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from alerts.models import Alert
+from events.models import EventStatus, SecurityEvent
+from secops import health, services
+from secops.enums import RiskLevel
+from secops.models import Account
+
+
+@never_cache
+@login_not_required
+@require_GET
+def healthz(request):
+    database = health.database_state()
+    broker = health.broker_state()
+    status = 200 if database == "ok" else 503
+    return JsonResponse(
+        {"status": "ok" if status == 200 else "unavailable", "database": database, "broker": broker},
+        status=status,
+    )
+
+
+@require_POST
+def change_scope(request):
+    def as_int(value):
+        try:
+            return int(value) if value not in (None, "") else None
+        except ValueError:
+            return -1  # never a valid account id: reported as "not a member"
+
+    change = services.ScopeChange(
+        view=request.POST.get("view") or None,
+        account_id=as_int(request.POST.get("account")),
+        region=request.POST.get("region") or None,
+    )
+    errors = services.change_scope(request.user, request.session, change)
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = "home"
+    for error in errors:
+        messages.error(request, error)
+    return redirect(next_url)
+
+
+def home(request):
+    """The overview of the current scope: what is there and what needs attention."""
+    scope = request.scope
+    since = timezone.now() - timezone.timedelta(days=30)
+    events = SecurityEvent.objects.in_scope(scope)
+    status_counts = dict(
+        events.values_list("status").annotate(n=Count("id")).values_list("status", "n")
+    )
+    risk_counts = dict(
+        events.filter(status=EventStatus.UNHANDLED)
+        .values_list("risk")
+        .annotate(n=Count("id"))
+        .values_list("risk", "n")
+    )
+    alerts = Alert.objects.in_scope(scope).filter(occurred_at__gte=since)
+    source_counts = dict(
+        alerts.values_list("source").annotate(n=Count("id")).values_list("source", "n")
+    )
+    context = {
+        "accounts": Account.objects.in_scope(scope).order_by("name"),
+        "status_counts": [(s, status_counts.get(s.value, 0)) for s in EventStatus],
+        "unhandled_by_risk": [
+            (r, risk_counts.get(r.value, 0)) for r in sorted(RiskLevel, reverse=True)
+        ],
+        "alert_total": sum(source_counts.values()),
+        "source_counts": source_counts,
+        "recent_events": events.select_related("account").order_by("-last_occurred_at")[:10],
+    }
+    return render(request, "secops/home.html", context)
