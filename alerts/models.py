@@ -1,6 +1,8 @@
 """Assets, entities, alerts and raw logs: what the cloud products tell us."""
 
 import hashlib
+import json
+from datetime import UTC
 
 from django.db import models
 
@@ -133,6 +135,9 @@ class Alert(models.Model):
     exceptions = models.JSONField(default=list, blank=True, help_text="Associated exceptions.")
     raw = models.JSONField(default=dict, blank=True, help_text="The original data, verbatim.")
     whitelisted = models.BooleanField(default=False)
+    # Set when the pipeline has taken the alert through whitelist and
+    # aggregation; alerts left unprocessed (a lost task) are re-queued.
+    processed_at = models.DateTimeField(null=True, blank=True)
     entities = models.ManyToManyField(Entity, through="AlertEntity", related_name="alerts")
 
     objects = AlertQuerySet.as_manager()
@@ -149,6 +154,12 @@ class Alert(models.Model):
             models.Index(fields=["account", "type", "-occurred_at"], name="alert_type_time_idx"),
             # Retention deletes by age.
             models.Index(fields=["occurred_at"], name="alert_occurred_idx"),
+            # The sweeper looks for alerts whose pipeline task was lost.
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(processed_at__isnull=True),
+                name="alert_unprocessed_idx",
+            ),
         ]
 
     def __str__(self):
@@ -182,10 +193,15 @@ class LogRecord(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     region = models.CharField(max_length=8, choices=RegionGroup.choices)
     fields = models.JSONField(default=dict)
+    # Identity of the record's content: resending a log batch stores nothing twice.
+    digest = models.CharField(max_length=40)
 
     objects = ScopedQuerySet.as_manager()
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "digest"], name="log_unique_content_per_account")
+        ]
         indexes = [
             # Source tracing reads one host's logs around the alerts' times.
             models.Index(fields=["account", "host_uuid", "time"], name="log_host_time_idx"),
@@ -193,5 +209,72 @@ class LogRecord(models.Model):
             models.Index(fields=["time"], name="log_time_idx"),
         ]
 
+    @staticmethod
+    def digest_for(log_type: str, host_uuid: str, time, fields: dict) -> str:
+        canonical = json.dumps(
+            [log_type, host_uuid, time.astimezone(UTC).isoformat(), fields],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha1(canonical.encode(), usedforsecurity=False).hexdigest()
+
     def __str__(self):
         return f"{self.log_type} log on {self.host_uuid} at {self.time:%Y-%m-%d %H:%M:%S}"
+
+
+class IngestionKind(models.TextChoices):
+    ALERT = "alert", "Alerts"
+    LOG = "log", "Logs"
+
+
+class IngestionStat(models.Model):
+    """What arrived per account, kind, source (or log type) and day, for the
+    Data Sources page; updated once per batch."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="ingestion_stats")
+    kind = models.CharField(max_length=8, choices=IngestionKind.choices)
+    source = models.CharField(max_length=32)
+    day = models.DateField()
+    count = models.PositiveIntegerField(default=0)
+    last_received_at = models.DateTimeField()
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "kind", "source", "day"], name="ingestion_stat_unique_day"
+            )
+        ]
+
+
+class IngestionRejectionQuerySet(models.QuerySet):
+    def in_scope(self, scope):
+        # Items naming an unknown account have none; they belong to the
+        # organisation whose key sent them.
+        return self.filter(organisation_id=scope.organisation_id).filter(
+            models.Q(account_id__in=scope.account_ids) | models.Q(account__isnull=True)
+        )
+
+
+class IngestionRejection(models.Model):
+    """An item the ingestion refused, with the reason, for the Data Sources page."""
+
+    organisation = models.ForeignKey(
+        "secops.Organisation", on_delete=models.CASCADE, related_name="ingestion_rejections"
+    )
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, null=True, blank=True, related_name="ingestion_rejections"
+    )
+    kind = models.CharField(max_length=8, choices=IngestionKind.choices)
+    source = models.CharField(max_length=32, blank=True)
+    index = models.PositiveIntegerField()
+    field = models.CharField(max_length=200, blank=True)
+    message = models.TextField()
+    excerpt = models.TextField(blank=True, help_text="The start of the refused item, as JSON.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = IngestionRejectionQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["organisation", "-created_at"], name="rejection_recent_idx")]

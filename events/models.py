@@ -69,6 +69,11 @@ class AggregationRule(models.Model):
         blank=True,
         help_text="Fixed event risk; empty: the highest level of its alerts.",
     )
+    # A predefined rule is shared by every organisation; each can switch it
+    # off for itself without touching the others.
+    disabled_by = models.ManyToManyField(
+        Organisation, blank=True, related_name="disabled_predefined_rules"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -95,6 +100,11 @@ class AggregationRule(models.Model):
     @property
     def is_predefined(self) -> bool:
         return self.organisation_id is None
+
+    def is_enabled_for(self, organisation_id: int) -> bool:
+        if not self.enabled:
+            return False
+        return not (self.is_predefined and self.disabled_by.filter(id=organisation_id).exists())
 
 
 class SecurityEvent(models.Model):

@@ -1,11 +1,27 @@
 """The Celery application. Configuration comes from Django settings (CELERY_*)."""
 
+import json
 import os
 
-from celery import Celery
+from celery import Celery, Task
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "secops.settings")
 
-app = Celery("secops")
+
+class JsonArgumentsTask(Task):
+    """In eager mode, pass arguments through JSON as a broker would.
+
+    Eager execution would otherwise accept arguments (model instances,
+    datetimes, sets) that fail only in production.
+    """
+
+    def apply_async(self, args=None, kwargs=None, *rest, **options):
+        if self.app.conf.task_always_eager:
+            args = json.loads(json.dumps(list(args or ())))
+            kwargs = json.loads(json.dumps(kwargs or {}))
+        return super().apply_async(args, kwargs, *rest, **options)
+
+
+app = Celery("secops", task_cls=JsonArgumentsTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -32,6 +32,16 @@ class Scope:
     def empty(cls) -> "Scope":
         return cls(organisation_id=None)
 
+    @classmethod
+    def for_accounts(cls, organisation_id: int, account_ids) -> "Scope":
+        """Every region of the given accounts: for API keys, commands and jobs."""
+        return cls(
+            organisation_id=organisation_id,
+            view=View.GLOBAL,
+            account_ids=frozenset(account_ids),
+            region=None,
+        )
+
     def covers_account(self, account_id: int) -> bool:
         return account_id in self.account_ids
 

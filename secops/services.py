@@ -1,12 +1,23 @@
 """Business operations of the tenancy core: provisioning and scope selection."""
 
+import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from secops.enums import RegionGroup, Role, View
-from secops.models import Account, AccountMembership, Organisation, OrganisationMembership
+from secops.models import (
+    Account,
+    AccountMembership,
+    ApiKey,
+    Organisation,
+    OrganisationMembership,
+)
 from secops.scope import Scope
 
 SESSION_VIEW = "scope.view"
@@ -210,3 +221,62 @@ def create_user(
             user=user, account=account, defaults={"role": role}
         )
     return user, created
+
+
+# --- API keys -----------------------------------------------------------------
+
+API_KEY_PREFIX = "sk"
+
+
+def _key_digest(key: str) -> str:
+    # The secret has 256 bits of entropy, so a plain digest is enough; a slow
+    # password hash would only slow down every API call.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(
+    *, organisation: Organisation, account: Account | None, name: str, created_by=None
+) -> tuple[ApiKey, str]:
+    """Create a key; returns it and the only copy of its secret."""
+    if account is not None and account.organisation_id != organisation.id:
+        raise ProvisioningError("The account belongs to another organisation.")
+    name = name.strip() or "API key"
+    prefix = secrets.token_hex(6)
+    key = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    api_key = ApiKey.objects.create(
+        organisation=organisation, account=account, name=name[:100], prefix=prefix,
+        digest=_key_digest(key), created_by=created_by,
+    )
+    return api_key, key
+
+
+def authenticate_api_key(key: str) -> ApiKey | None:
+    """The active key for a presented secret, or None. Records its last use."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
+        return None
+    api_key = (
+        ApiKey.objects.active().select_related("organisation", "account").filter(prefix=parts[1]).first()
+    )
+    if api_key is None or not hmac.compare_digest(api_key.digest, _key_digest(key)):
+        return None
+    now = timezone.now()
+    # One write a minute at most: the column is informational.
+    if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=1):
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key
+
+
+def scope_for_api_key(api_key: ApiKey) -> Scope:
+    if api_key.account_id is not None:
+        account_ids = [api_key.account_id]
+    else:
+        account_ids = Account.objects.filter(organisation_id=api_key.organisation_id).values_list(
+            "id", flat=True
+        )
+    return Scope.for_accounts(api_key.organisation_id, account_ids)
+
+
+def revoke_api_key(api_key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())

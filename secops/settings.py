@@ -88,6 +88,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 
+# Ingestion accepts bodies up to 10 MB (alerts.api answers 413 beyond).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -140,6 +143,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE = {
+    # Alerts whose pipeline task was lost (broker down at enqueue, worker
+    # killed past its retries) are taken through the pipeline again.
+    "requeue-unprocessed-alerts": {
+        "task": "events.requeue_unprocessed_alerts",
+        "schedule": 60.0,
+    },
+    "purge-expired-data": {"task": "events.purge_expired", "schedule": 6 * 3600.0},
+}
 
 CACHES = {
     "default": (

@@ -1,0 +1,355 @@
+"""Ingestion: validate batches of alerts and logs, store them idempotently and
+hand new alerts to the pipeline.
+
+A batch is all-or-nothing by default: one invalid item rejects it and nothing
+is written. With ``partial=True`` the valid items are stored and the invalid
+ones reported. Either way every refused item is recorded for the Data Sources
+page. Storing costs a constant number of statements per batch.
+"""
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+from pydantic import TypeAdapter, ValidationError
+
+from alerts.models import (
+    Alert,
+    AlertEntity,
+    Asset,
+    Entity,
+    IngestionKind,
+    IngestionRejection,
+    IngestionStat,
+    LogRecord,
+)
+from alerts.schemas import AlertIn, AssetIn, LogIn
+from secops import db
+from secops.enums import RegionGroup
+from secops.models import Account
+from secops.scope import Scope
+
+MAX_BATCH_ITEMS = 5_000
+MAX_RECORDED_REJECTIONS = 100
+
+_alert_adapter = TypeAdapter(AlertIn)
+_log_adapter = TypeAdapter(LogIn)
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    errors: list[dict] = field(default_factory=list)
+    # Ids of the rows this call stored (alerts or log records).
+    stored_ids: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "errors": self.errors}
+
+
+def _error(index: int, field_name: str, message: str) -> dict:
+    return {"index": index, "field": field_name, "message": message}
+
+
+def _errors_from(index: int, exc: ValidationError, tag: str | None = None) -> list[dict]:
+    errors = []
+    for detail in exc.errors(include_url=False, include_input=False):
+        location = [str(part) for part in detail["loc"]]
+        if tag and location and location[0] == tag:
+            location = location[1:]  # the discriminated union's tag is not a field
+        message = detail["msg"].removeprefix("Value error, ")
+        if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            location = ["type"]
+        errors.append(_error(index, ".".join(location), message))
+    return errors
+
+
+def _validate(items: list, adapter: TypeAdapter) -> tuple[list[tuple[int, object]], list[dict]]:
+    valid, errors = [], []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors.append(_error(index, "", "each item must be a JSON object"))
+            continue
+        try:
+            valid.append((index, adapter.validate_python(item)))
+        except ValidationError as exc:
+            tag = item.get("type") if isinstance(item.get("type"), str) else None
+            errors.extend(_errors_from(index, exc, tag))
+    return valid, errors
+
+
+def _accounts_by_uid(scope: Scope, uids) -> dict[str, Account]:
+    return {a.uid: a for a in Account.objects.in_scope(scope).filter(uid__in=set(uids))}
+
+
+def _check_accounts(valid, accounts, errors) -> list:
+    kept = []
+    for index, item in valid:
+        if item.account not in accounts:
+            errors.append(
+                _error(index, "account", f"account {item.account} is unknown or not in this key's scope")
+            )
+        else:
+            kept.append((index, item))
+    return kept
+
+
+def _record_rejections(scope: Scope, kind: str, items: list, errors: list[dict], accounts) -> None:
+    if not errors or scope.organisation_id is None:
+        return
+    rows = []
+    for error in errors[:MAX_RECORDED_REJECTIONS]:
+        item = items[error["index"]] if error["index"] < len(items) else None
+        item = item if isinstance(item, dict) else {}
+        account = accounts.get(str(item.get("account", "")))
+        rows.append(
+            IngestionRejection(
+                organisation_id=scope.organisation_id,
+                account=account,
+                kind=kind,
+                source=str(item.get("source") or item.get("type") or "")[:32],
+                index=error["index"],
+                field=error["field"][:200],
+                message=error["message"],
+                excerpt=json.dumps(item, default=str)[:2000],
+            )
+        )
+    IngestionRejection.objects.bulk_create(rows)
+
+
+def _region(cloud_region: str | None, account: Account) -> str:
+    return RegionGroup.for_cloud_region(cloud_region, account.home_region)
+
+
+def _record_stats(kind: str, counts: dict[tuple[int, str], int], now: datetime) -> None:
+    rows = [
+        {"account_id": account_id, "kind": kind, "source": source, "day": now.date(),
+         "count": n, "last_received_at": now}
+        for (account_id, source), n in sorted(counts.items())
+    ]
+    db.insert_on_conflict(
+        IngestionStat,
+        rows,
+        conflict_fields=["account_id", "kind", "source", "day"],
+        update={
+            "count": f"{db.existing(IngestionStat, 'count')} + {db.excluded(IngestionStat, 'count')}",
+            "last_received_at": db.excluded(IngestionStat, "last_received_at"),
+        },
+    )
+
+
+# --- alerts -------------------------------------------------------------------
+
+
+def _upsert_assets(assets: dict[tuple[int, str], tuple[AssetIn, Account]]) -> dict[tuple[int, str], int]:
+    """Create or refresh the batch's assets; returns (account id, uuid) -> asset id.
+
+    A field the alert leaves empty never blanks a known value.
+    """
+    rows = []
+    for (account_id, uuid), (asset, account) in sorted(assets.items()):
+        rows.append({
+            "account_id": account_id,
+            "uuid": uuid,
+            "instance_id": asset.instance_id or "",
+            "name": asset.name or "",
+            "public_ip": asset.public_ip,
+            "private_ip": asset.private_ip,
+            "os": asset.os or "",
+            "cloud_region": asset.region or "",
+            "region": _region(asset.region, account),
+            "created_at": timezone.now(),
+        })
+    keep = {
+        name: f"COALESCE(NULLIF({db.excluded(Asset, name)}, ''), {db.existing(Asset, name)})"
+        for name in ("instance_id", "name", "os", "cloud_region")
+    }
+    keep.update({
+        name: f"COALESCE({db.excluded(Asset, name)}, {db.existing(Asset, name)})"
+        for name in ("public_ip", "private_ip")
+    })
+    keep["region"] = db.excluded(Asset, "region")
+    returned = db.insert_on_conflict(
+        Asset, rows, conflict_fields=["account_id", "uuid"], update=keep,
+        returning=["id", "account_id", "uuid"],
+    )
+    return {(account_id, uuid): pk for pk, account_id, uuid in returned}
+
+
+def _upsert_entities(entities: dict[tuple[int, str, str], dict]) -> dict[tuple[int, str, str], int]:
+    rows = [entities[key] for key in sorted(entities)]
+    returned = db.insert_on_conflict(
+        Entity,
+        rows,
+        conflict_fields=["account_id", "type", "digest"],
+        update={
+            "first_seen_at": db.least(db.existing(Entity, "first_seen_at"), db.excluded(Entity, "first_seen_at")),
+            "last_seen_at": db.greatest(db.existing(Entity, "last_seen_at"), db.excluded(Entity, "last_seen_at")),
+            "malicious": f"({db.existing(Entity, 'malicious')} OR {db.excluded(Entity, 'malicious')})",
+        },
+        returning=["id", "account_id", "type", "digest"],
+    )
+    return {(account_id, etype, digest): pk for pk, account_id, etype, digest in returned}
+
+
+def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> IngestResult:
+    """Validate and store native alerts; new ones go to the pipeline after commit."""
+    valid, errors = _validate(items, _alert_adapter)
+    accounts = _accounts_by_uid(scope, [item.account for _, item in valid])
+    valid = _check_accounts(valid, accounts, errors)
+    errors.sort(key=lambda e: e["index"])
+    result = IngestResult(errors=errors)
+    if errors:
+        _record_rejections(scope, IngestionKind.ALERT, items, errors, accounts)
+        if not partial:
+            return result
+
+    # Repeats inside one batch are duplicates, not errors.
+    unique: dict[tuple[str, str], AlertIn] = {}
+    for _, item in valid:
+        unique.setdefault((item.source, item.uuid), item)
+    if not unique:
+        result.duplicates = len(valid)
+        return result
+
+    now = timezone.now()
+    with transaction.atomic():
+        assets: dict[tuple[int, str], tuple[AssetIn, Account]] = {}
+        for item in unique.values():
+            if item.asset:
+                account = accounts[item.account]
+                assets[(account.id, item.asset.uuid or item.asset.instance_id)] = (item.asset, account)
+        asset_ids = _upsert_assets(assets)
+        asset_regions = {key: _region(a.region, acc) for key, (a, acc) in assets.items()}
+
+        alert_rows = []
+        for item in unique.values():
+            account = accounts[item.account]
+            asset_key = (account.id, item.asset.uuid or item.asset.instance_id) if item.asset else None
+            alert_rows.append({
+                "account_id": account.id,
+                "asset_id": asset_ids.get(asset_key) if asset_key else None,
+                "source": item.source,
+                "source_uuid": item.uuid,
+                "type": item.type,
+                "name": item.name,
+                "level": int(item.level),
+                "occurred_at": item.occurred_at,
+                "received_at": now,
+                "region": asset_regions[asset_key] if asset_key else account.home_region,
+                "tactic": (item.attck.tactic or "") if item.attck else "",
+                "technique": (item.attck.technique or "") if item.attck else "",
+                "description": item.description,
+                "exceptions": item.exceptions,
+                "raw": item.raw,
+                "whitelisted": False,
+                "processed_at": None,
+            })
+        inserted = db.insert_on_conflict(
+            Alert, alert_rows, conflict_fields=["source", "source_uuid"],
+            returning=["id", "source", "source_uuid"],
+        )
+        new_ids = {(source, uuid): pk for pk, source, uuid in inserted}
+
+        entity_rows: dict[tuple[int, str, str], dict] = {}
+        links: list[tuple[int, tuple[int, str, str], str]] = []
+        stats: dict[tuple[int, str], int] = defaultdict(int)
+        for key, item in unique.items():
+            alert_id = new_ids.get(key)
+            if alert_id is None:
+                continue
+            account = accounts[item.account]
+            stats[(account.id, item.source)] += 1
+            for entity in item.entities:
+                value = entity.identity()
+                digest = Entity.digest_for(entity.type, value)
+                entity_key = (account.id, entity.type, digest)
+                row = entity_rows.get(entity_key)
+                if row is None:
+                    entity_rows[entity_key] = {
+                        "account_id": account.id, "type": entity.type, "value": value,
+                        "digest": digest, "attributes": entity.attributes(),
+                        "malicious": entity.role == "attacker",
+                        "first_seen_at": item.occurred_at, "last_seen_at": item.occurred_at,
+                    }
+                else:
+                    row["first_seen_at"] = min(row["first_seen_at"], item.occurred_at)
+                    row["last_seen_at"] = max(row["last_seen_at"], item.occurred_at)
+                    row["malicious"] = row["malicious"] or entity.role == "attacker"
+                links.append((alert_id, entity_key, entity.role))
+        entity_ids = _upsert_entities(entity_rows)
+        link_rows = {
+            (alert_id, entity_ids[entity_key], role): None for alert_id, entity_key, role in links
+        }
+        db.insert_on_conflict(
+            AlertEntity,
+            [{"alert_id": a, "entity_id": e, "role": r} for a, e, r in link_rows],
+            conflict_fields=["alert_id", "entity_id", "role"],
+        )
+        _record_stats(IngestionKind.ALERT, stats, now)
+
+        result.stored_ids = sorted(new_ids.values())
+        result.accepted = len(result.stored_ids)
+        result.duplicates = len(valid) - result.accepted
+        if result.stored_ids:
+            from events.tasks import enqueue_alert_batch
+
+            enqueue_alert_batch(result.stored_ids)
+    return result
+
+
+# --- logs ---------------------------------------------------------------------
+
+
+def ingest_logs(items: list, *, scope: Scope, partial: bool = False) -> IngestResult:
+    """Validate and store native log records."""
+    valid, errors = _validate(items, _log_adapter)
+    accounts = _accounts_by_uid(scope, [item.account for _, item in valid])
+    valid = _check_accounts(valid, accounts, errors)
+    errors.sort(key=lambda e: e["index"])
+    result = IngestResult(errors=errors)
+    if errors:
+        _record_rejections(scope, IngestionKind.LOG, items, errors, accounts)
+        if not partial:
+            return result
+    if not valid:
+        return result
+
+    now = timezone.now()
+    with transaction.atomic():
+        host_uuids = {(accounts[i.account].id, i.host_uuid) for _, i in valid if i.host_uuid}
+        known_assets = {
+            (a.account_id, a.uuid): (a.id, a.region)
+            for a in Asset.objects.filter(
+                account_id__in={k[0] for k in host_uuids}, uuid__in={k[1] for k in host_uuids}
+            ).only("id", "account_id", "uuid", "region")
+        }
+        rows: dict[tuple[int, str], dict] = {}
+        for _, item in valid:
+            account = accounts[item.account]
+            asset_id, region = known_assets.get((account.id, item.host_uuid), (None, account.home_region))
+            typed, raw = item.split_fields()
+            if raw:
+                typed["raw"] = raw
+            digest = LogRecord.digest_for(item.type, item.host_uuid, item.time, typed)
+            rows.setdefault((account.id, digest), {
+                "account_id": account.id, "asset_id": asset_id, "host_uuid": item.host_uuid,
+                "log_type": item.type, "time": item.time, "received_at": now, "region": region,
+                "fields": typed, "digest": digest,
+            })
+        inserted = db.insert_on_conflict(
+            LogRecord, list(rows.values()), conflict_fields=["account_id", "digest"],
+            returning=["id", "account_id", "log_type"],
+        )
+        stats: dict[tuple[int, str], int] = defaultdict(int)
+        for _, account_id, log_type in inserted:
+            stats[(account_id, log_type)] += 1
+        _record_stats(IngestionKind.LOG, stats, now)
+    result.stored_ids = sorted(pk for pk, _, _ in inserted)
+    result.accepted = len(result.stored_ids)
+    result.duplicates = len(valid) - result.accepted
+    return result

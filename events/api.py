@@ -1,0 +1,132 @@
+"""Aggregation rules over the API: list, read, create, update, enable/disable, delete."""
+
+from django.shortcuts import get_object_or_404
+from ninja import Router, Schema
+from ninja.errors import HttpError
+from pydantic import Field
+
+from events import services
+from events.models import AggregationRule
+from secops.models import Organisation
+
+router = Router(tags=["aggregation rules"])
+
+
+class RuleOut(Schema):
+    id: int
+    key: str
+    predefined: bool
+    name: str
+    description: str
+    enabled: bool
+    match_sources: list[str]
+    match_types: list[str]
+    match_levels: list[int]
+    name_pattern: str
+    group_by: list[str]
+    window_seconds: int
+    event_name_template: str
+    event_description_template: str
+    risk: int | None
+
+
+class RuleIn(Schema):
+    name: str
+    description: str = ""
+    enabled: bool = True
+    match_sources: list[str] = Field(default_factory=list)
+    match_types: list[str] = Field(default_factory=list)
+    match_levels: list[int] = Field(default_factory=list)
+    name_pattern: str = ""
+    group_by: list[str]
+    window_seconds: int = 24 * 3600
+    event_name_template: str
+    event_description_template: str = ""
+    risk: int | None = None
+
+
+class EnabledIn(Schema):
+    enabled: bool
+
+
+def _out(rule: AggregationRule, organisation_id: int) -> dict:
+    return {
+        **{f: getattr(rule, f) for f in RuleOut.model_fields if hasattr(rule, f)},
+        "predefined": rule.is_predefined,
+        "enabled": rule.enabled
+        and not (rule.is_predefined and organisation_id in getattr(rule, "_disabled_orgs", set())),
+    }
+
+
+def _rules(request):
+    return AggregationRule.objects.in_scope(request.scope).prefetch_related("disabled_by")
+
+
+def _get(request, rule_id: int) -> AggregationRule:
+    rule = get_object_or_404(_rules(request), id=rule_id)
+    rule._disabled_orgs = {o.id for o in rule.disabled_by.all()}
+    return rule
+
+
+def _organisation(request) -> Organisation:
+    return Organisation.objects.get(id=request.scope.organisation_id)
+
+
+def _form_data(payload: RuleIn) -> dict:
+    data = payload.dict()
+    data["match_types"] = ",".join(data["match_types"])
+    data["risk"] = "" if data["risk"] is None else data["risk"]
+    if not data["enabled"]:
+        data.pop("enabled")  # an unticked checkbox is an absent key
+    return data
+
+
+@router.get("/aggregation-rules", response=list[RuleOut])
+def list_rules(request):
+    rules = list(_rules(request))
+    for rule in rules:
+        rule._disabled_orgs = {o.id for o in rule.disabled_by.all()}
+    return [_out(rule, request.scope.organisation_id) for rule in rules]
+
+
+@router.get("/aggregation-rules/{rule_id}", response=RuleOut)
+def get_rule(request, rule_id: int):
+    return _out(_get(request, rule_id), request.scope.organisation_id)
+
+
+@router.post("/aggregation-rules", response={201: RuleOut, 422: dict})
+def create_rule(request, payload: RuleIn):
+    try:
+        rule = services.save_custom_rule(_organisation(request), _form_data(payload))
+    except services.RuleValidationError as exc:
+        return 422, {"errors": exc.errors}
+    return 201, _out(rule, request.scope.organisation_id)
+
+
+@router.put("/aggregation-rules/{rule_id}", response={200: RuleOut, 422: dict})
+def update_rule(request, rule_id: int, payload: RuleIn):
+    rule = _get(request, rule_id)
+    try:
+        rule = services.save_custom_rule(_organisation(request), _form_data(payload), rule)
+    except services.PredefinedRuleError as exc:
+        raise HttpError(409, str(exc)) from None
+    except services.RuleValidationError as exc:
+        return 422, {"errors": exc.errors}
+    return 200, _out(rule, request.scope.organisation_id)
+
+
+@router.post("/aggregation-rules/{rule_id}/enabled", response=RuleOut)
+def set_enabled(request, rule_id: int, payload: EnabledIn):
+    rule = _get(request, rule_id)
+    services.set_rule_enabled(rule, payload.enabled, _organisation(request))
+    return _out(_get(request, rule_id), request.scope.organisation_id)
+
+
+@router.delete("/aggregation-rules/{rule_id}", response={204: None})
+def delete_rule(request, rule_id: int):
+    rule = _get(request, rule_id)
+    try:
+        services.delete_custom_rule(rule)
+    except services.PredefinedRuleError as exc:
+        raise HttpError(409, str(exc)) from None
+    return 204, None

@@ -1,0 +1,103 @@
+import re
+
+from django import forms
+
+from alerts.models import AlertSource
+from events.grouping import GROUPING_CHOICES, MAX_GROUP_FIELDS
+from events.models import AggregationRule
+from events.services import _PLACEHOLDER
+from secops.enums import RiskLevel
+
+KNOWN_PLACEHOLDERS = {key for key, _ in GROUPING_CHOICES} | {
+    "alert_name", "alert_type", "source", "asset_name", "attacker_ip",
+}
+MIN_WINDOW, MAX_WINDOW = 60, 30 * 24 * 3600
+
+
+class AggregationRuleForm(forms.ModelForm):
+    """A custom aggregation rule; used by the Detection Rules page and the API."""
+
+    match_sources = forms.MultipleChoiceField(
+        choices=AlertSource.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: alerts of every source.",
+    )
+    match_levels = forms.TypedMultipleChoiceField(
+        choices=RiskLevel.choices, coerce=int, required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every level.",
+    )
+    match_types = forms.CharField(
+        required=False,
+        help_text="Alert types (scenario keys) separated by commas, e.g. webshell, reverse_shell. "
+        "Empty: every type.",
+    )
+    group_by = forms.MultipleChoiceField(
+        choices=GROUPING_CHOICES, widget=forms.CheckboxSelectMultiple,
+        help_text=f"One to {MAX_GROUP_FIELDS} fields whose values the alerts must share.",
+    )
+    risk = forms.TypedChoiceField(
+        choices=[("", "Highest level of its alerts")] + list(RiskLevel.choices),
+        coerce=int, empty_value=None, required=False,
+    )
+
+    class Meta:
+        model = AggregationRule
+        fields = [
+            "name", "description", "enabled", "match_sources", "match_types", "match_levels",
+            "name_pattern", "group_by", "window_seconds", "event_name_template",
+            "event_description_template", "risk",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            self.initial["match_types"] = ", ".join(self.instance.match_types or [])
+
+    def clean_match_types(self):
+        raw = self.cleaned_data.get("match_types") or ""
+        if isinstance(raw, list):
+            raw = ",".join(str(item) for item in raw)
+        types = [t.strip() for t in raw.split(",") if t.strip()]
+        bad = [t for t in types if not re.fullmatch(r"[a-z0-9_]{1,64}", t)]
+        if bad:
+            raise forms.ValidationError(
+                f"Not an alert type key: {', '.join(bad)} (lowercase letters, digits, underscores)."
+            )
+        return types
+
+    def clean_group_by(self):
+        fields = self.cleaned_data["group_by"]
+        if len(fields) > MAX_GROUP_FIELDS:
+            raise forms.ValidationError(f"Group by at most {MAX_GROUP_FIELDS} fields.")
+        if "alert" in fields and len(fields) > 1:
+            raise forms.ValidationError('"alert" makes one event per alert; use it alone.')
+        return fields
+
+    def clean_name_pattern(self):
+        pattern = self.cleaned_data.get("name_pattern") or ""
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise forms.ValidationError(f"Not a valid regular expression: {exc}.") from None
+        return pattern
+
+    def clean_window_seconds(self):
+        window = self.cleaned_data["window_seconds"]
+        if not MIN_WINDOW <= window <= MAX_WINDOW:
+            raise forms.ValidationError("The window must be between 60 seconds and 30 days.")
+        return window
+
+    def _check_placeholders(self, name):
+        template = self.cleaned_data.get(name) or ""
+        unknown = sorted(set(_PLACEHOLDER.findall(template)) - KNOWN_PLACEHOLDERS)
+        if unknown:
+            raise forms.ValidationError(
+                f"Unknown placeholder {', '.join('{' + u + '}' for u in unknown)}; "
+                f"known: {', '.join('{' + k + '}' for k in sorted(KNOWN_PLACEHOLDERS))}."
+            )
+        return template
+
+    def clean_event_name_template(self):
+        return self._check_placeholders("event_name_template")
+
+    def clean_event_description_template(self):
+        return self._check_placeholders("event_description_template")

@@ -1,0 +1,528 @@
+"""The aggregation engine and the business operations on security events.
+
+``process_alerts`` is the pipeline for one batch of stored alerts:
+whitelist -> aggregation rules -> upsert events -> automated-response hook.
+It issues a constant number of statements per batch, and it decides "join the
+Unhandled event or open a new one" inside the database: an
+``INSERT ... ON CONFLICT (account, rule, group_key) WHERE status = 'unhandled'
+DO UPDATE`` against the partial unique index, so concurrent workers can never
+open two Unhandled events for one group.
+"""
+
+import hashlib
+import uuid
+import json
+import logging
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Min, Q
+from django.dispatch import Signal
+from django.utils import timezone
+
+from alerts.models import Alert, AlertEntity, LogRecord
+from events.grouping import GROUPING_FIELDS, AlertFacts, describe_window
+from events.models import (
+    AggregationRule,
+    EventAlert,
+    EventStatus,
+    EventStatusChange,
+    SecurityEvent,
+)
+from secops import db
+
+logger = logging.getLogger(__name__)
+
+# An event holds at most this many alerts; the next ones open a continuation.
+MAX_ALERTS_PER_EVENT = 10_000
+
+# Sent after a pipeline batch has committed, with the ids of the events it
+# created or extended: the hook for automated response (SOAR rules).
+events_aggregated = Signal()
+
+
+class EventStatusError(Exception):
+    """A status change the product's rules do not allow; the message says why."""
+
+
+# --- rule matching ------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def render_template(template: str, values: dict[str, str]) -> str:
+    """Fill ``{name}`` placeholders; unknown names stay as written.
+
+    Deliberately not ``str.format``: templates are user-written and
+    ``{x.__class__}``-style lookups must not reach Python objects.
+    """
+    return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), m.group(0))), template)
+
+
+@dataclass
+class CompiledRule:
+    rule: AggregationRule
+    sources: frozenset
+    types: frozenset
+    levels: frozenset
+    name_regex: re.Pattern | None
+
+    @classmethod
+    def compile(cls, rule: AggregationRule) -> "CompiledRule":
+        return cls(
+            rule=rule,
+            sources=frozenset(rule.match_sources or ()),
+            types=frozenset(rule.match_types or ()),
+            levels=frozenset(int(level) for level in rule.match_levels or ()),
+            name_regex=re.compile(rule.name_pattern, re.IGNORECASE) if rule.name_pattern else None,
+        )
+
+    def matches(self, alert: AlertFacts) -> bool:
+        return (
+            (not self.sources or alert.source in self.sources)
+            and (not self.types or alert.type in self.types)
+            and (not self.levels or alert.level in self.levels)
+            and (self.name_regex is None or self.name_regex.search(alert.name) is not None)
+        )
+
+    def group_values(self, alert: AlertFacts) -> dict[str, str] | None:
+        values = {}
+        for key in self.rule.group_by:
+            value = GROUPING_FIELDS[key].read(alert)
+            if not value:
+                return None
+            values[key] = str(value)
+        return values
+
+
+def _applicable_rules(organisation_ids) -> dict[int, list[CompiledRule]]:
+    """The enabled rules of each organisation: the predefined ones it has not
+    switched off, and its own."""
+    rules = AggregationRule.objects.enabled().filter(
+        Q(organisation__isnull=True) | Q(organisation_id__in=organisation_ids)
+    )
+    disabled = set(
+        AggregationRule.disabled_by.through.objects.filter(
+            organisation_id__in=organisation_ids
+        ).values_list("organisation_id", "aggregationrule_id")
+    )
+    compiled = []
+    for rule in rules:
+        try:
+            compiled.append(CompiledRule.compile(rule))
+        except re.error:
+            logger.warning("Aggregation rule %s has an invalid name pattern; skipped", rule.pk)
+    return {
+        org: [
+            c for c in compiled
+            if (c.rule.organisation_id is None and (org, c.rule.id) not in disabled)
+            or c.rule.organisation_id == org
+        ]
+        for org in organisation_ids
+    }
+
+
+# --- loading a batch ----------------------------------------------------------
+
+
+def _load_batch(alert_ids) -> list[tuple[AlertFacts, int]]:
+    """The unprocessed alerts of the batch, locked, with what rules need.
+
+    Rows another worker is processing right now are skipped (SKIP LOCKED on
+    PostgreSQL): a redelivered task never handles an alert twice.
+    """
+    alerts = (
+        Alert.objects.filter(id__in=alert_ids, processed_at__isnull=True)
+        .select_related("asset", "account")
+        .select_for_update(of=("self",), skip_locked=True)
+        .only(
+            "id", "account_id", "region", "source", "type", "name", "level", "occurred_at",
+            "asset__id", "asset__uuid", "asset__name", "asset__public_ip",
+            "account__organisation_id",
+        )
+    )
+    alerts = list(alerts)
+    entities = defaultdict(list)
+    for alert_id, role, etype, value, attributes in AlertEntity.objects.filter(
+        alert_id__in=[a.id for a in alerts]
+    ).values_list("alert_id", "role", "entity__type", "entity__value", "entity__attributes"):
+        entities[alert_id].append((etype, role, value, attributes or {}))
+    facts = []
+    for a in alerts:
+        facts.append((
+            AlertFacts(
+                id=a.id, account_id=a.account_id, region=a.region, source=a.source, type=a.type,
+                name=a.name, level=a.level, occurred_at=a.occurred_at,
+                asset_id=a.asset_id,
+                asset_uuid=a.asset.uuid if a.asset else None,
+                asset_name=(a.asset.name or a.asset.uuid) if a.asset else None,
+                asset_public_ip=a.asset.public_ip if a.asset else None,
+                entities=tuple(entities.get(a.id, ())),
+            ),
+            a.account.organisation_id,
+        ))
+    return facts
+
+
+# --- the pipeline -------------------------------------------------------------
+
+
+@dataclass
+class _Group:
+    account_id: int
+    region: str
+    rule: AggregationRule
+    key: str
+    values: dict
+    window_start: datetime
+    alerts: list = field(default_factory=list)
+
+    def template_values(self) -> dict[str, str]:
+        first = self.alerts[0]
+        values = {
+            "alert_name": first.name,
+            "alert_type": first.type,
+            "source": first.source,
+            "asset_name": first.asset_name or "unknown host",
+            "attacker_ip": first.entity_value("ip", "attacker") or "unknown IP",
+        }
+        values.update(self.values)
+        if "asset" in self.values:
+            values["asset"] = values["asset_name"]
+        return values
+
+
+def _group_key(rule_id: int, region: str, values: dict, bucket: int) -> str:
+    canonical = json.dumps([rule_id, region, values, bucket], sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _group_alerts(facts, rules_by_org) -> dict[tuple[int, int, str], _Group]:
+    groups: dict[tuple[int, int, str], _Group] = {}
+    for alert, organisation_id in facts:
+        for compiled in rules_by_org.get(organisation_id, []):
+            if not compiled.matches(alert):
+                continue
+            values = compiled.group_values(alert)
+            if values is None:
+                continue
+            window = compiled.rule.window_seconds or 1
+            bucket = int(alert.occurred_at.timestamp()) // window
+            key = _group_key(compiled.rule.id, alert.region, values, bucket)
+            group = groups.get((alert.account_id, compiled.rule.id, key))
+            if group is None:
+                group = groups[(alert.account_id, compiled.rule.id, key)] = _Group(
+                    account_id=alert.account_id, region=alert.region, rule=compiled.rule,
+                    key=key, values=values,
+                    window_start=datetime.fromtimestamp(bucket * window, tz=UTC),
+                )
+            group.alerts.append(alert)
+    return groups
+
+
+def _event_row(group: _Group, alerts, now, *, continues_id=None) -> dict:
+    rule = group.rule
+    template_values = group.template_values()
+    risk = rule.risk or max(a.level for a in alerts)
+    window_end = group.window_start + timedelta(seconds=rule.window_seconds)
+    return {
+        "account_id": group.account_id,
+        "region": group.region,
+        "rule_id": rule.id,
+        "group_key": group.key,
+        "group_values": {
+            "fields": group.values,
+            "window_seconds": rule.window_seconds,
+            "window_start": group.window_start.isoformat(),
+            "window_end": window_end.isoformat(),
+        },
+        "name": render_template(rule.event_name_template, template_values)[:255],
+        "description": render_template(rule.event_description_template, template_values),
+        "risk": int(risk),
+        "status": EventStatus.UNHANDLED,
+        "first_occurred_at": min(a.occurred_at for a in alerts),
+        "last_occurred_at": max(a.occurred_at for a in alerts),
+        "alert_count": len(alerts),
+        "continues_id": continues_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _upsert_events(groups: list[_Group], now) -> list[tuple[int, int, int, str, int]]:
+    """Join each group's Unhandled event or open one. Returns
+    (event id, account id, rule id, group key, alert count after the upsert)."""
+    E = SecurityEvent
+    rows = [_event_row(g, g.alerts, now) for g in groups]
+    return db.insert_on_conflict(
+        E,
+        rows,
+        conflict_fields=["account_id", "rule_id", "group_key"],
+        conflict_where=f"{db.column(E, 'status')} = 'unhandled'",
+        update={
+            "alert_count": f"{db.existing(E, 'alert_count')} + {db.excluded(E, 'alert_count')}",
+            "first_occurred_at": db.least(db.existing(E, "first_occurred_at"), db.excluded(E, "first_occurred_at")),
+            "last_occurred_at": db.greatest(db.existing(E, "last_occurred_at"), db.excluded(E, "last_occurred_at")),
+            "risk": db.greatest(db.existing(E, "risk"), db.excluded(E, "risk")),
+            "updated_at": db.excluded(E, "updated_at"),
+        },
+        returning=["id", "account_id", "rule_id", "group_key", "alert_count"],
+    )
+
+
+def _seal_and_continue(event_id: int, group: _Group, overflow: list, now) -> int:
+    """An event went past the cap: keep it full, move its slot to a continuation.
+
+    Rare, so it may cost a few statements per overflowing event. The full
+    event leaves the group's Unhandled slot by taking a sealed key (its
+    grouping values stay for "why grouped"); the continuation takes the slot.
+    """
+    sealed_key = hashlib.sha256(f"{group.key}:sealed:{event_id}".encode()).hexdigest()
+    SecurityEvent.objects.filter(id=event_id).update(group_key=sealed_key)
+    row = _event_row(group, overflow, now, continues_id=event_id)
+    ((continuation_id,),) = db.insert_on_conflict(
+        SecurityEvent, [row], conflict_fields=["account_id", "rule_id", "group_key"],
+        conflict_where=f"{db.column(SecurityEvent, 'status')} = 'unhandled'",
+    )
+    return continuation_id
+
+
+def _refresh_totals(event_id: int) -> None:
+    links = EventAlert.objects.filter(event_id=event_id)
+    totals = links.aggregate(
+        first=Min("alert__occurred_at"), last=Max("alert__occurred_at"), risk=Max("alert__level")
+    )
+    event = SecurityEvent.objects.select_related("rule").get(id=event_id)
+    event.alert_count = links.count()
+    event.first_occurred_at = totals["first"]
+    event.last_occurred_at = totals["last"]
+    event.risk = event.rule.risk or totals["risk"]
+    event.save(update_fields=["alert_count", "first_occurred_at", "last_occurred_at", "risk"])
+
+
+def process_alerts(alert_ids) -> list[int]:
+    """Run the pipeline over stored alerts. Idempotent; returns touched event ids."""
+    from whitelist.services import whitelisted_alerts
+
+    with transaction.atomic():
+        facts = _load_batch(alert_ids)
+        if not facts:
+            return []
+        now = timezone.now()
+
+        whitelisted = whitelisted_alerts([alert for alert, _ in facts])
+        if whitelisted:
+            Alert.objects.filter(id__in=whitelisted).update(whitelisted=True)
+        candidates = [(a, org) for a, org in facts if a.id not in whitelisted]
+
+        groups = _group_alerts(candidates, _applicable_rules({org for _, org in candidates}))
+        ordered = [groups[k] for k in sorted(groups)]  # a fixed order avoids deadlocks
+        for group in ordered:
+            group.alerts.sort(key=lambda a: (a.occurred_at, a.id))
+
+        links: list[tuple[int, object]] = []
+        created: list[int] = []
+        touched: list[int] = []
+        overflowing: list[int] = []
+        for event_id, account_id, rule_id, key, count in _upsert_events(ordered, now):
+            group = groups[(account_id, rule_id, key)]
+            previous = count - len(group.alerts)
+            if previous == 0:
+                created.append(event_id)
+            if count > MAX_ALERTS_PER_EVENT:
+                room = max(MAX_ALERTS_PER_EVENT - previous, 0)
+                kept, overflow = group.alerts[:room], group.alerts[room:]
+                continuation_id = _seal_and_continue(event_id, group, overflow, now)
+                links += [(event_id, a) for a in kept] + [(continuation_id, a) for a in overflow]
+                overflowing.append(event_id)
+                created.append(continuation_id)
+                touched += [event_id, continuation_id]
+            else:
+                links += [(event_id, a) for a in group.alerts]
+                touched.append(event_id)
+
+        db.insert_on_conflict(
+            EventAlert,
+            [{"event_id": e, "alert_id": a.id} for e, a in links],
+            conflict_fields=["event_id", "alert_id"],
+        )
+        Assets = SecurityEvent.affected_assets.through
+        asset_links = sorted({(e, a.asset_id) for e, a in links if a.asset_id})
+        db.insert_on_conflict(
+            Assets,
+            [{"securityevent_id": e, "asset_id": a} for e, a in asset_links],
+            conflict_fields=["securityevent_id", "asset_id"],
+        )
+        for event_id in overflowing:
+            _refresh_totals(event_id)
+        EventStatusChange.objects.bulk_create(
+            EventStatusChange(event_id=e, from_status="", to_status=EventStatus.UNHANDLED,
+                              note="Opened by the aggregation pipeline.")
+            for e in created
+        )
+        Alert.objects.filter(id__in=[a.id for a, _ in facts]).update(processed_at=now)
+
+        if touched:
+            event_ids = sorted(set(touched))
+            transaction.on_commit(
+                lambda: events_aggregated.send(sender=SecurityEvent, event_ids=event_ids),
+                robust=True,
+            )
+    return sorted(set(touched))
+
+
+def stale_unprocessed_alert_ids(older_than: timedelta, limit: int) -> list[int]:
+    """Alerts whose pipeline task never completed (lost message, crashed worker)."""
+    cutoff = timezone.now() - older_than
+    return list(
+        Alert.objects.filter(processed_at__isnull=True, received_at__lt=cutoff)
+        .order_by("received_at")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+# --- status -------------------------------------------------------------------
+
+
+def _set_status(event: SecurityEvent, status: str, *, user, note: str) -> SecurityEvent:
+    with transaction.atomic():
+        locked = SecurityEvent.objects.select_for_update().get(pk=event.pk)
+        if locked.status == status:
+            return locked
+        previous = locked.status
+        locked.status = status
+        try:
+            with transaction.atomic():
+                locked.save(update_fields=["status", "updated_at"])
+        except IntegrityError:
+            raise EventStatusError(
+                "Another Unhandled event already collects this group's new alerts; "
+                "handle that event instead of reopening this one."
+            ) from None
+        EventStatusChange.objects.create(
+            event=locked, from_status=previous, to_status=status, changed_by=user, note=note
+        )
+    event.status = locked.status
+    return locked
+
+
+def change_event_status(event: SecurityEvent, status: str, *, user=None, note: str = "") -> SecurityEvent:
+    """An analyst's status change. Failed is never set by hand."""
+    if status not in EventStatus.manually_settable():
+        raise EventStatusError(
+            "Failed is set only when a handling action fails."
+            if status == EventStatus.FAILED
+            else f"Unknown status {status!r}."
+        )
+    return _set_status(event, status, user=user, note=note)
+
+
+def mark_event_failed(event: SecurityEvent, *, note: str) -> SecurityEvent:
+    """The system's own path: a handling action for the event failed."""
+    return _set_status(event, EventStatus.FAILED, user=None, note=note)
+
+
+def grouping_explanation(event: SecurityEvent) -> str:
+    """Why these alerts are together, e.g. "same attacker IP 203.0.113.7 within 24 h"."""
+    fields = (event.group_values or {}).get("fields", {})
+    window = (event.group_values or {}).get("window_seconds", event.rule.window_seconds)
+    if list(fields) == ["alert"]:
+        return "a single alert that opens an event on its own"
+    parts = [f"same {GROUPING_FIELDS[k].label if k in GROUPING_FIELDS else k} {v}" for k, v in fields.items()]
+    return f"{' and '.join(parts)} within {describe_window(window)}"
+
+
+# --- retention ----------------------------------------------------------------
+
+
+@dataclass
+class PurgeResult:
+    events: int = 0
+    alerts: int = 0
+    logs: int = 0
+
+
+def _delete_in_batches(queryset, batch_size: int) -> int:
+    deleted = 0
+    while True:
+        ids = list(queryset.values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        with transaction.atomic():
+            queryset.model.objects.filter(id__in=ids).delete()
+        deleted += len(ids)
+
+
+def purge_expired(*, days: int | None = None, batch_size: int = 1_000, now=None) -> PurgeResult:
+    """Delete events, alerts and logs older than the retention period, in bounded batches."""
+    days = days or settings.EVENT_RETENTION_DAYS
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    return PurgeResult(
+        events=_delete_in_batches(SecurityEvent.objects.filter(last_occurred_at__lt=cutoff), batch_size),
+        alerts=_delete_in_batches(Alert.objects.filter(occurred_at__lt=cutoff), batch_size),
+        logs=_delete_in_batches(LogRecord.objects.filter(time__lt=cutoff), batch_size),
+    )
+
+
+
+# --- custom aggregation rules ---------------------------------------------------
+
+
+class RuleValidationError(Exception):
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class PredefinedRuleError(Exception):
+    """Predefined rules can be enabled or disabled, not edited or deleted."""
+
+
+def save_custom_rule(organisation, data: dict, rule: AggregationRule | None = None) -> AggregationRule:
+    """Create or update a custom rule of ``organisation`` from form-shaped data."""
+    from events.forms import AggregationRuleForm
+
+    if rule is not None and rule.is_predefined:
+        raise PredefinedRuleError("Predefined rules cannot be edited; disable it and add your own.")
+    form = AggregationRuleForm(data, instance=rule)
+    if not form.is_valid():
+        raise RuleValidationError({k: [str(m) for m in v] for k, v in form.errors.items()})
+    saved = form.save(commit=False)
+    saved.organisation = organisation
+    if not saved.key:
+        saved.key = f"custom-{uuid.uuid4().hex[:12]}"
+    saved.save()
+    return saved
+
+
+def set_rule_enabled(rule: AggregationRule, enabled: bool, organisation) -> None:
+    """Switch a rule on or off for ``organisation``.
+
+    A custom rule belongs to the organisation and is switched itself; a
+    predefined rule is shared, so only this organisation's opt-out changes.
+    """
+    if rule.is_predefined:
+        if enabled:
+            rule.disabled_by.remove(organisation)
+        else:
+            rule.disabled_by.add(organisation)
+        return
+    if rule.organisation_id != organisation.id:
+        raise PredefinedRuleError("The rule belongs to another organisation.")
+    rule.enabled = enabled
+    rule.save(update_fields=["enabled", "updated_at"])
+
+
+def delete_custom_rule(rule: AggregationRule) -> None:
+    if rule.is_predefined:
+        raise PredefinedRuleError("Predefined rules cannot be deleted; disable it instead.")
+    if rule.events.exists():
+        # Events keep their rule for "why grouped"; retire the rule instead.
+        rule.enabled = False
+        rule.save(update_fields=["enabled", "updated_at"])
+        return
+    rule.delete()

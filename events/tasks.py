@@ -1,0 +1,46 @@
+"""Celery entry points of the pipeline. Thin: the work is in events.services."""
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.db import OperationalError, transaction
+
+from events import services
+
+PIPELINE_TASK_OPTIONS = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    # Only errors a retry can cure: lock timeouts, dropped connections.
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "max_retries": 8,
+}
+
+
+@shared_task(name="events.process_alert_batch", **PIPELINE_TASK_OPTIONS)
+def process_alert_batch(alert_ids: list[int]) -> int:
+    return len(services.process_alerts(alert_ids))
+
+
+def enqueue_alert_batch(alert_ids: list[int]) -> None:
+    """Queue the pipeline for stored alerts once their transaction commits.
+
+    ``robust``: a broker outage must not turn a committed ingestion into an
+    error; the sweeper below picks up alerts whose task never ran.
+    """
+    transaction.on_commit(lambda: process_alert_batch.delay(list(alert_ids)), robust=True)
+
+
+@shared_task(name="events.requeue_unprocessed_alerts", acks_late=True, expires=120)
+def requeue_unprocessed_alerts(older_than_seconds: int = 120, batch_size: int = 1_000) -> int:
+    ids = services.stale_unprocessed_alert_ids(timedelta(seconds=older_than_seconds), 20 * batch_size)
+    for start in range(0, len(ids), batch_size):
+        process_alert_batch.delay(ids[start : start + batch_size])
+    return len(ids)
+
+
+@shared_task(name="events.purge_expired", acks_late=True, expires=3600)
+def purge_expired() -> dict:
+    result = services.purge_expired()
+    return {"events": result.events, "alerts": result.alerts, "logs": result.logs}

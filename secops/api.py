@@ -1,0 +1,64 @@
+"""The HTTP API root: authentication by API key and the routers of each app.
+
+OpenAPI document: /api/v1/openapi.json, browsable at /api/v1/docs.
+"""
+
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError
+from ninja.security import HttpBearer
+
+from secops import services
+
+
+class ApiKeyAuth(HttpBearer):
+    """``Authorization: Bearer <key>``; puts the key's scope on ``request.scope``."""
+
+    def authenticate(self, request, token):
+        api_key = services.authenticate_api_key(token)
+        if api_key is None:
+            return None
+        request.api_key = api_key
+        request.scope = services.scope_for_api_key(api_key)
+        return api_key
+
+
+api = NinjaAPI(
+    title="SecOps Console API",
+    version="1",
+    urls_namespace="api",
+    auth=ApiKeyAuth(),
+    description="Ingestion of alerts and logs, aggregation rules. Authenticate with an API key "
+    "(`manage.py create_api_key`, or the Data Sources page) as `Authorization: Bearer <key>`.",
+)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthorised(request, exc):
+    return api.create_response(
+        request, {"detail": "Missing, unknown or revoked API key."}, status=401
+    )
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc):
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+
+def _add_routers():
+    from alerts.api import router as ingestion_router
+    from events.api import router as events_router
+
+    api.add_router("/", ingestion_router)
+    api.add_router("/", events_router)
+
+
+_add_routers()
+
+
+def urlpatterns():
+    """The API's URL patterns, exempt from the console's login requirement
+    (they authenticate with API keys instead)."""
+    patterns, app_name, namespace = api.urls
+    for pattern in patterns:
+        pattern.callback.login_required = False
+    return patterns, app_name, namespace
