@@ -5,7 +5,16 @@ from alerts.models import Alert, AlertEntity, Asset, Entity, LogRecord
 
 @admin.register(Asset)
 class AssetAdmin(admin.ModelAdmin):
-    list_display = ["name", "uuid", "instance_id", "account", "public_ip", "private_ip", "os", "region"]
+    list_display = [
+        "name",
+        "uuid",
+        "instance_id",
+        "account",
+        "public_ip",
+        "private_ip",
+        "os",
+        "region",
+    ]
     list_filter = ["region", "account"]
     search_fields = ["name", "uuid", "instance_id", "public_ip", "private_ip"]
 

@@ -72,7 +72,9 @@ def _read_items(request, key: str) -> list:
         raise HttpError(400, f'Body must be a JSON object with a list under "{key}".')
     items = payload[key]
     if len(items) > services.MAX_BATCH_ITEMS:
-        raise HttpError(413, f"At most {services.MAX_BATCH_ITEMS} items per request ({len(items)} sent).")
+        raise HttpError(
+            413, f"At most {services.MAX_BATCH_ITEMS} items per request ({len(items)} sent)."
+        )
     return items
 
 
@@ -84,9 +86,13 @@ def _adapt(request, items: list, fmt: str | None, kind: str) -> tuple[list, list
 
     adapter = FORMATS.get(fmt)
     if adapter is None:
-        raise HttpError(400, f"Unknown format {fmt!r}; known: native, {', '.join(sorted(FORMATS))}.")
+        raise HttpError(
+            400, f"Unknown format {fmt!r}; known: native, {', '.join(sorted(FORMATS))}."
+        )
     if adapter.kind != kind:
-        raise HttpError(400, f"Format {fmt!r} carries {adapter.kind}s; send it to /api/v1/{adapter.kind}s.")
+        raise HttpError(
+            400, f"Format {fmt!r} carries {adapter.kind}s; send it to /api/v1/{adapter.kind}s."
+        )
     default_account = request.api_key.account.uid if request.api_key.account_id else None
     native, errors = [], []
     for index, record in enumerate(items):
@@ -140,4 +146,3 @@ def post_alerts(request, format: str | None = None, partial: bool = False):
 def post_logs(request, format: str | None = None, partial: bool = False):
     """Up to 5,000 log records or 10 MB. Resending a record stores nothing twice."""
     return _ingest(request, "logs", services.ingest_logs, format, partial, "log")
-

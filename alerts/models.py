@@ -64,7 +64,9 @@ class Asset(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["account", "uuid"], name="asset_unique_uuid_per_account")
+            models.UniqueConstraint(
+                fields=["account", "uuid"], name="asset_unique_uuid_per_account"
+            )
         ]
         indexes = [models.Index(fields=["account", "instance_id"], name="asset_instance_idx")]
 
@@ -123,7 +125,9 @@ class Alert(models.Model):
     )
     source = models.CharField(max_length=32, choices=AlertSource.choices)
     source_uuid = models.CharField(max_length=128)
-    type = models.CharField(max_length=64, help_text="The alert type, which is the whitelist scenario.")
+    type = models.CharField(
+        max_length=64, help_text="The alert type, which is the whitelist scenario."
+    )
     name = models.CharField(max_length=255)
     level = models.PositiveSmallIntegerField(choices=RiskLevel.choices)
     occurred_at = models.DateTimeField()
@@ -145,12 +149,16 @@ class Alert(models.Model):
     class Meta:
         constraints = [
             # Ingestion is idempotent on (source, source uuid).
-            models.UniqueConstraint(fields=["source", "source_uuid"], name="alert_unique_source_uuid")
+            models.UniqueConstraint(
+                fields=["source", "source_uuid"], name="alert_unique_source_uuid"
+            )
         ]
         indexes = [
             # The Alert page: newest first in scope, optionally by source/level/type.
             models.Index(fields=["account", "region", "-occurred_at"], name="alert_scope_time_idx"),
-            models.Index(fields=["account", "source", "-occurred_at"], name="alert_source_time_idx"),
+            models.Index(
+                fields=["account", "source", "-occurred_at"], name="alert_source_time_idx"
+            ),
             models.Index(fields=["account", "type", "-occurred_at"], name="alert_type_time_idx"),
             # Retention deletes by age.
             models.Index(fields=["occurred_at"], name="alert_occurred_idx"),
@@ -173,9 +181,14 @@ class AlertEntity(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["alert", "entity", "role"], name="alert_entity_role_unique")
+            models.UniqueConstraint(
+                fields=["alert", "entity", "role"], name="alert_entity_role_unique"
+            )
         ]
         indexes = [models.Index(fields=["entity", "alert"], name="alert_entity_by_entity_idx")]
+
+    def __str__(self):
+        return f"{self.get_role_display()} {self.entity_id} of alert {self.alert_id}"
 
 
 class LogRecord(models.Model):
@@ -200,7 +213,9 @@ class LogRecord(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["account", "digest"], name="log_unique_content_per_account")
+            models.UniqueConstraint(
+                fields=["account", "digest"], name="log_unique_content_per_account"
+            )
         ]
         indexes = [
             # Source tracing reads one host's logs around the alerts' times.
@@ -208,6 +223,9 @@ class LogRecord(models.Model):
             models.Index(fields=["account", "log_type", "time"], name="log_type_time_idx"),
             models.Index(fields=["time"], name="log_time_idx"),
         ]
+
+    def __str__(self):
+        return f"{self.log_type} log on {self.host_uuid} at {self.time:%Y-%m-%d %H:%M:%S}"
 
     @staticmethod
     def digest_for(log_type: str, host_uuid: str, time, fields: dict) -> str:
@@ -217,9 +235,6 @@ class LogRecord(models.Model):
             default=str,
         )
         return hashlib.sha1(canonical.encode(), usedforsecurity=False).hexdigest()
-
-    def __str__(self):
-        return f"{self.log_type} log on {self.host_uuid} at {self.time:%Y-%m-%d %H:%M:%S}"
 
 
 class IngestionKind(models.TextChoices):
@@ -247,6 +262,9 @@ class IngestionStat(models.Model):
             )
         ]
 
+    def __str__(self):
+        return f"{self.count} {self.kind}s of {self.source} on {self.day}"
+
 
 class IngestionRejectionQuerySet(models.QuerySet):
     def in_scope(self, scope):
@@ -264,7 +282,11 @@ class IngestionRejection(models.Model):
         "secops.Organisation", on_delete=models.CASCADE, related_name="ingestion_rejections"
     )
     account = models.ForeignKey(
-        Account, on_delete=models.CASCADE, null=True, blank=True, related_name="ingestion_rejections"
+        Account,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="ingestion_rejections",
     )
     kind = models.CharField(max_length=8, choices=IngestionKind.choices)
     source = models.CharField(max_length=32, blank=True)
@@ -277,4 +299,9 @@ class IngestionRejection(models.Model):
     objects = IngestionRejectionQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["organisation", "-created_at"], name="rejection_recent_idx")]
+        indexes = [
+            models.Index(fields=["organisation", "-created_at"], name="rejection_recent_idx")
+        ]
+
+    def __str__(self):
+        return f"item {self.index}: {self.field} {self.message}"

@@ -74,9 +74,16 @@ def _ip(value: Any) -> str | None:
 Time = Annotated[datetime, BeforeValidator(_parse_time)]
 Text = Annotated[str | None, BeforeValidator(_blank_to_none), BeforeValidator(_cut)]
 IP = Annotated[str | None, BeforeValidator(_ip)]
-Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+Key = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$"),
+]
 Uid = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{6,32}$")]
-Hex = Annotated[str | None, BeforeValidator(_blank_to_none), BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)]
+Hex = Annotated[
+    str | None,
+    BeforeValidator(_blank_to_none),
+    BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
+]
 
 
 class _Strict(BaseModel):
@@ -243,7 +250,9 @@ class LoginLogIn(_LogBase):
 class FileLogIn(_LogBase):
     type: Literal["file"]
     path: Text = None
-    operation: Literal["create", "write", "delete", "execute", "chmod", "rename", "read"] | None = None
+    operation: Literal["create", "write", "delete", "execute", "chmod", "rename", "read"] | None = (
+        None
+    )
     pid: Pid = None
     process_path: Text = None
     hash: Hex = None

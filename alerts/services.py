@@ -91,7 +91,11 @@ def _check_accounts(valid, accounts, errors) -> list:
     for index, item in valid:
         if item.account not in accounts:
             errors.append(
-                _error(index, "account", f"account {item.account} is unknown or not in this key's scope")
+                _error(
+                    index,
+                    "account",
+                    f"account {item.account} is unknown or not in this key's scope",
+                )
             )
         else:
             kept.append((index, item))
@@ -127,8 +131,14 @@ def _region(cloud_region: str | None, account: Account) -> str:
 
 def _record_stats(kind: str, counts: dict[tuple[int, str], int], now: datetime) -> None:
     rows = [
-        {"account_id": account_id, "kind": kind, "source": source, "day": now.date(),
-         "count": n, "last_received_at": now}
+        {
+            "account_id": account_id,
+            "kind": kind,
+            "source": source,
+            "day": now.date(),
+            "count": n,
+            "last_received_at": now,
+        }
         for (account_id, source), n in sorted(counts.items())
     ]
     db.insert_on_conflict(
@@ -145,36 +155,45 @@ def _record_stats(kind: str, counts: dict[tuple[int, str], int], now: datetime) 
 # --- alerts -------------------------------------------------------------------
 
 
-def _upsert_assets(assets: dict[tuple[int, str], tuple[AssetIn, Account]]) -> dict[tuple[int, str], int]:
+def _upsert_assets(
+    assets: dict[tuple[int, str], tuple[AssetIn, Account]],
+) -> dict[tuple[int, str], int]:
     """Create or refresh the batch's assets; returns (account id, uuid) -> asset id.
 
     A field the alert leaves empty never blanks a known value.
     """
     rows = []
     for (account_id, uuid), (asset, account) in sorted(assets.items()):
-        rows.append({
-            "account_id": account_id,
-            "uuid": uuid,
-            "instance_id": asset.instance_id or "",
-            "name": asset.name or "",
-            "public_ip": asset.public_ip,
-            "private_ip": asset.private_ip,
-            "os": asset.os or "",
-            "cloud_region": asset.region or "",
-            "region": _region(asset.region, account),
-            "created_at": timezone.now(),
-        })
+        rows.append(
+            {
+                "account_id": account_id,
+                "uuid": uuid,
+                "instance_id": asset.instance_id or "",
+                "name": asset.name or "",
+                "public_ip": asset.public_ip,
+                "private_ip": asset.private_ip,
+                "os": asset.os or "",
+                "cloud_region": asset.region or "",
+                "region": _region(asset.region, account),
+                "created_at": timezone.now(),
+            }
+        )
     keep = {
         name: f"COALESCE(NULLIF({db.excluded(Asset, name)}, ''), {db.existing(Asset, name)})"
         for name in ("instance_id", "name", "os", "cloud_region")
     }
-    keep.update({
-        name: f"COALESCE({db.excluded(Asset, name)}, {db.existing(Asset, name)})"
-        for name in ("public_ip", "private_ip")
-    })
+    keep.update(
+        {
+            name: f"COALESCE({db.excluded(Asset, name)}, {db.existing(Asset, name)})"
+            for name in ("public_ip", "private_ip")
+        }
+    )
     keep["region"] = db.excluded(Asset, "region")
     returned = db.insert_on_conflict(
-        Asset, rows, conflict_fields=["account_id", "uuid"], update=keep,
+        Asset,
+        rows,
+        conflict_fields=["account_id", "uuid"],
+        update=keep,
         returning=["id", "account_id", "uuid"],
     )
     return {(account_id, uuid): pk for pk, account_id, uuid in returned}
@@ -187,8 +206,12 @@ def _upsert_entities(entities: dict[tuple[int, str, str], dict]) -> dict[tuple[i
         rows,
         conflict_fields=["account_id", "type", "digest"],
         update={
-            "first_seen_at": db.least(db.existing(Entity, "first_seen_at"), db.excluded(Entity, "first_seen_at")),
-            "last_seen_at": db.greatest(db.existing(Entity, "last_seen_at"), db.excluded(Entity, "last_seen_at")),
+            "first_seen_at": db.least(
+                db.existing(Entity, "first_seen_at"), db.excluded(Entity, "first_seen_at")
+            ),
+            "last_seen_at": db.greatest(
+                db.existing(Entity, "last_seen_at"), db.excluded(Entity, "last_seen_at")
+            ),
             "malicious": f"({db.existing(Entity, 'malicious')} OR {db.excluded(Entity, 'malicious')})",
         },
         returning=["id", "account_id", "type", "digest"],
@@ -222,35 +245,44 @@ def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> Ingest
         for item in unique.values():
             if item.asset:
                 account = accounts[item.account]
-                assets[(account.id, item.asset.uuid or item.asset.instance_id)] = (item.asset, account)
+                assets[(account.id, item.asset.uuid or item.asset.instance_id)] = (
+                    item.asset,
+                    account,
+                )
         asset_ids = _upsert_assets(assets)
         asset_regions = {key: _region(a.region, acc) for key, (a, acc) in assets.items()}
 
         alert_rows = []
         for item in unique.values():
             account = accounts[item.account]
-            asset_key = (account.id, item.asset.uuid or item.asset.instance_id) if item.asset else None
-            alert_rows.append({
-                "account_id": account.id,
-                "asset_id": asset_ids.get(asset_key) if asset_key else None,
-                "source": item.source,
-                "source_uuid": item.uuid,
-                "type": item.type,
-                "name": item.name,
-                "level": int(item.level),
-                "occurred_at": item.occurred_at,
-                "received_at": now,
-                "region": asset_regions[asset_key] if asset_key else account.home_region,
-                "tactic": (item.attck.tactic or "") if item.attck else "",
-                "technique": (item.attck.technique or "") if item.attck else "",
-                "description": item.description,
-                "exceptions": item.exceptions,
-                "raw": item.raw,
-                "whitelisted": False,
-                "processed_at": None,
-            })
+            asset_key = (
+                (account.id, item.asset.uuid or item.asset.instance_id) if item.asset else None
+            )
+            alert_rows.append(
+                {
+                    "account_id": account.id,
+                    "asset_id": asset_ids.get(asset_key) if asset_key else None,
+                    "source": item.source,
+                    "source_uuid": item.uuid,
+                    "type": item.type,
+                    "name": item.name,
+                    "level": int(item.level),
+                    "occurred_at": item.occurred_at,
+                    "received_at": now,
+                    "region": asset_regions[asset_key] if asset_key else account.home_region,
+                    "tactic": (item.attck.tactic or "") if item.attck else "",
+                    "technique": (item.attck.technique or "") if item.attck else "",
+                    "description": item.description,
+                    "exceptions": item.exceptions,
+                    "raw": item.raw,
+                    "whitelisted": False,
+                    "processed_at": None,
+                }
+            )
         inserted = db.insert_on_conflict(
-            Alert, alert_rows, conflict_fields=["source", "source_uuid"],
+            Alert,
+            alert_rows,
+            conflict_fields=["source", "source_uuid"],
             returning=["id", "source", "source_uuid"],
         )
         new_ids = {(source, uuid): pk for pk, source, uuid in inserted}
@@ -271,10 +303,14 @@ def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> Ingest
                 row = entity_rows.get(entity_key)
                 if row is None:
                     entity_rows[entity_key] = {
-                        "account_id": account.id, "type": entity.type, "value": value,
-                        "digest": digest, "attributes": entity.attributes(),
+                        "account_id": account.id,
+                        "type": entity.type,
+                        "value": value,
+                        "digest": digest,
+                        "attributes": entity.attributes(),
                         "malicious": entity.role == "attacker",
-                        "first_seen_at": item.occurred_at, "last_seen_at": item.occurred_at,
+                        "first_seen_at": item.occurred_at,
+                        "last_seen_at": item.occurred_at,
                     }
                 else:
                     row["first_seen_at"] = min(row["first_seen_at"], item.occurred_at)
@@ -331,18 +367,31 @@ def ingest_logs(items: list, *, scope: Scope, partial: bool = False) -> IngestRe
         rows: dict[tuple[int, str], dict] = {}
         for _, item in valid:
             account = accounts[item.account]
-            asset_id, region = known_assets.get((account.id, item.host_uuid), (None, account.home_region))
+            asset_id, region = known_assets.get(
+                (account.id, item.host_uuid), (None, account.home_region)
+            )
             typed, raw = item.split_fields()
             if raw:
                 typed["raw"] = raw
             digest = LogRecord.digest_for(item.type, item.host_uuid, item.time, typed)
-            rows.setdefault((account.id, digest), {
-                "account_id": account.id, "asset_id": asset_id, "host_uuid": item.host_uuid,
-                "log_type": item.type, "time": item.time, "received_at": now, "region": region,
-                "fields": typed, "digest": digest,
-            })
+            rows.setdefault(
+                (account.id, digest),
+                {
+                    "account_id": account.id,
+                    "asset_id": asset_id,
+                    "host_uuid": item.host_uuid,
+                    "log_type": item.type,
+                    "time": item.time,
+                    "received_at": now,
+                    "region": region,
+                    "fields": typed,
+                    "digest": digest,
+                },
+            )
         inserted = db.insert_on_conflict(
-            LogRecord, list(rows.values()), conflict_fields=["account_id", "digest"],
+            LogRecord,
+            list(rows.values()),
+            conflict_fields=["account_id", "digest"],
             returning=["id", "account_id", "log_type"],
         )
         stats: dict[tuple[int, str], int] = defaultdict(int)

@@ -9,7 +9,11 @@ from events.services import _PLACEHOLDER
 from secops.enums import RiskLevel
 
 KNOWN_PLACEHOLDERS = {key for key, _ in GROUPING_CHOICES} | {
-    "alert_name", "alert_type", "source", "asset_name", "attacker_ip",
+    "alert_name",
+    "alert_type",
+    "source",
+    "asset_name",
+    "attacker_ip",
 }
 MIN_WINDOW, MAX_WINDOW = 60, 30 * 24 * 3600
 
@@ -18,11 +22,16 @@ class AggregationRuleForm(forms.ModelForm):
     """A custom aggregation rule; used by the Detection Rules page and the API."""
 
     match_sources = forms.MultipleChoiceField(
-        choices=AlertSource.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        choices=AlertSource.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: alerts of every source.",
     )
     match_levels = forms.TypedMultipleChoiceField(
-        choices=RiskLevel.choices, coerce=int, required=False, widget=forms.CheckboxSelectMultiple,
+        choices=RiskLevel.choices,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: every level.",
     )
     match_types = forms.CharField(
@@ -31,20 +40,32 @@ class AggregationRuleForm(forms.ModelForm):
         "Empty: every type.",
     )
     group_by = forms.MultipleChoiceField(
-        choices=GROUPING_CHOICES, widget=forms.CheckboxSelectMultiple,
+        choices=GROUPING_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
         help_text=f"One to {MAX_GROUP_FIELDS} fields whose values the alerts must share.",
     )
     risk = forms.TypedChoiceField(
-        choices=[("", "Highest level of its alerts")] + list(RiskLevel.choices),
-        coerce=int, empty_value=None, required=False,
+        choices=[("", "Highest level of its alerts"), *RiskLevel.choices],
+        coerce=int,
+        empty_value=None,
+        required=False,
     )
 
     class Meta:
         model = AggregationRule
         fields = [
-            "name", "description", "enabled", "match_sources", "match_types", "match_levels",
-            "name_pattern", "group_by", "window_seconds", "event_name_template",
-            "event_description_template", "risk",
+            "name",
+            "description",
+            "enabled",
+            "match_sources",
+            "match_types",
+            "match_levels",
+            "name_pattern",
+            "group_by",
+            "window_seconds",
+            "event_name_template",
+            "event_description_template",
+            "risk",
         ]
 
     def __init__(self, *args, **kwargs):

@@ -46,7 +46,9 @@ class GroupingField:
 
 
 def _file_hash(alert: AlertFacts):
-    return alert.entity_value("file", attribute="sha256") or alert.entity_value("file", attribute="md5")
+    return alert.entity_value("file", attribute="sha256") or alert.entity_value(
+        "file", attribute="md5"
+    )
 
 
 GROUPING_FIELDS: dict[str, GroupingField] = {

@@ -24,9 +24,7 @@ class EventStatus(models.TextChoices):
 
 # An event in any of these states no longer takes new alerts: the next matching
 # alert opens a new event (the product's rule).
-CLOSED_TO_NEW_ALERTS = frozenset(
-    {EventStatus.HANDLING, EventStatus.HANDLED, EventStatus.FAILED}
-)
+CLOSED_TO_NEW_ALERTS = frozenset({EventStatus.HANDLING, EventStatus.HANDLED, EventStatus.FAILED})
 
 
 class AggregationRuleQuerySet(models.QuerySet):
@@ -48,7 +46,11 @@ class AggregationRule(models.Model):
 
     key = models.SlugField(max_length=64, help_text="Stable identifier of a predefined rule.")
     organisation = models.ForeignKey(
-        Organisation, on_delete=models.CASCADE, null=True, blank=True, related_name="aggregation_rules"
+        Organisation,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="aggregation_rules",
     )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -157,9 +159,15 @@ class SecurityEvent(models.Model):
         indexes = [
             # The Security Event Handling list: scope + region, newest first,
             # each with the single filter it serves.
-            models.Index(fields=["account", "region", "-last_occurred_at"], name="event_scope_time_idx"),
-            models.Index(fields=["account", "risk", "-last_occurred_at"], name="event_risk_time_idx"),
-            models.Index(fields=["account", "status", "-last_occurred_at"], name="event_status_time_idx"),
+            models.Index(
+                fields=["account", "region", "-last_occurred_at"], name="event_scope_time_idx"
+            ),
+            models.Index(
+                fields=["account", "risk", "-last_occurred_at"], name="event_risk_time_idx"
+            ),
+            models.Index(
+                fields=["account", "status", "-last_occurred_at"], name="event_status_time_idx"
+            ),
             models.Index(fields=["account", "name"], name="event_name_idx"),
             # Retention deletes by age.
             models.Index(fields=["last_occurred_at"], name="event_last_occurred_idx"),
@@ -179,11 +187,16 @@ class EventAlert(models.Model):
         ]
         indexes = [models.Index(fields=["alert"], name="event_alert_by_alert_idx")]
 
+    def __str__(self):
+        return f"alert {self.alert_id} in event {self.event_id}"
+
 
 class EventStatusChange(models.Model):
     """One row per status transition: the event's history."""
 
-    event = models.ForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="status_changes")
+    event = models.ForeignKey(
+        SecurityEvent, on_delete=models.CASCADE, related_name="status_changes"
+    )
     from_status = models.CharField(max_length=16, choices=EventStatus.choices, blank=True)
     to_status = models.CharField(max_length=16, choices=EventStatus.choices)
     changed_by = models.ForeignKey(
@@ -194,3 +207,6 @@ class EventStatusChange(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"event {self.event_id}: {self.from_status or 'new'} -> {self.to_status}"

@@ -10,10 +10,10 @@ open two Unhandled events for one group.
 """
 
 import hashlib
-import uuid
 import json
 import logging
 import re
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -118,7 +118,8 @@ def _applicable_rules(organisation_ids) -> dict[int, list[CompiledRule]]:
             logger.warning("Aggregation rule %s has an invalid name pattern; skipped", rule.pk)
     return {
         org: [
-            c for c in compiled
+            c
+            for c in compiled
             if (c.rule.organisation_id is None and (org, c.rule.id) not in disabled)
             or c.rule.organisation_id == org
         ]
@@ -140,8 +141,18 @@ def _load_batch(alert_ids) -> list[tuple[AlertFacts, int]]:
         .select_related("asset", "account")
         .select_for_update(of=("self",), skip_locked=True)
         .only(
-            "id", "account_id", "region", "source", "type", "name", "level", "occurred_at",
-            "asset__id", "asset__uuid", "asset__name", "asset__public_ip",
+            "id",
+            "account_id",
+            "region",
+            "source",
+            "type",
+            "name",
+            "level",
+            "occurred_at",
+            "asset__id",
+            "asset__uuid",
+            "asset__name",
+            "asset__public_ip",
             "account__organisation_id",
         )
     )
@@ -153,18 +164,26 @@ def _load_batch(alert_ids) -> list[tuple[AlertFacts, int]]:
         entities[alert_id].append((etype, role, value, attributes or {}))
     facts = []
     for a in alerts:
-        facts.append((
-            AlertFacts(
-                id=a.id, account_id=a.account_id, region=a.region, source=a.source, type=a.type,
-                name=a.name, level=a.level, occurred_at=a.occurred_at,
-                asset_id=a.asset_id,
-                asset_uuid=a.asset.uuid if a.asset else None,
-                asset_name=(a.asset.name or a.asset.uuid) if a.asset else None,
-                asset_public_ip=a.asset.public_ip if a.asset else None,
-                entities=tuple(entities.get(a.id, ())),
-            ),
-            a.account.organisation_id,
-        ))
+        facts.append(
+            (
+                AlertFacts(
+                    id=a.id,
+                    account_id=a.account_id,
+                    region=a.region,
+                    source=a.source,
+                    type=a.type,
+                    name=a.name,
+                    level=a.level,
+                    occurred_at=a.occurred_at,
+                    asset_id=a.asset_id,
+                    asset_uuid=a.asset.uuid if a.asset else None,
+                    asset_name=(a.asset.name or a.asset.uuid) if a.asset else None,
+                    asset_public_ip=a.asset.public_ip if a.asset else None,
+                    entities=tuple(entities.get(a.id, ())),
+                ),
+                a.account.organisation_id,
+            )
+        )
     return facts
 
 
@@ -216,8 +235,11 @@ def _group_alerts(facts, rules_by_org) -> dict[tuple[int, int, str], _Group]:
             group = groups.get((alert.account_id, compiled.rule.id, key))
             if group is None:
                 group = groups[(alert.account_id, compiled.rule.id, key)] = _Group(
-                    account_id=alert.account_id, region=alert.region, rule=compiled.rule,
-                    key=key, values=values,
+                    account_id=alert.account_id,
+                    region=alert.region,
+                    rule=compiled.rule,
+                    key=key,
+                    values=values,
                     window_start=datetime.fromtimestamp(bucket * window, tz=UTC),
                 )
             group.alerts.append(alert)
@@ -265,8 +287,12 @@ def _upsert_events(groups: list[_Group], now) -> list[tuple[int, int, int, str, 
         conflict_where=f"{db.column(E, 'status')} = 'unhandled'",
         update={
             "alert_count": f"{db.existing(E, 'alert_count')} + {db.excluded(E, 'alert_count')}",
-            "first_occurred_at": db.least(db.existing(E, "first_occurred_at"), db.excluded(E, "first_occurred_at")),
-            "last_occurred_at": db.greatest(db.existing(E, "last_occurred_at"), db.excluded(E, "last_occurred_at")),
+            "first_occurred_at": db.least(
+                db.existing(E, "first_occurred_at"), db.excluded(E, "first_occurred_at")
+            ),
+            "last_occurred_at": db.greatest(
+                db.existing(E, "last_occurred_at"), db.excluded(E, "last_occurred_at")
+            ),
             "risk": db.greatest(db.existing(E, "risk"), db.excluded(E, "risk")),
             "updated_at": db.excluded(E, "updated_at"),
         },
@@ -285,7 +311,9 @@ def _seal_and_continue(event_id: int, group: _Group, overflow: list, now) -> int
     SecurityEvent.objects.filter(id=event_id).update(group_key=sealed_key)
     row = _event_row(group, overflow, now, continues_id=event_id)
     ((continuation_id,),) = db.insert_on_conflict(
-        SecurityEvent, [row], conflict_fields=["account_id", "rule_id", "group_key"],
+        SecurityEvent,
+        [row],
+        conflict_fields=["account_id", "rule_id", "group_key"],
         conflict_where=f"{db.column(SecurityEvent, 'status')} = 'unhandled'",
     )
     return continuation_id
@@ -360,8 +388,12 @@ def process_alerts(alert_ids) -> list[int]:
         for event_id in overflowing:
             _refresh_totals(event_id)
         EventStatusChange.objects.bulk_create(
-            EventStatusChange(event_id=e, from_status="", to_status=EventStatus.UNHANDLED,
-                              note="Opened by the aggregation pipeline.")
+            EventStatusChange(
+                event_id=e,
+                from_status="",
+                to_status=EventStatus.UNHANDLED,
+                note="Opened by the aggregation pipeline.",
+            )
             for e in created
         )
         Alert.objects.filter(id__in=[a.id for a, _ in facts]).update(processed_at=now)
@@ -410,7 +442,9 @@ def _set_status(event: SecurityEvent, status: str, *, user, note: str) -> Securi
     return locked
 
 
-def change_event_status(event: SecurityEvent, status: str, *, user=None, note: str = "") -> SecurityEvent:
+def change_event_status(
+    event: SecurityEvent, status: str, *, user=None, note: str = ""
+) -> SecurityEvent:
     """An analyst's status change. Failed is never set by hand."""
     if status not in EventStatus.manually_settable():
         raise EventStatusError(
@@ -432,7 +466,10 @@ def grouping_explanation(event: SecurityEvent) -> str:
     window = (event.group_values or {}).get("window_seconds", event.rule.window_seconds)
     if list(fields) == ["alert"]:
         return "a single alert that opens an event on its own"
-    parts = [f"same {GROUPING_FIELDS[k].label if k in GROUPING_FIELDS else k} {v}" for k, v in fields.items()]
+    parts = [
+        f"same {GROUPING_FIELDS[k].label if k in GROUPING_FIELDS else k} {v}"
+        for k, v in fields.items()
+    ]
     return f"{' and '.join(parts)} within {describe_window(window)}"
 
 
@@ -462,11 +499,12 @@ def purge_expired(*, days: int | None = None, batch_size: int = 1_000, now=None)
     days = days or settings.EVENT_RETENTION_DAYS
     cutoff = (now or timezone.now()) - timedelta(days=days)
     return PurgeResult(
-        events=_delete_in_batches(SecurityEvent.objects.filter(last_occurred_at__lt=cutoff), batch_size),
+        events=_delete_in_batches(
+            SecurityEvent.objects.filter(last_occurred_at__lt=cutoff), batch_size
+        ),
         alerts=_delete_in_batches(Alert.objects.filter(occurred_at__lt=cutoff), batch_size),
         logs=_delete_in_batches(LogRecord.objects.filter(time__lt=cutoff), batch_size),
     )
-
 
 
 # --- custom aggregation rules ---------------------------------------------------
@@ -482,7 +520,9 @@ class PredefinedRuleError(Exception):
     """Predefined rules can be enabled or disabled, not edited or deleted."""
 
 
-def save_custom_rule(organisation, data: dict, rule: AggregationRule | None = None) -> AggregationRule:
+def save_custom_rule(
+    organisation, data: dict, rule: AggregationRule | None = None
+) -> AggregationRule:
     """Create or update a custom rule of ``organisation`` from form-shaped data."""
     from events.forms import AggregationRuleForm
 

@@ -34,7 +34,9 @@ def enqueue_alert_batch(alert_ids: list[int]) -> None:
 
 @shared_task(name="events.requeue_unprocessed_alerts", acks_late=True, expires=120)
 def requeue_unprocessed_alerts(older_than_seconds: int = 120, batch_size: int = 1_000) -> int:
-    ids = services.stale_unprocessed_alert_ids(timedelta(seconds=older_than_seconds), 20 * batch_size)
+    ids = services.stale_unprocessed_alert_ids(
+        timedelta(seconds=older_than_seconds), 20 * batch_size
+    )
     for start in range(0, len(ids), batch_size):
         process_alert_batch.delay(ids[start : start + batch_size])
     return len(ids)

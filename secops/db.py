@@ -89,6 +89,7 @@ def insert_on_conflict(
             for row in chunk:
                 for name, field in zip(names, fields, strict=True):
                     params.append(field.get_db_prep_save(row[name], connection))
+            # Only identifiers from model metadata are interpolated; values are parameters.
             sql = (
                 f"INSERT INTO {table(model)} ({columns}) VALUES "
                 f"{', '.join([placeholder] * len(chunk))} "

@@ -15,7 +15,9 @@ class RegionGroup(models.TextChoices):
         home region decides.
         """
         if cloud_region:
-            return cls.CHINA if cloud_region.strip().lower().startswith("cn-") else cls.OUTSIDE_CHINA
+            return (
+                cls.CHINA if cloud_region.strip().lower().startswith("cn-") else cls.OUTSIDE_CHINA
+            )
         return cls(fallback)
 
 
@@ -33,8 +35,7 @@ class RiskLevel(models.IntegerChoices):
             return _RISK_WORDS[value.strip().lower()]
         except (KeyError, AttributeError):
             raise ValueError(
-                f"unknown level {value!r}: use high, medium, low "
-                "(or serious, suspicious, remind)"
+                f"unknown level {value!r}: use high, medium, low (or serious, suspicious, remind)"
             ) from None
 
 

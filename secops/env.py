@@ -66,7 +66,9 @@ def env_database(name: str, default: str) -> dict:
     try:
         config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     except ValueError as exc:  # unknown scheme, unparsable URL
-        raise ImproperlyConfigured(f"Environment variable {name} is not a database URL: {exc}")
+        raise ImproperlyConfigured(
+            f"Environment variable {name} is not a database URL: {exc}"
+        ) from None
     if config.get("ENGINE") not in (
         "django.db.backends.postgresql",
         "django.db.backends.sqlite3",
@@ -112,7 +114,8 @@ def env_email(name: str, default: str) -> dict:
             raise ImproperlyConfigured(f"Environment variable {name}: bad port.") from None
         settings.update(
             EMAIL_HOST=parsed.hostname,
-            EMAIL_PORT=port or (465 if parsed.scheme == "smtps" else 587 if "tls" in parsed.scheme else 25),
+            EMAIL_PORT=port
+            or (465 if parsed.scheme == "smtps" else 587 if "tls" in parsed.scheme else 25),
             EMAIL_HOST_USER=unquote(parsed.username or ""),
             EMAIL_HOST_PASSWORD=unquote(parsed.password or ""),
             EMAIL_USE_TLS=parsed.scheme == "smtp+tls",

@@ -30,7 +30,9 @@ class AccountQuerySet(ScopedQuerySet):
 class Account(models.Model):
     """A cloud account (the product's "Alibaba Cloud account")."""
 
-    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="accounts")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="accounts"
+    )
     uid = models.CharField(
         max_length=32,
         unique=True,
@@ -102,7 +104,9 @@ class ApiKey(models.Model):
     key) sees every account of the organisation.
     """
 
-    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="api_keys")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="api_keys"
+    )
     account = models.ForeignKey(
         Account, on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys"
     )

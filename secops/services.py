@@ -244,8 +244,12 @@ def create_api_key(
     prefix = secrets.token_hex(6)
     key = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     api_key = ApiKey.objects.create(
-        organisation=organisation, account=account, name=name[:100], prefix=prefix,
-        digest=_key_digest(key), created_by=created_by,
+        organisation=organisation,
+        account=account,
+        name=name[:100],
+        prefix=prefix,
+        digest=_key_digest(key),
+        created_by=created_by,
     )
     return api_key, key
 
@@ -256,7 +260,10 @@ def authenticate_api_key(key: str) -> ApiKey | None:
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         return None
     api_key = (
-        ApiKey.objects.active().select_related("organisation", "account").filter(prefix=parts[1]).first()
+        ApiKey.objects.active()
+        .select_related("organisation", "account")
+        .filter(prefix=parts[1])
+        .first()
     )
     if api_key is None or not hmac.compare_digest(api_key.digest, _key_digest(key)):
         return None
@@ -280,3 +287,21 @@ def scope_for_api_key(api_key: ApiKey) -> Scope:
 
 def revoke_api_key(api_key: ApiKey) -> None:
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+# --- permissions ----------------------------------------------------------------
+
+
+def can_manage(user, scope: Scope) -> bool:
+    """May change configuration (rules, API keys) in this scope: a global
+    administrator, or an administrator of the current account."""
+    membership = organisation_membership(user)
+    if membership is None:
+        return False
+    if membership.is_global_admin:
+        return True
+    if scope.is_global or scope.account_id is None:
+        return False
+    return AccountMembership.objects.filter(
+        user=user, account_id=scope.account_id, role=Role.ADMIN
+    ).exists()

@@ -14,6 +14,8 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("alerts.urls")),
+    path("", include("events.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urlpatterns()),
 ]

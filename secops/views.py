@@ -23,7 +23,11 @@ def healthz(request):
     broker = health.broker_state()
     status = 200 if database == "ok" else 503
     return JsonResponse(
-        {"status": "ok" if status == 200 else "unavailable", "database": database, "broker": broker},
+        {
+            "status": "ok" if status == 200 else "unavailable",
+            "database": database,
+            "broker": broker,
+        },
         status=status,
     )
 

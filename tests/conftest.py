@@ -41,10 +41,18 @@ class Tenancy:
 def tenancy(db) -> Tenancy:
     org = factories.make_organisation("Acme")
     other = factories.make_organisation("Umbrella")
-    a = factories.make_account(org, uid="1111111111111111", name="Acme Prod", region=RegionGroup.CHINA)
-    b = factories.make_account(org, uid="2222222222222222", name="Acme Intl", region=RegionGroup.OUTSIDE_CHINA)
-    c = factories.make_account(org, uid="3333333333333333", name="Acme Lab", region=RegionGroup.CHINA, managed=False)
-    x = factories.make_account(other, uid="9999999999999999", name="Umbrella Prod", region=RegionGroup.CHINA)
+    a = factories.make_account(
+        org, uid="1111111111111111", name="Acme Prod", region=RegionGroup.CHINA
+    )
+    b = factories.make_account(
+        org, uid="2222222222222222", name="Acme Intl", region=RegionGroup.OUTSIDE_CHINA
+    )
+    c = factories.make_account(
+        org, uid="3333333333333333", name="Acme Lab", region=RegionGroup.CHINA, managed=False
+    )
+    x = factories.make_account(
+        other, uid="9999999999999999", name="Umbrella Prod", region=RegionGroup.CHINA
+    )
     alice = factories.make_user(org, "alice", password=PASSWORD, accounts=[a], global_admin=True)
     bob = factories.make_user(org, "bob", password=PASSWORD, accounts=[a])
     charlie = factories.make_user(other, "charlie", password=PASSWORD, accounts=[x])

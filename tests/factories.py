@@ -29,9 +29,21 @@ def make_account(organisation, *, uid=None, name=None, region=RegionGroup.CHINA,
     )
 
 
-def make_user(organisation, username=None, *, password="correct-horse-9", accounts=(), global_admin=False, role=Role.ANALYST):
-    user = get_user_model().objects.create_user(username=username or f"user{next(_counter)}", password=password)
-    OrganisationMembership.objects.create(user=user, organisation=organisation, is_global_admin=global_admin)
+def make_user(
+    organisation,
+    username=None,
+    *,
+    password="correct-horse-9",
+    accounts=(),
+    global_admin=False,
+    role=Role.ANALYST,
+):
+    user = get_user_model().objects.create_user(
+        username=username or f"user{next(_counter)}", password=password
+    )
+    OrganisationMembership.objects.create(
+        user=user, organisation=organisation, is_global_admin=global_admin
+    )
     for account in accounts:
         AccountMembership.objects.create(user=user, account=account, role=role)
     return user
@@ -89,7 +101,9 @@ def make_event(account, *, rule=None, region=None, status=EventStatus.UNHANDLED,
         "region": region or account.home_region,
     }
     defaults.update(fields)
-    return SecurityEvent.objects.create(account=account, rule=rule or make_rule(), status=status, **defaults)
+    return SecurityEvent.objects.create(
+        account=account, rule=rule or make_rule(), status=status, **defaults
+    )
 
 
 def make_log_record(account, *, asset=None, region=None, **fields):

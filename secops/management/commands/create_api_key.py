@@ -33,5 +33,7 @@ class Command(BaseCommand):
         except services.ProvisioningError as exc:
             raise CommandError(str(exc)) from None
         scope = f"account {target.uid}" if target else f"organisation {org.name}"
-        self.stdout.write(f"Created API key {api_key.prefix} for {scope}. Store it now; it is not shown again:")
+        self.stdout.write(
+            f"Created API key {api_key.prefix} for {scope}. Store it now; it is not shown again:"
+        )
         self.stdout.write(secret)

@@ -1,0 +1,92 @@
+from datetime import timedelta
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Max, Sum
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from alerts.models import IngestionRejection, IngestionStat
+from secops import services
+from secops.models import Account, ApiKey, Organisation
+from secops.scope import get_in_scope_or_404
+
+STATS_DAYS = 14
+
+
+def _arrivals(scope):
+    """Per account and source: count per day over the last two weeks and the last arrival."""
+    today = timezone.localdate()
+    days = [today - timedelta(days=n) for n in range(STATS_DAYS - 1, -1, -1)]
+    stats = IngestionStat.objects.in_scope(scope).filter(day__gte=days[0])
+    per_day = {}
+    for account_id, kind, source, day, count in stats.values_list(
+        "account_id", "kind", "source", "day", "count"
+    ):
+        per_day.setdefault((account_id, kind, source), {})[day] = count
+    latest = (
+        IngestionStat.objects.in_scope(scope)
+        .values("account_id", "kind", "source")
+        .annotate(last=Max("last_received_at"), total=Sum("count"))
+    )
+    accounts = {a.id: a for a in Account.objects.in_scope(scope)}
+    rows = []
+    for row in latest.order_by("account_id", "kind", "source"):
+        key = (row["account_id"], row["kind"], row["source"])
+        counts = [per_day.get(key, {}).get(day, 0) for day in days]
+        rows.append(
+            {
+                "account": accounts.get(row["account_id"]),
+                "kind": row["kind"],
+                "source": row["source"],
+                "counts": counts,
+                "peak": max(counts) or 1,
+                "recent": sum(counts),
+                "last": row["last"],
+            }
+        )
+    return days, rows
+
+
+def data_sources(request, new_key=None):
+    scope = request.scope
+    days, rows = _arrivals(scope)
+    context = {
+        "days": days,
+        "arrivals": rows,
+        "rejections": IngestionRejection.objects.in_scope(scope)
+        .select_related("account")
+        .order_by("-created_at", "id")[:50],
+        "api_keys": ApiKey.objects.in_scope(scope).select_related("account", "created_by"),
+        "can_manage": services.can_manage(request.user, scope),
+        "new_key": new_key,
+    }
+    return render(request, "alerts/data_sources.html", context)
+
+
+@require_POST
+def create_api_key(request):
+    scope = request.scope
+    if not services.can_manage(request.user, scope):
+        raise PermissionDenied("Only administrators can create API keys.")
+    organisation = Organisation.objects.get(id=scope.organisation_id)
+    account = None if scope.is_global else Account.objects.in_scope(scope).get(id=scope.account_id)
+    api_key, secret = services.create_api_key(
+        organisation=organisation,
+        account=account,
+        name=request.POST.get("name", ""),
+        created_by=request.user,
+    )
+    messages.success(request, f"API key {api_key.name} created.")
+    return data_sources(request, new_key=secret)
+
+
+@require_POST
+def revoke_api_key(request, key_id: int):
+    api_key = get_in_scope_or_404(ApiKey, request.scope, id=key_id)
+    if not services.can_manage(request.user, request.scope):
+        raise PermissionDenied("Only administrators can revoke API keys.")
+    services.revoke_api_key(api_key)
+    messages.success(request, f"API key {api_key.name} ({api_key.prefix}…) revoked.")
+    return redirect("alerts:data_sources")
