@@ -78,11 +78,16 @@ def _read_items(request, key: str) -> list:
     return items
 
 
-def _adapt(request, items: list, fmt: str | None, kind: str) -> tuple[list, list[dict]]:
-    """Map cloud log-delivery formats onto the native format."""
+def _adapt(request, items: list, fmt: str | None, kind: str) -> tuple[list, list[dict], int]:
+    """Map cloud log-delivery formats onto the native format.
+
+    Returns the native items (None where an item was refused or skipped), the
+    errors, and how many records were skipped because they are not attacks
+    (plain WAF requests sent with format=waf are not alerts).
+    """
     if not fmt or fmt == "native":
-        return items, []
-    from alerts.adapters import FORMATS, AdapterError
+        return items, [], 0
+    from alerts.adapters import FORMATS, AdapterError, NotAnAttackRecord
 
     adapter = FORMATS.get(fmt)
     if adapter is None:
@@ -94,29 +99,37 @@ def _adapt(request, items: list, fmt: str | None, kind: str) -> tuple[list, list
             400, f"Format {fmt!r} carries {adapter.kind}s; send it to /api/v1/{adapter.kind}s."
         )
     default_account = request.api_key.account.uid if request.api_key.account_id else None
-    native, errors = [], []
+    native, errors, skipped = [], [], 0
     for index, record in enumerate(items):
         try:
             if not isinstance(record, dict):
                 raise AdapterError("", "each item must be a JSON object")
             native.append(adapter.to_native(record, default_account=default_account))
+        except NotAnAttackRecord:
+            skipped += 1
+            native.append(None)
         except AdapterError as exc:
             errors.append({"index": index, "field": exc.field, "message": exc.message})
             native.append(None)
-    return native, errors
+    return native, errors, skipped
 
 
 def _ingest(request, key: str, ingest, fmt, partial: bool, kind: str):
     items = _read_items(request, key)
-    native, adapter_errors = _adapt(request, items, fmt, kind)
+    native, adapter_errors, skipped = _adapt(request, items, fmt, kind)
     if adapter_errors and not partial:
-        return 422, {"accepted": 0, "duplicates": 0, "errors": adapter_errors}
+        return 422, {"accepted": 0, "duplicates": 0, "skipped": skipped, "errors": adapter_errors}
     kept = [(i, item) for i, item in enumerate(native) if item is not None]
     result = ingest([item for _, item in kept], scope=request.scope, partial=partial)
     # Report indexes of the request, not of the adapted sub-list.
     errors = adapter_errors + [{**e, "index": kept[e["index"]][0]} for e in result.errors]
     errors.sort(key=lambda e: e["index"])
-    body = {"accepted": result.accepted, "duplicates": result.duplicates, "errors": errors}
+    body = {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "skipped": skipped,
+        "errors": errors,
+    }
     if errors and not partial:
         return 422, body
     return 200, body

@@ -402,3 +402,17 @@ def ingest_logs(items: list, *, scope: Scope, partial: bool = False) -> IngestRe
     result.accepted = len(result.stored_ids)
     result.duplicates = len(valid) - result.accepted
     return result
+
+
+def exception_rows(exceptions: list) -> list[tuple[str, str]]:
+    """Associated exceptions as (name, value) rows, whatever shape the source used:
+    strings, ``{"name": ..., "value": ...}`` pairs or plain objects."""
+    rows = []
+    for item in exceptions or []:
+        if isinstance(item, dict) and "name" in item and "value" in item:
+            rows.append((str(item["name"]), str(item["value"])))
+        elif isinstance(item, dict):
+            rows.extend((str(k), str(v)) for k, v in item.items())
+        else:
+            rows.append(("", str(item)))
+    return rows

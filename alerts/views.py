@@ -1,3 +1,4 @@
+import json
 from datetime import timedelta
 
 from django.contrib import messages
@@ -7,8 +8,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from alerts.models import IngestionRejection, IngestionStat
-from secops import services
+from alerts import services
+from alerts.models import Alert, IngestionRejection, IngestionStat
+from secops import services as secops_services
 from secops.models import Account, ApiKey, Organisation
 from secops.scope import get_in_scope_or_404
 
@@ -59,7 +61,7 @@ def data_sources(request, new_key=None):
         .select_related("account")
         .order_by("-created_at", "id")[:50],
         "api_keys": ApiKey.objects.in_scope(scope).select_related("account", "created_by"),
-        "can_manage": services.can_manage(request.user, scope),
+        "can_manage": secops_services.can_manage(request.user, scope),
         "new_key": new_key,
     }
     return render(request, "alerts/data_sources.html", context)
@@ -68,11 +70,11 @@ def data_sources(request, new_key=None):
 @require_POST
 def create_api_key(request):
     scope = request.scope
-    if not services.can_manage(request.user, scope):
+    if not secops_services.can_manage(request.user, scope):
         raise PermissionDenied("Only administrators can create API keys.")
     organisation = Organisation.objects.get(id=scope.organisation_id)
     account = None if scope.is_global else Account.objects.in_scope(scope).get(id=scope.account_id)
-    api_key, secret = services.create_api_key(
+    api_key, secret = secops_services.create_api_key(
         organisation=organisation,
         account=account,
         name=request.POST.get("name", ""),
@@ -85,8 +87,24 @@ def create_api_key(request):
 @require_POST
 def revoke_api_key(request, key_id: int):
     api_key = get_in_scope_or_404(ApiKey, request.scope, id=key_id)
-    if not services.can_manage(request.user, request.scope):
+    if not secops_services.can_manage(request.user, request.scope):
         raise PermissionDenied("Only administrators can revoke API keys.")
-    services.revoke_api_key(api_key)
+    secops_services.revoke_api_key(api_key)
     messages.success(request, f"API key {api_key.name} ({api_key.prefix}…) revoked.")
     return redirect("alerts:data_sources")
+
+
+def alert_detail(request, alert_id: int):
+    alert = get_in_scope_or_404(
+        Alert.objects.select_related("account", "asset"), request.scope, id=alert_id
+    )
+    context = {
+        "alert": alert,
+        "events": alert.events.in_scope(request.scope).order_by("-id").only("id", "name"),
+        "entity_links": alert.entity_links.select_related("entity").order_by("role", "id"),
+        "exceptions": services.exception_rows(alert.exceptions),
+        # Pretty-printed here, escaped by the template: payloads are attacker-controlled.
+        "raw": json.dumps(alert.raw, indent=2, ensure_ascii=False, sort_keys=True),
+    }
+    template = "alerts/_alert_detail.html" if request.htmx else "alerts/alert_detail.html"
+    return render(request, template, context)

@@ -1,10 +1,12 @@
 import re
+from datetime import timedelta
 
 from django import forms
+from django.utils import timezone
 
 from alerts.models import AlertSource
 from events.grouping import GROUPING_CHOICES, MAX_GROUP_FIELDS
-from events.models import AggregationRule
+from events.models import AggregationRule, EventStatus
 from events.services import _PLACEHOLDER
 from secops.enums import RiskLevel
 
@@ -16,6 +18,8 @@ KNOWN_PLACEHOLDERS = {key for key, _ in GROUPING_CHOICES} | {
     "attacker_ip",
 }
 MIN_WINDOW, MAX_WINDOW = 60, 30 * 24 * 3600
+# Analysts see events of the last 180 days (the product's rule).
+EVENT_VISIBLE_DAYS = 180
 
 
 class AggregationRuleForm(forms.ModelForm):
@@ -122,3 +126,76 @@ class AggregationRuleForm(forms.ModelForm):
 
     def clean_event_description_template(self):
         return self._check_placeholders("event_description_template")
+
+
+OCCURRED_PRESETS = [
+    ("1d", "Last 24 hours", 1),
+    ("7d", "Last 7 days", 7),
+    ("30d", "Last 30 days", 30),
+    ("90d", "Last 90 days", 90),
+    ("180d", "Last 180 days", 180),
+    ("custom", "Custom range", None),
+]
+SORTS = {
+    "-last": ("-last_occurred_at", "Last occurred, newest first"),
+    "last": ("last_occurred_at", "Last occurred, oldest first"),
+    "-first": ("-first_occurred_at", "First occurred, newest first"),
+    "-risk": ("-risk", "Risk, highest first"),
+    "-alerts": ("-alert_count", "Most alerts first"),
+}
+
+
+class EventFilterForm(forms.Form):
+    """The Security Event Handling filters, read from the query string."""
+
+    occurred = forms.ChoiceField(
+        choices=[(k, label) for k, label, _ in OCCURRED_PRESETS], required=False, initial="7d"
+    )
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    risk = forms.TypedMultipleChoiceField(
+        choices=sorted(RiskLevel.choices, reverse=True),
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    status = forms.MultipleChoiceField(
+        choices=EventStatus.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    name = forms.CharField(required=False, max_length=200)
+    event_id = forms.IntegerField(required=False, min_value=1, label="Event ID")
+    asset = forms.CharField(required=False, max_length=64, label="Asset ID")
+    sort = forms.ChoiceField(
+        choices=[(k, label) for k, (_, label) in SORTS.items()], required=False, initial="-last"
+    )
+    page = forms.IntegerField(required=False, min_value=1)
+
+    @classmethod
+    def default_filters(cls) -> dict:
+        form = cls({})
+        form.is_valid()
+        return form.cleaned_data
+
+    def clean(self):
+        data = super().clean()
+        today = timezone.localdate()
+        oldest = today - timedelta(days=EVENT_VISIBLE_DAYS)
+        preset = data.get("occurred") or "7d"
+        if preset == "custom":
+            start, end = data.get("start"), data.get("end")
+            if not start or not end:
+                raise forms.ValidationError("A custom range needs a start and an end date.")
+            if start > end:
+                self.add_error("end", "The end date is before the start date.")
+            if start < oldest:
+                self.add_error(
+                    "start",
+                    f"Events are kept for {EVENT_VISIBLE_DAYS} days: start on {oldest} or later.",
+                )
+        else:
+            days = next(d for k, _, d in OCCURRED_PRESETS if k == preset)
+            data["start"], data["end"] = today - timedelta(days=days - 1), today
+        data["occurred"] = preset
+        data["sort"] = data.get("sort") or "-last"
+        data["page"] = data.get("page") or 1
+        return data

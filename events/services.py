@@ -20,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Min, Q
+from django.db.models import Count, Max, Min, Q
+from django.db.models.functions import TruncDate
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -34,6 +35,7 @@ from events.models import (
     SecurityEvent,
 )
 from secops import db
+from secops.enums import RiskLevel
 
 logger = logging.getLogger(__name__)
 
@@ -566,3 +568,136 @@ def delete_custom_rule(rule: AggregationRule) -> None:
         rule.save(update_fields=["enabled", "updated_at"])
         return
     rule.delete()
+
+
+# --- reading events for the pages ------------------------------------------------
+
+EVENTS_PER_PAGE = 20
+
+
+def _day_bounds(start, end):
+    tz = timezone.get_current_timezone()
+    begin = datetime.combine(start, datetime.min.time(), tzinfo=tz)
+    finish = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+    return begin, finish
+
+
+def filtered_events(scope, filters: dict):
+    """The events of the scope that match the Security Event Handling filters.
+
+    ``filters`` is the cleaned data of ``EventFilterForm``. An event is in a
+    date range when any part of it (first to last occurrence) falls inside.
+    """
+    from alerts.models import Asset
+
+    begin, finish = _day_bounds(filters["start"], filters["end"])
+    events = SecurityEvent.objects.in_scope(scope).filter(
+        last_occurred_at__gte=begin, first_occurred_at__lt=finish
+    )
+    if filters.get("risk"):
+        events = events.filter(risk__in=filters["risk"])
+    if filters.get("status"):
+        events = events.filter(status__in=filters["status"])
+    if filters.get("name"):
+        events = events.filter(name__icontains=filters["name"])
+    if filters.get("event_id"):
+        events = events.filter(id=filters["event_id"])
+    if filters.get("asset"):
+        assets = Asset.objects.in_scope(scope).filter(
+            Q(instance_id=filters["asset"]) | Q(uuid=filters["asset"])
+        )
+        events = events.filter(
+            id__in=SecurityEvent.affected_assets.through.objects.filter(asset__in=assets).values(
+                "securityevent_id"
+            )
+        )
+    return events
+
+
+@dataclass
+class Page:
+    items: list
+    number: int
+    has_previous: bool
+    has_next: bool
+
+
+def page_of(queryset, number: int, size: int = EVENTS_PER_PAGE) -> Page:
+    """One page without counting the whole result: fetch one row more than shown."""
+    offset = (number - 1) * size
+    rows = list(queryset[offset : offset + size + 1])
+    return Page(
+        items=rows[:size], number=number, has_previous=number > 1, has_next=len(rows) > size
+    )
+
+
+def event_counts(events) -> dict:
+    """Counts by risk and by status of a filtered event queryset (two grouped queries)."""
+    by_risk = dict(events.order_by().values_list("risk").annotate(n=Count("id")))
+    by_status = dict(events.order_by().values_list("status").annotate(n=Count("id")))
+    return {
+        "risk": [(level, by_risk.get(level.value, 0)) for level in sorted(RiskLevel, reverse=True)],
+        "status": [(status, by_status.get(status.value, 0)) for status in EventStatus],
+    }
+
+
+def new_events_per_day(events, start, end) -> list[dict]:
+    """New events (by first occurrence) per day and risk, for the chart."""
+    rows = (
+        events.order_by()
+        .annotate(day=TruncDate("first_occurred_at"))
+        .values_list("day", "risk")
+        .annotate(n=Count("id"))
+    )
+    counts = defaultdict(dict)
+    for day, risk, n in rows:
+        counts[day][risk] = n
+    days = []
+    day = start
+    while day <= end:
+        days.append(
+            {"day": day, **{r.label.lower(): counts[day].get(r.value, 0) for r in RiskLevel}}
+        )
+        day += timedelta(days=1)
+    return days
+
+
+# ATT&CK tactics in kill-chain order, for the Attack Timeline.
+ATTACK_STAGES = [
+    "Reconnaissance",
+    "Resource Development",
+    "Initial Access",
+    "Execution",
+    "Persistence",
+    "Privilege Escalation",
+    "Defense Evasion",
+    "Credential Access",
+    "Discovery",
+    "Lateral Movement",
+    "Collection",
+    "Command and Control",
+    "Exfiltration",
+    "Impact",
+]
+
+
+def timeline_stages(alerts) -> list[dict]:
+    """The event's alerts in time order, cut into consecutive runs of one ATT&CK stage.
+
+    Consecutive alerts of the same tactic form one stage; an alert without a
+    tactic joins an "Unclassified" run. The order stays chronological, so a
+    stage may appear twice when the attack went back to it.
+    """
+    stages: list[dict] = []
+    for alert in alerts:
+        tactic = alert.tactic or "Unclassified"
+        if not stages or stages[-1]["tactic"] != tactic:
+            stages.append(
+                {
+                    "tactic": tactic,
+                    "order": ATTACK_STAGES.index(tactic) + 1 if tactic in ATTACK_STAGES else None,
+                    "alerts": [],
+                }
+            )
+        stages[-1]["alerts"].append(alert)
+    return stages

@@ -5,6 +5,8 @@ from events import views
 app_name = "events"
 
 urlpatterns = [
+    path("events/", views.event_list, name="list"),
+    path("events/<int:event_id>/", views.event_detail, name="detail"),
     path("detection-rules/", views.rules, name="rules"),
     path("detection-rules/aggregation/new/", views.rule_form, name="rule_create"),
     path("detection-rules/aggregation/<int:rule_id>/", views.rule_form, name="rule_edit"),

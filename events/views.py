@@ -3,11 +3,11 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from alerts.models import AlertSource
+from alerts.models import Alert, AlertSource
 from events import services
-from events.forms import AggregationRuleForm
+from events.forms import SORTS, AggregationRuleForm, EventFilterForm
 from events.grouping import GROUPING_FIELDS, describe_window
-from events.models import AggregationRule
+from events.models import AggregationRule, SecurityEvent
 from secops import services as secops_services
 from secops.enums import RiskLevel
 from secops.models import Organisation
@@ -99,3 +99,125 @@ def rule_delete(request, rule_id: int):
     else:
         messages.success(request, f"“{rule.name}” removed.")
     return redirect("events:rules")
+
+
+# --- Security Event Handling -------------------------------------------------------
+
+
+def _chart(days: list[dict]) -> dict:
+    """Geometry of the stacked bar chart of new events per day (drawn as SVG)."""
+    width, height, pad = 1000, 150, 18
+    peak = max((d["high"] + d["medium"] + d["low"] for d in days), default=0) or 1
+    slot = (width - 2 * pad) / max(len(days), 1)
+    bars = []
+    for index, day in enumerate(days):
+        x = pad + index * slot
+        y = height - pad
+        stack = []
+        for risk in ("low", "medium", "high"):
+            h = (height - 2 * pad) * day[risk] / peak
+            if day[risk]:
+                stack.append(
+                    {
+                        "risk": risk,
+                        "x": round(x + 1, 1),
+                        "y": round(y - h, 1),
+                        "w": round(max(slot - 2, 1), 1),
+                        "h": round(h, 1),
+                    }
+                )
+            y -= h
+        bars.append(
+            {
+                "day": day,
+                "stack": stack,
+                "total": day["high"] + day["medium"] + day["low"],
+                "x": round(x, 1),
+                "label_x": round(x + slot / 2, 1),
+            }
+        )
+    step = max(1, len(days) // 8)
+    return {
+        "width": width,
+        "height": height,
+        "pad": pad,
+        "peak": peak,
+        "bars": bars,
+        "labels": bars[::step],
+    }
+
+
+def event_list(request):
+    form = EventFilterForm(request.GET)
+    filters = form.cleaned_data if form.is_valid() else EventFilterForm.default_filters()
+    events = services.filtered_events(request.scope, filters)
+    ordered = events.select_related("account").order_by(SORTS[filters["sort"]][0], "-id")
+    page = services.page_of(ordered, filters["page"])
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "filters": filters,
+        "page": page,
+        "query": query.urlencode(),
+        "counts": services.event_counts(events),
+        "chart": _chart(services.new_events_per_day(events, filters["start"], filters["end"])),
+    }
+    template = "events/event_list.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#results"
+    return render(request, template, context)
+
+
+# --- event details -----------------------------------------------------------------
+
+DETAIL_TABS = [
+    ("info", "Incident Information"),
+    ("timeline", "Attack Timeline"),
+    ("alerts", "Alert"),
+]
+TIMELINE_LIMIT = 500
+ALERTS_PER_PAGE = 20
+
+
+def event_detail(request, event_id: int):
+    event = get_in_scope_or_404(
+        SecurityEvent.objects.select_related("account", "rule", "continues"),
+        request.scope,
+        id=event_id,
+    )
+    tab = request.GET.get("tab", "info")
+    if tab not in dict(DETAIL_TABS):
+        tab = "info"
+    context = {"event": event, "tab": tab, "tabs": DETAIL_TABS}
+    alerts = Alert.objects.filter(event_links__event=event)
+    if tab == "info":
+        context.update(
+            history=event.status_changes.select_related("changed_by"),
+            assets=event.affected_assets.order_by("name"),
+            why=services.grouping_explanation(event),
+            continuations=event.continuations.order_by("id").only("id", "name"),
+        )
+    elif tab == "timeline":
+        timeline = list(
+            alerts.order_by("occurred_at", "id").only(
+                "id", "name", "level", "occurred_at", "source", "tactic", "technique", "type"
+            )[: TIMELINE_LIMIT + 1]
+        )
+        context.update(
+            stages=services.timeline_stages(timeline[:TIMELINE_LIMIT]),
+            truncated=len(timeline) > TIMELINE_LIMIT,
+            limit=TIMELINE_LIMIT,
+        )
+    elif tab == "alerts":
+        try:
+            number = max(1, int(request.GET.get("page", 1)))
+        except ValueError:
+            number = 1
+        context["page"] = services.page_of(
+            alerts.select_related("asset").order_by("-occurred_at", "-id"), number, ALERTS_PER_PAGE
+        )
+    template = "events/event_detail.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#tab"
+    return render(request, template, context)

@@ -6,130 +6,333 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('alerts', '0001_initial'),
-        ('secops', '0001_initial'),
+        ("alerts", "0001_initial"),
+        ("secops", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AggregationRule',
+            name="AggregationRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(help_text='Stable identifier of a predefined rule.', max_length=64)),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('enabled', models.BooleanField(default=True)),
-                ('match_sources', models.JSONField(blank=True, default=list, help_text='Empty: any source.')),
-                ('match_types', models.JSONField(blank=True, default=list, help_text='Empty: any alert type.')),
-                ('match_levels', models.JSONField(blank=True, default=list, help_text='Empty: any level.')),
-                ('name_pattern', models.CharField(blank=True, help_text='Regular expression the alert name must match.', max_length=200)),
-                ('group_by', models.JSONField(default=list, help_text='Up to three grouping fields.')),
-                ('window_seconds', models.PositiveIntegerField(default=86400)),
-                ('event_name_template', models.CharField(max_length=200)),
-                ('event_description_template', models.TextField(blank=True)),
-                ('risk', models.PositiveSmallIntegerField(blank=True, choices=[(1, 'Low'), (2, 'Medium'), (3, 'High')], help_text='Fixed event risk; empty: the highest level of its alerts.', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('disabled_by', models.ManyToManyField(blank=True, related_name='disabled_predefined_rules', to='secops.organisation')),
-                ('organisation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='aggregation_rules', to='secops.organisation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "key",
+                    models.SlugField(
+                        help_text="Stable identifier of a predefined rule.", max_length=64
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "match_sources",
+                    models.JSONField(blank=True, default=list, help_text="Empty: any source."),
+                ),
+                (
+                    "match_types",
+                    models.JSONField(blank=True, default=list, help_text="Empty: any alert type."),
+                ),
+                (
+                    "match_levels",
+                    models.JSONField(blank=True, default=list, help_text="Empty: any level."),
+                ),
+                (
+                    "name_pattern",
+                    models.CharField(
+                        blank=True,
+                        help_text="Regular expression the alert name must match.",
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "group_by",
+                    models.JSONField(default=list, help_text="Up to three grouping fields."),
+                ),
+                ("window_seconds", models.PositiveIntegerField(default=86400)),
+                ("event_name_template", models.CharField(max_length=200)),
+                ("event_description_template", models.TextField(blank=True)),
+                (
+                    "risk",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        choices=[(1, "Low"), (2, "Medium"), (3, "High")],
+                        help_text="Fixed event risk; empty: the highest level of its alerts.",
+                        null=True,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "disabled_by",
+                    models.ManyToManyField(
+                        blank=True,
+                        related_name="disabled_predefined_rules",
+                        to="secops.organisation",
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="aggregation_rules",
+                        to="secops.organisation",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='EventAlert',
+            name="EventAlert",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('alert', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='event_links', to='alerts.alert')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "alert",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="event_links",
+                        to="alerts.alert",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='SecurityEvent',
+            name="SecurityEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('region', models.CharField(choices=[('cn', 'China'), ('intl', 'Outside China')], max_length=8)),
-                ('group_key', models.CharField(help_text='Digest of the rule, the grouping values and the time window.', max_length=64)),
-                ('group_values', models.JSONField(blank=True, default=dict, help_text='Why these alerts are together: field -> value.')),
-                ('name', models.CharField(max_length=255)),
-                ('description', models.TextField(blank=True)),
-                ('risk', models.PositiveSmallIntegerField(choices=[(1, 'Low'), (2, 'Medium'), (3, 'High')])),
-                ('status', models.CharField(choices=[('unhandled', 'Unhandled'), ('handling', 'Handling'), ('handled', 'Handled'), ('failed', 'Failed')], default='unhandled', max_length=16)),
-                ('first_occurred_at', models.DateTimeField()),
-                ('last_occurred_at', models.DateTimeField()),
-                ('alert_count', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='secops.account')),
-                ('affected_assets', models.ManyToManyField(blank=True, related_name='events', to='alerts.asset')),
-                ('alerts', models.ManyToManyField(related_name='events', through='events.EventAlert', to='alerts.alert')),
-                ('continues', models.ForeignKey(blank=True, help_text='The full event this one continues (events hold at most 10,000 alerts).', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='continuations', to='events.securityevent')),
-                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='events', to='events.aggregationrule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "region",
+                    models.CharField(
+                        choices=[("cn", "China"), ("intl", "Outside China")], max_length=8
+                    ),
+                ),
+                (
+                    "group_key",
+                    models.CharField(
+                        help_text="Digest of the rule, the grouping values and the time window.",
+                        max_length=64,
+                    ),
+                ),
+                (
+                    "group_values",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="Why these alerts are together: field -> value.",
+                    ),
+                ),
+                ("name", models.CharField(max_length=255)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "risk",
+                    models.PositiveSmallIntegerField(
+                        choices=[(1, "Low"), (2, "Medium"), (3, "High")]
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("unhandled", "Unhandled"),
+                            ("handling", "Handling"),
+                            ("handled", "Handled"),
+                            ("failed", "Failed"),
+                        ],
+                        default="unhandled",
+                        max_length=16,
+                    ),
+                ),
+                ("first_occurred_at", models.DateTimeField()),
+                ("last_occurred_at", models.DateTimeField()),
+                ("alert_count", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="secops.account",
+                    ),
+                ),
+                (
+                    "affected_assets",
+                    models.ManyToManyField(blank=True, related_name="events", to="alerts.asset"),
+                ),
+                (
+                    "alerts",
+                    models.ManyToManyField(
+                        related_name="events", through="events.EventAlert", to="alerts.alert"
+                    ),
+                ),
+                (
+                    "continues",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The full event this one continues (events hold at most 10,000 alerts).",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="continuations",
+                        to="events.securityevent",
+                    ),
+                ),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="events",
+                        to="events.aggregationrule",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='EventStatusChange',
+            name="EventStatusChange",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('from_status', models.CharField(blank=True, choices=[('unhandled', 'Unhandled'), ('handling', 'Handling'), ('handled', 'Handled'), ('failed', 'Failed')], max_length=16)),
-                ('to_status', models.CharField(choices=[('unhandled', 'Unhandled'), ('handling', 'Handling'), ('handled', 'Handled'), ('failed', 'Failed')], max_length=16)),
-                ('note', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('changed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='status_changes', to='events.securityevent')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "from_status",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("unhandled", "Unhandled"),
+                            ("handling", "Handling"),
+                            ("handled", "Handled"),
+                            ("failed", "Failed"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "to_status",
+                    models.CharField(
+                        choices=[
+                            ("unhandled", "Unhandled"),
+                            ("handling", "Handling"),
+                            ("handled", "Handled"),
+                            ("failed", "Failed"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("note", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "changed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="status_changes",
+                        to="events.securityevent",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.AddField(
-            model_name='eventalert',
-            name='event',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alert_links', to='events.securityevent'),
+            model_name="eventalert",
+            name="event",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="alert_links",
+                to="events.securityevent",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='aggregationrule',
-            constraint=models.UniqueConstraint(condition=models.Q(('organisation__isnull', True)), fields=('key',), name='predefined_rule_key_unique'),
+            model_name="aggregationrule",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("organisation__isnull", True)),
+                fields=("key",),
+                name="predefined_rule_key_unique",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='aggregationrule',
-            constraint=models.UniqueConstraint(condition=models.Q(('organisation__isnull', False)), fields=('organisation', 'key'), name='custom_rule_key_unique_per_organisation'),
+            model_name="aggregationrule",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("organisation__isnull", False)),
+                fields=("organisation", "key"),
+                name="custom_rule_key_unique_per_organisation",
+            ),
         ),
         migrations.AddIndex(
-            model_name='securityevent',
-            index=models.Index(fields=['account', 'region', '-last_occurred_at'], name='event_scope_time_idx'),
+            model_name="securityevent",
+            index=models.Index(
+                fields=["account", "region", "-last_occurred_at"], name="event_scope_time_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='securityevent',
-            index=models.Index(fields=['account', 'risk', '-last_occurred_at'], name='event_risk_time_idx'),
+            model_name="securityevent",
+            index=models.Index(
+                fields=["account", "risk", "-last_occurred_at"], name="event_risk_time_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='securityevent',
-            index=models.Index(fields=['account', 'status', '-last_occurred_at'], name='event_status_time_idx'),
+            model_name="securityevent",
+            index=models.Index(
+                fields=["account", "status", "-last_occurred_at"], name="event_status_time_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='securityevent',
-            index=models.Index(fields=['account', 'name'], name='event_name_idx'),
+            model_name="securityevent",
+            index=models.Index(fields=["account", "name"], name="event_name_idx"),
         ),
         migrations.AddIndex(
-            model_name='securityevent',
-            index=models.Index(fields=['last_occurred_at'], name='event_last_occurred_idx'),
+            model_name="securityevent",
+            index=models.Index(fields=["last_occurred_at"], name="event_last_occurred_idx"),
         ),
         migrations.AddConstraint(
-            model_name='securityevent',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'unhandled')), fields=('account', 'rule', 'group_key'), name='one_unhandled_event_per_group'),
+            model_name="securityevent",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "unhandled")),
+                fields=("account", "rule", "group_key"),
+                name="one_unhandled_event_per_group",
+            ),
         ),
         migrations.AddIndex(
-            model_name='eventalert',
-            index=models.Index(fields=['alert'], name='event_alert_by_alert_idx'),
+            model_name="eventalert",
+            index=models.Index(fields=["alert"], name="event_alert_by_alert_idx"),
         ),
         migrations.AddConstraint(
-            model_name='eventalert',
-            constraint=models.UniqueConstraint(fields=('event', 'alert'), name='event_alert_unique'),
+            model_name="eventalert",
+            constraint=models.UniqueConstraint(
+                fields=("event", "alert"), name="event_alert_unique"
+            ),
         ),
     ]

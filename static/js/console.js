@@ -3,3 +3,12 @@ document.addEventListener("change", (event) => {
   const form = event.target.closest("form[data-autosubmit]");
   if (form) form.requestSubmit();
 });
+
+// Picking a date means a custom range.
+document.addEventListener("change", (event) => {
+  const input = event.target;
+  if (input.matches('input[type=date][name=start], input[type=date][name=end]')) {
+    const preset = input.form && input.form.querySelector("select[name=occurred]");
+    if (preset) preset.value = "custom";
+  }
+}, true);
