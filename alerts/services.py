@@ -416,3 +416,19 @@ def exception_rows(exceptions: list) -> list[tuple[str, str]]:
         else:
             rows.append(("", str(item)))
     return rows
+
+
+def filtered_alerts(scope, filters: dict):
+    """Alerts of the scope matching the Alert page filters (cleaned AlertFilterForm data)."""
+    alerts = Alert.objects.in_scope(scope).filter(occurred_at__gte=filters["since"])
+    if filters.get("source"):
+        alerts = alerts.filter(source=filters["source"])
+    if filters.get("level"):
+        alerts = alerts.filter(level=filters["level"])
+    if filters.get("type"):
+        alerts = alerts.filter(type=filters["type"].strip().lower())
+    if filters.get("whitelisted") == "yes":
+        alerts = alerts.filter(whitelisted=True)
+    elif filters.get("whitelisted") == "no":
+        alerts = alerts.filter(whitelisted=False)
+    return alerts

@@ -9,9 +9,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from alerts import services
+from alerts.forms import AlertFilterForm
 from alerts.models import Alert, IngestionRejection, IngestionStat
 from secops import services as secops_services
 from secops.models import Account, ApiKey, Organisation
+from secops.pagination import page_of
 from secops.scope import get_in_scope_or_404
 
 STATS_DAYS = 14
@@ -107,4 +109,42 @@ def alert_detail(request, alert_id: int):
         "raw": json.dumps(alert.raw, indent=2, ensure_ascii=False, sort_keys=True),
     }
     template = "alerts/_alert_detail.html" if request.htmx else "alerts/alert_detail.html"
+    return render(request, template, context)
+
+
+ALERTS_PER_PAGE = 30
+LIVE_LIMIT = 50
+
+
+def alert_list(request):
+    """Every alert in scope, newest first; page 1 polls for new arrivals."""
+    form = AlertFilterForm({"period": "7d", **request.GET.dict()})
+    filters = form.cleaned_data if form.is_valid() else AlertFilterForm.defaults()
+    alerts = services.filtered_alerts(request.scope, filters).select_related("account", "asset")
+    query = request.GET.copy()
+    for key in ("page", "after"):
+        query.pop(key, None)
+    if filters.get("after") is not None and request.htmx:
+        # Live update: alerts received since the newest one the page shows.
+        fresh = list(alerts.filter(id__gt=filters["after"]).order_by("-id")[:LIVE_LIMIT])
+        newest = max([a.id for a in fresh], default=filters["after"])
+        return render(
+            request,
+            "alerts/alert_list.html#live",
+            {"fresh": fresh, "newest": newest, "query": query.urlencode()},
+        )
+    page = page_of(alerts.order_by("-occurred_at", "-id"), filters["page"], ALERTS_PER_PAGE)
+    newest = (
+        Alert.objects.in_scope(request.scope).order_by("-id").values_list("id", flat=True).first()
+    )
+    context = {
+        "form": form,
+        "filters": filters,
+        "page": page,
+        "query": query.urlencode(),
+        "newest": newest or 0,
+    }
+    template = "alerts/alert_list.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#results"
     return render(request, template, context)

@@ -614,23 +614,6 @@ def filtered_events(scope, filters: dict):
     return events
 
 
-@dataclass
-class Page:
-    items: list
-    number: int
-    has_previous: bool
-    has_next: bool
-
-
-def page_of(queryset, number: int, size: int = EVENTS_PER_PAGE) -> Page:
-    """One page without counting the whole result: fetch one row more than shown."""
-    offset = (number - 1) * size
-    rows = list(queryset[offset : offset + size + 1])
-    return Page(
-        items=rows[:size], number=number, has_previous=number > 1, has_next=len(rows) > size
-    )
-
-
 def event_counts(events) -> dict:
     """Counts by risk and by status of a filtered event queryset (two grouped queries)."""
     by_risk = dict(events.order_by().values_list("risk").annotate(n=Count("id")))

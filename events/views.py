@@ -11,6 +11,7 @@ from events.models import AggregationRule, SecurityEvent
 from secops import services as secops_services
 from secops.enums import RiskLevel
 from secops.models import Organisation
+from secops.pagination import page_of
 from secops.scope import get_in_scope_or_404
 
 
@@ -152,7 +153,7 @@ def event_list(request):
     filters = form.cleaned_data if form.is_valid() else EventFilterForm.default_filters()
     events = services.filtered_events(request.scope, filters)
     ordered = events.select_related("account").order_by(SORTS[filters["sort"]][0], "-id")
-    page = services.page_of(ordered, filters["page"])
+    page = page_of(ordered, filters["page"], services.EVENTS_PER_PAGE)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -214,7 +215,7 @@ def event_detail(request, event_id: int):
             number = max(1, int(request.GET.get("page", 1)))
         except ValueError:
             number = 1
-        context["page"] = services.page_of(
+        context["page"] = page_of(
             alerts.select_related("asset").order_by("-occurred_at", "-id"), number, ALERTS_PER_PAGE
         )
     template = "events/event_detail.html"

@@ -5,196 +5,433 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('secops', '0001_initial'),
+        ("secops", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Asset',
+            name="Asset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('uuid', models.CharField(help_text='The host uuid the agent reports.', max_length=64)),
-                ('instance_id', models.CharField(blank=True, max_length=64)),
-                ('name', models.CharField(blank=True, max_length=255)),
-                ('public_ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('private_ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('os', models.CharField(blank=True, max_length=128)),
-                ('cloud_region', models.CharField(blank=True, max_length=64)),
-                ('region', models.CharField(choices=[('cn', 'China'), ('intl', 'Outside China')], max_length=8)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assets', to='secops.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "uuid",
+                    models.CharField(help_text="The host uuid the agent reports.", max_length=64),
+                ),
+                ("instance_id", models.CharField(blank=True, max_length=64)),
+                ("name", models.CharField(blank=True, max_length=255)),
+                ("public_ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("private_ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("os", models.CharField(blank=True, max_length=128)),
+                ("cloud_region", models.CharField(blank=True, max_length=64)),
+                (
+                    "region",
+                    models.CharField(
+                        choices=[("cn", "China"), ("intl", "Outside China")], max_length=8
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assets",
+                        to="secops.account",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Alert',
+            name="Alert",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(choices=[('security_center', 'Security Center'), ('waf', 'Web Application Firewall'), ('cloud_firewall', 'Cloud Firewall'), ('siem', 'SIEM')], max_length=32)),
-                ('source_uuid', models.CharField(max_length=128)),
-                ('type', models.CharField(help_text='The alert type, which is the whitelist scenario.', max_length=64)),
-                ('name', models.CharField(max_length=255)),
-                ('level', models.PositiveSmallIntegerField(choices=[(1, 'Low'), (2, 'Medium'), (3, 'High')])),
-                ('occurred_at', models.DateTimeField()),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('region', models.CharField(choices=[('cn', 'China'), ('intl', 'Outside China')], max_length=8)),
-                ('tactic', models.CharField(blank=True, max_length=128)),
-                ('technique', models.CharField(blank=True, max_length=128)),
-                ('description', models.TextField(blank=True)),
-                ('exceptions', models.JSONField(blank=True, default=list, help_text='Associated exceptions.')),
-                ('raw', models.JSONField(blank=True, default=dict, help_text='The original data, verbatim.')),
-                ('whitelisted', models.BooleanField(default=False)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='secops.account')),
-                ('asset', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='alerts', to='alerts.asset')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("security_center", "Security Center"),
+                            ("waf", "Web Application Firewall"),
+                            ("cloud_firewall", "Cloud Firewall"),
+                            ("siem", "SIEM"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("source_uuid", models.CharField(max_length=128)),
+                (
+                    "type",
+                    models.CharField(
+                        help_text="The alert type, which is the whitelist scenario.", max_length=64
+                    ),
+                ),
+                ("name", models.CharField(max_length=255)),
+                (
+                    "level",
+                    models.PositiveSmallIntegerField(
+                        choices=[(1, "Low"), (2, "Medium"), (3, "High")]
+                    ),
+                ),
+                ("occurred_at", models.DateTimeField()),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "region",
+                    models.CharField(
+                        choices=[("cn", "China"), ("intl", "Outside China")], max_length=8
+                    ),
+                ),
+                ("tactic", models.CharField(blank=True, max_length=128)),
+                ("technique", models.CharField(blank=True, max_length=128)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "exceptions",
+                    models.JSONField(blank=True, default=list, help_text="Associated exceptions."),
+                ),
+                (
+                    "raw",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="The original data, verbatim."
+                    ),
+                ),
+                ("whitelisted", models.BooleanField(default=False)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="alerts",
+                        to="secops.account",
+                    ),
+                ),
+                (
+                    "asset",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="alerts",
+                        to="alerts.asset",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Entity',
+            name="Entity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type', models.CharField(choices=[('ip', 'IP address'), ('file', 'File'), ('process', 'Process'), ('host', 'Host'), ('domain', 'Domain'), ('url', 'URL'), ('user', 'User / logon'), ('payload', 'Attack payload')], max_length=16)),
-                ('value', models.TextField()),
-                ('digest', models.CharField(max_length=64)),
-                ('attributes', models.JSONField(blank=True, default=dict)),
-                ('malicious', models.BooleanField(default=False)),
-                ('first_seen_at', models.DateTimeField()),
-                ('last_seen_at', models.DateTimeField()),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='entities', to='secops.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("ip", "IP address"),
+                            ("file", "File"),
+                            ("process", "Process"),
+                            ("host", "Host"),
+                            ("domain", "Domain"),
+                            ("url", "URL"),
+                            ("user", "User / logon"),
+                            ("payload", "Attack payload"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("value", models.TextField()),
+                ("digest", models.CharField(max_length=64)),
+                ("attributes", models.JSONField(blank=True, default=dict)),
+                ("malicious", models.BooleanField(default=False)),
+                ("first_seen_at", models.DateTimeField()),
+                ("last_seen_at", models.DateTimeField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="entities",
+                        to="secops.account",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'entities',
+                "verbose_name_plural": "entities",
             },
         ),
         migrations.CreateModel(
-            name='AlertEntity',
+            name="AlertEntity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('attacker', 'Attacker'), ('victim', 'Victim'), ('related', 'Related')], max_length=16)),
-                ('alert', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='entity_links', to='alerts.alert')),
-                ('entity', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alert_links', to='alerts.entity')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("attacker", "Attacker"),
+                            ("victim", "Victim"),
+                            ("related", "Related"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "alert",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="entity_links",
+                        to="alerts.alert",
+                    ),
+                ),
+                (
+                    "entity",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="alert_links",
+                        to="alerts.entity",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='alert',
-            name='entities',
-            field=models.ManyToManyField(related_name='alerts', through='alerts.AlertEntity', to='alerts.entity'),
+            model_name="alert",
+            name="entities",
+            field=models.ManyToManyField(
+                related_name="alerts", through="alerts.AlertEntity", to="alerts.entity"
+            ),
         ),
         migrations.CreateModel(
-            name='IngestionRejection',
+            name="IngestionRejection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('alert', 'Alerts'), ('log', 'Logs')], max_length=8)),
-                ('source', models.CharField(blank=True, max_length=32)),
-                ('index', models.PositiveIntegerField()),
-                ('field', models.CharField(blank=True, max_length=200)),
-                ('message', models.TextField()),
-                ('excerpt', models.TextField(blank=True, help_text='The start of the refused item, as JSON.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='ingestion_rejections', to='secops.account')),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='ingestion_rejections', to='secops.organisation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(choices=[("alert", "Alerts"), ("log", "Logs")], max_length=8),
+                ),
+                ("source", models.CharField(blank=True, max_length=32)),
+                ("index", models.PositiveIntegerField()),
+                ("field", models.CharField(blank=True, max_length=200)),
+                ("message", models.TextField()),
+                (
+                    "excerpt",
+                    models.TextField(
+                        blank=True, help_text="The start of the refused item, as JSON."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="ingestion_rejections",
+                        to="secops.account",
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="ingestion_rejections",
+                        to="secops.organisation",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='IngestionStat',
+            name="IngestionStat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('alert', 'Alerts'), ('log', 'Logs')], max_length=8)),
-                ('source', models.CharField(max_length=32)),
-                ('day', models.DateField()),
-                ('count', models.PositiveIntegerField(default=0)),
-                ('last_received_at', models.DateTimeField()),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='ingestion_stats', to='secops.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(choices=[("alert", "Alerts"), ("log", "Logs")], max_length=8),
+                ),
+                ("source", models.CharField(max_length=32)),
+                ("day", models.DateField()),
+                ("count", models.PositiveIntegerField(default=0)),
+                ("last_received_at", models.DateTimeField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="ingestion_stats",
+                        to="secops.account",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='LogRecord',
+            name="LogRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('host_uuid', models.CharField(blank=True, max_length=64)),
-                ('log_type', models.CharField(choices=[('process', 'Process'), ('network', 'Network'), ('login', 'Login'), ('file', 'File'), ('dns', 'DNS'), ('http', 'HTTP')], max_length=16)),
-                ('time', models.DateTimeField()),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('region', models.CharField(choices=[('cn', 'China'), ('intl', 'Outside China')], max_length=8)),
-                ('fields', models.JSONField(default=dict)),
-                ('digest', models.CharField(max_length=40)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='log_records', to='secops.account')),
-                ('asset', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='log_records', to='alerts.asset')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("host_uuid", models.CharField(blank=True, max_length=64)),
+                (
+                    "log_type",
+                    models.CharField(
+                        choices=[
+                            ("process", "Process"),
+                            ("network", "Network"),
+                            ("login", "Login"),
+                            ("file", "File"),
+                            ("dns", "DNS"),
+                            ("http", "HTTP"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("time", models.DateTimeField()),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "region",
+                    models.CharField(
+                        choices=[("cn", "China"), ("intl", "Outside China")], max_length=8
+                    ),
+                ),
+                ("fields", models.JSONField(default=dict)),
+                ("digest", models.CharField(max_length=40)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="log_records",
+                        to="secops.account",
+                    ),
+                ),
+                (
+                    "asset",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="log_records",
+                        to="alerts.asset",
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='asset',
-            index=models.Index(fields=['account', 'instance_id'], name='asset_instance_idx'),
+            model_name="asset",
+            index=models.Index(fields=["account", "instance_id"], name="asset_instance_idx"),
         ),
         migrations.AddConstraint(
-            model_name='asset',
-            constraint=models.UniqueConstraint(fields=('account', 'uuid'), name='asset_unique_uuid_per_account'),
+            model_name="asset",
+            constraint=models.UniqueConstraint(
+                fields=("account", "uuid"), name="asset_unique_uuid_per_account"
+            ),
         ),
         migrations.AddIndex(
-            model_name='entity',
-            index=models.Index(fields=['type', 'digest'], name='entity_type_digest_idx'),
+            model_name="entity",
+            index=models.Index(fields=["type", "digest"], name="entity_type_digest_idx"),
         ),
         migrations.AddConstraint(
-            model_name='entity',
-            constraint=models.UniqueConstraint(fields=('account', 'type', 'digest'), name='entity_unique_per_account'),
+            model_name="entity",
+            constraint=models.UniqueConstraint(
+                fields=("account", "type", "digest"), name="entity_unique_per_account"
+            ),
         ),
         migrations.AddIndex(
-            model_name='alertentity',
-            index=models.Index(fields=['entity', 'alert'], name='alert_entity_by_entity_idx'),
+            model_name="alertentity",
+            index=models.Index(fields=["entity", "alert"], name="alert_entity_by_entity_idx"),
         ),
         migrations.AddConstraint(
-            model_name='alertentity',
-            constraint=models.UniqueConstraint(fields=('alert', 'entity', 'role'), name='alert_entity_role_unique'),
+            model_name="alertentity",
+            constraint=models.UniqueConstraint(
+                fields=("alert", "entity", "role"), name="alert_entity_role_unique"
+            ),
         ),
         migrations.AddIndex(
-            model_name='alert',
-            index=models.Index(fields=['account', 'region', '-occurred_at'], name='alert_scope_time_idx'),
+            model_name="alert",
+            index=models.Index(
+                fields=["account", "region", "-occurred_at"], name="alert_scope_time_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='alert',
-            index=models.Index(fields=['account', 'source', '-occurred_at'], name='alert_source_time_idx'),
+            model_name="alert",
+            index=models.Index(
+                fields=["account", "source", "-occurred_at"], name="alert_source_time_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='alert',
-            index=models.Index(fields=['account', 'type', '-occurred_at'], name='alert_type_time_idx'),
+            model_name="alert",
+            index=models.Index(
+                fields=["account", "type", "-occurred_at"], name="alert_type_time_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='alert',
-            index=models.Index(fields=['occurred_at'], name='alert_occurred_idx'),
+            model_name="alert",
+            index=models.Index(fields=["occurred_at"], name="alert_occurred_idx"),
         ),
         migrations.AddIndex(
-            model_name='alert',
-            index=models.Index(condition=models.Q(('processed_at__isnull', True)), fields=['received_at'], name='alert_unprocessed_idx'),
+            model_name="alert",
+            index=models.Index(
+                condition=models.Q(("processed_at__isnull", True)),
+                fields=["received_at"],
+                name="alert_unprocessed_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='alert',
-            constraint=models.UniqueConstraint(fields=('source', 'source_uuid'), name='alert_unique_source_uuid'),
+            model_name="alert",
+            constraint=models.UniqueConstraint(
+                fields=("source", "source_uuid"), name="alert_unique_source_uuid"
+            ),
         ),
         migrations.AddIndex(
-            model_name='ingestionrejection',
-            index=models.Index(fields=['organisation', '-created_at'], name='rejection_recent_idx'),
+            model_name="ingestionrejection",
+            index=models.Index(fields=["organisation", "-created_at"], name="rejection_recent_idx"),
         ),
         migrations.AddConstraint(
-            model_name='ingestionstat',
-            constraint=models.UniqueConstraint(fields=('account', 'kind', 'source', 'day'), name='ingestion_stat_unique_day'),
+            model_name="ingestionstat",
+            constraint=models.UniqueConstraint(
+                fields=("account", "kind", "source", "day"), name="ingestion_stat_unique_day"
+            ),
         ),
         migrations.AddIndex(
-            model_name='logrecord',
-            index=models.Index(fields=['account', 'host_uuid', 'time'], name='log_host_time_idx'),
+            model_name="logrecord",
+            index=models.Index(fields=["account", "host_uuid", "time"], name="log_host_time_idx"),
         ),
         migrations.AddIndex(
-            model_name='logrecord',
-            index=models.Index(fields=['account', 'log_type', 'time'], name='log_type_time_idx'),
+            model_name="logrecord",
+            index=models.Index(fields=["account", "log_type", "time"], name="log_type_time_idx"),
         ),
         migrations.AddIndex(
-            model_name='logrecord',
-            index=models.Index(fields=['time'], name='log_time_idx'),
+            model_name="logrecord",
+            index=models.Index(fields=["time"], name="log_time_idx"),
         ),
         migrations.AddConstraint(
-            model_name='logrecord',
-            constraint=models.UniqueConstraint(fields=('account', 'digest'), name='log_unique_content_per_account'),
+            model_name="logrecord",
+            constraint=models.UniqueConstraint(
+                fields=("account", "digest"), name="log_unique_content_per_account"
+            ),
         ),
     ]

@@ -1,0 +1,54 @@
+from datetime import timedelta
+
+from django import forms
+from django.utils import timezone
+
+from alerts.models import AlertSource
+from secops.enums import RiskLevel
+
+ALERT_PERIODS = [
+    ("1h", "Last hour", 1 / 24),
+    ("1d", "Last 24 hours", 1),
+    ("7d", "Last 7 days", 7),
+    ("30d", "Last 30 days", 30),
+    ("180d", "Last 180 days", 180),
+]
+
+
+class AlertFilterForm(forms.Form):
+    """Filters of the Alert page, read from the query string."""
+
+    source = forms.ChoiceField(
+        choices=[("", "All cloud services"), *AlertSource.choices],
+        required=False,
+        label="Cloud Service",
+    )
+    level = forms.TypedChoiceField(
+        choices=[("", "All levels"), *sorted(RiskLevel.choices, reverse=True)],
+        coerce=int,
+        empty_value=None,
+        required=False,
+    )
+    type = forms.CharField(required=False, max_length=64)
+    whitelisted = forms.ChoiceField(
+        choices=[("", "All"), ("no", "Not whitelisted"), ("yes", "Whitelisted")], required=False
+    )
+    period = forms.ChoiceField(
+        choices=[(k, label) for k, label, _ in ALERT_PERIODS], required=False, initial="7d"
+    )
+    page = forms.IntegerField(required=False, min_value=1)
+    after = forms.IntegerField(required=False, min_value=0)
+
+    @classmethod
+    def defaults(cls) -> dict:
+        form = cls({})
+        form.is_valid()
+        return form.cleaned_data
+
+    def clean(self):
+        data = super().clean()
+        data["period"] = data.get("period") or "7d"
+        days = next(d for k, _, d in ALERT_PERIODS if k == data["period"])
+        data["since"] = timezone.now() - timedelta(days=days)
+        data["page"] = data.get("page") or 1
+        return data
