@@ -1,0 +1,199 @@
+"""``manage.py seed_demo``: the Demo Corp organisation with a month of data.
+
+Runs the real ingestion and pipeline over the payloads of ``secops.demo``, so
+the demo shows what the console makes of alerts, not hand-made rows. Running
+it again changes nothing: alerts come back with the same uuids (duplicates),
+the attack story's logs are sent only once, and only events still Unhandled
+are moved.
+"""
+
+import argparse
+from collections import Counter
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count
+from django.utils import timezone
+
+from alerts.models import LogRecord
+from alerts.services import ingest_alerts, ingest_logs
+from events.models import EventStatus, SecurityEvent
+from events.services import change_event_status, mark_event_failed, process_alerts
+from secops import demo
+from secops.enums import RiskLevel
+from secops.env import env_str
+from secops.management.commands.create_user import check_password_strength
+from secops.scope import Scope
+from secops.services import ProvisioningError, create_account, create_organisation, create_user
+
+BATCH_SIZE = 1_000
+ERRORS_SHOWN = 5
+
+
+def positive_count(value: str) -> int:
+    count = int(value)
+    if count < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return count
+
+
+class Command(BaseCommand):
+    help = (
+        "Load the Demo Corp organisation: four cloud accounts, two users, about 30 hosts, "
+        "alerts of the last 30 days from all four sources, an attack told in host logs, and "
+        "events in every status. For demonstrations only: the users' passwords are printed."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--seed",
+            type=int,
+            default=demo.DEFAULT_SEED,
+            help="Another seed makes other hosts and alerts (default: %(default)s).",
+        )
+        parser.add_argument(
+            "--alerts",
+            type=positive_count,
+            default=demo.DEFAULT_ALERT_COUNT,
+            help="How many alerts to send (default: %(default)s).",
+        )
+        parser.add_argument("--admin-password", help="Password of the user 'admin'.")
+        parser.add_argument("--analyst-password", help="Password of the user 'analyst'.")
+
+    def handle(self, *args, seed, alerts, admin_password, analyst_password, **options):
+        passwords = {
+            demo.DEMO_ADMIN.username: admin_password or demo.DEMO_ADMIN.default_password,
+            demo.DEMO_ANALYST.username: analyst_password or demo.DEMO_ANALYST.default_password,
+        }
+        User = get_user_model()
+        for username, password in passwords.items():
+            check_password_strength(password, User(username=username))
+
+        try:
+            scope, users = provision(passwords)
+        except ProvisioningError as error:
+            raise CommandError(str(error)) from error
+
+        now = timezone.now()
+        alert_totals = send_in_batches(ingest_alerts, demo.build_alerts(seed, alerts, now), scope)
+        story_host = demo.build_story(seed, now).host
+        # Log records have no uuid and their times follow "now": sent again
+        # they would be new rows, so the story's logs are sent only once.
+        if LogRecord.objects.in_scope(scope).filter(host_uuid=story_host.uuid).exists():
+            log_totals = None
+        else:
+            log_totals = send_in_batches(ingest_logs, demo.build_logs(seed, now), scope)
+        moved = apply_status_plan(scope, users[demo.DEMO_ADMIN.username])
+
+        self.report(alert_totals, log_totals, moved, scope, passwords)
+
+    def report(self, alert_totals, log_totals, moved, scope, passwords):
+        write = self.stdout.write
+        write(f"Alerts: {alert_totals[0]} accepted, {alert_totals[1]} duplicates")
+        if log_totals is None:
+            write("Logs: already loaded, not sent again")
+        else:
+            write(f"Logs: {log_totals[0]} accepted, {log_totals[1]} duplicates")
+
+        counts = Counter(
+            {
+                (row["status"], row["risk"]): row["count"]
+                for row in SecurityEvent.objects.in_scope(scope)
+                .values("status", "risk")
+                .annotate(count=Count("id"))
+            }
+        )
+        write(f"Events: {sum(counts.values())} ({moved} moved out of Unhandled by this run)")
+        risks = sorted(RiskLevel, reverse=True)
+        write(f"  {'':<10}" + "".join(f"{risk.label:>8}" for risk in risks) + f"{'Total':>8}")
+        for status in EventStatus:
+            row = [counts[(status.value, risk.value)] for risk in risks]
+            cells = "".join(f"{n:>8}" for n in row)
+            write(f"  {status.label:<10}{cells}{sum(row):>8}")
+
+        port = env_str("PORT", "8000")
+        write("")
+        write(self.style.SUCCESS(f"Log in at http://127.0.0.1:{port}/ with (demo only):"))
+        for user in demo.DEMO_USERS:
+            write(f"  {user.username} / {passwords[user.username]}  ({user.description})")
+        write(
+            "These are demo only accounts with printed passwords: do not load the demo into "
+            "an installation that holds real data."
+        )
+
+
+def provision(passwords: dict[str, str]):
+    """The organisation, its accounts and users (idempotent, through the services)."""
+    organisation, _ = create_organisation(demo.DEMO_ORGANISATION)
+    accounts = [
+        create_account(
+            organisation,
+            uid=account.uid,
+            name=account.name,
+            region=account.region,
+            managed=account.managed,
+        )[0]
+        for account in demo.DEMO_ACCOUNTS
+    ]
+    users = {
+        user.username: create_user(
+            organisation,
+            username=user.username,
+            password=passwords[user.username],
+            memberships=list(user.memberships),
+            global_admin=user.global_admin,
+        )[0]
+        for user in demo.DEMO_USERS
+    }
+    scope = Scope.for_accounts(organisation.id, [account.id for account in accounts])
+    return scope, users
+
+
+def send_in_batches(ingest, items: list[dict], scope: Scope) -> tuple[int, int]:
+    """Ingest ``items`` in batches; returns (accepted, duplicates). Fails on any refusal."""
+    accepted = duplicates = 0
+    for start in range(0, len(items), BATCH_SIZE):
+        result = ingest(items[start : start + BATCH_SIZE], scope=scope)
+        if result.errors:
+            first = "; ".join(
+                f"item {start + error['index']} {error['field']}: {error['message']}"
+                for error in result.errors[:ERRORS_SHOWN]
+            )
+            raise CommandError(f"Ingestion refused {len(result.errors)} items: {first}")
+        accepted += result.accepted
+        duplicates += result.duplicates
+        if ingest is ingest_alerts:
+            # The status changes below need the events now, whether or not a
+            # worker is running; alerts a worker already took are skipped.
+            process_alerts(result.stored_ids)
+    return accepted, duplicates
+
+
+def apply_status_plan(scope: Scope, admin) -> int:
+    """Move the planned events out of Unhandled; returns how many moved.
+
+    The plan is made over every demo event, oldest first, whatever its
+    status, so that a second run picks the same events and, finding them
+    moved already, changes nothing.
+    """
+    events = SecurityEvent.objects.in_scope(scope).order_by("first_occurred_at", "id")
+    plan = demo.plan_event_statuses(list(events.values_list("id", "risk")))
+    unhandled = {
+        event.id: event
+        for event in events.filter(
+            id__in=[planned.event_id for planned in plan], status=EventStatus.UNHANDLED
+        )
+    }
+    for planned in plan:
+        event = unhandled.get(planned.event_id)
+        if event is None:
+            continue
+        if planned.status == EventStatus.FAILED:
+            # Failed is only ever the outcome of a handling attempt.
+            change_event_status(
+                event, EventStatus.HANDLING, user=admin, note=demo.FAILED_ATTEMPT_NOTE
+            )
+            mark_event_failed(event, note=planned.note)
+        else:
+            change_event_status(event, planned.status, user=admin, note=planned.note)
+    return len(unhandled)
