@@ -9,7 +9,7 @@ when validation fails, 200 with counts when stored. 2xx means committed.
 import json
 
 from django.core.exceptions import RequestDataTooBig
-from ninja import Router
+from ninja import Router, Status
 from ninja.errors import HttpError
 from pydantic import TypeAdapter
 
@@ -19,6 +19,24 @@ from alerts.schemas import AlertIn, LogIn
 router = Router(tags=["ingestion"])
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+def _inline_refs(schema: dict) -> dict:
+    """Replace pydantic's local ``$defs`` references by the definitions, so the
+    request schema stands alone inside the OpenAPI document."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(definitions[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
 
 
 def _request_schema(key: str, item_schema) -> dict:
@@ -34,9 +52,7 @@ def _request_schema(key: str, item_schema) -> dict:
                             key: {
                                 "type": "array",
                                 "maxItems": services.MAX_BATCH_ITEMS,
-                                "items": TypeAdapter(item_schema).json_schema(
-                                    ref_template="#/components/schemas/{model}"
-                                ),
+                                "items": _inline_refs(TypeAdapter(item_schema).json_schema()),
                             }
                         },
                     }
@@ -118,7 +134,9 @@ def _ingest(request, key: str, ingest, fmt, partial: bool, kind: str):
     items = _read_items(request, key)
     native, adapter_errors, skipped = _adapt(request, items, fmt, kind)
     if adapter_errors and not partial:
-        return 422, {"accepted": 0, "duplicates": 0, "skipped": skipped, "errors": adapter_errors}
+        return Status(
+            422, {"accepted": 0, "duplicates": 0, "skipped": skipped, "errors": adapter_errors}
+        )
     kept = [(i, item) for i, item in enumerate(native) if item is not None]
     result = ingest([item for _, item in kept], scope=request.scope, partial=partial)
     # Report indexes of the request, not of the adapted sub-list.
@@ -131,8 +149,8 @@ def _ingest(request, key: str, ingest, fmt, partial: bool, kind: str):
         "errors": errors,
     }
     if errors and not partial:
-        return 422, body
-    return 200, body
+        return Status(422, body)
+    return Status(200, body)
 
 
 @router.post(

@@ -269,10 +269,11 @@ class IngestionStat(models.Model):
 class IngestionRejectionQuerySet(models.QuerySet):
     def in_scope(self, scope):
         # Items naming an unknown account have none; they belong to the
-        # organisation whose key sent them.
-        return self.filter(organisation_id=scope.organisation_id).filter(
-            models.Q(account_id__in=scope.account_ids) | models.Q(account__isnull=True)
-        )
+        # organisation whose key sent them and show in its global view only.
+        own = models.Q(account_id__in=scope.account_ids)
+        if scope.is_global:
+            own |= models.Q(account__isnull=True)
+        return self.filter(organisation_id=scope.organisation_id).filter(own)
 
 
 class IngestionRejection(models.Model):
@@ -305,3 +306,11 @@ class IngestionRejection(models.Model):
 
     def __str__(self):
         return f"item {self.index}: {self.field} {self.message}"
+
+
+from alerts.detection_models import (  # noqa: E402, F401
+    CorrelationState,
+    DetectionCursor,
+    DetectionRule,
+    DetectionRuleStats,
+)

@@ -24,6 +24,7 @@ from secops.enums import RiskLevel
 
 MAX_TEXT = 8192  # command lines, URLs and payloads longer than this are cut
 EPOCH_MS_MIN = 946_684_800_000  # 2000-01-01: smaller numbers are not epoch milliseconds
+EPOCH_MS_MAX = 4_102_444_800_000  # 2100-01-01
 
 
 def _parse_time(value: Any) -> datetime:
@@ -31,9 +32,14 @@ def _parse_time(value: Any) -> datetime:
     if isinstance(value, bool):
         raise ValueError("expected an ISO-8601 time or epoch milliseconds")
     if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
-        millis = int(value)
+        try:
+            millis = int(value)
+        except (OverflowError, ValueError):  # inf, nan
+            raise ValueError("not a finite epoch time") from None
         if millis < EPOCH_MS_MIN:
             raise ValueError("epoch time must be in milliseconds (a 13-digit number)")
+        if millis > EPOCH_MS_MAX:
+            raise ValueError("epoch time is after the year 2100")
         return datetime.fromtimestamp(millis / 1000, tz=UTC)
     if isinstance(value, datetime):
         parsed = value
@@ -47,6 +53,18 @@ def _parse_time(value: Any) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed
+
+
+def scrub_nul(value: Any) -> Any:
+    """Replace NUL characters, which PostgreSQL cannot store in text or JSON,
+    with U+FFFD so the rest of an attack payload is kept and the gap is visible."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {scrub_nul(k): scrub_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_nul(v) for v in value]
+    return value
 
 
 def _cut(value: Any) -> Any:
@@ -181,6 +199,8 @@ class AlertIn(_Strict):
     @field_validator("level", mode="before")
     @classmethod
     def _level(cls, value):
+        if isinstance(value, bool):
+            raise ValueError("level must be high, medium or low")
         if isinstance(value, int) and value in RiskLevel.values:
             return value
         return RiskLevel.parse(value)

@@ -26,7 +26,7 @@ from alerts.models import (
     IngestionStat,
     LogRecord,
 )
-from alerts.schemas import AlertIn, AssetIn, LogIn
+from alerts.schemas import AlertIn, AssetIn, LogIn, scrub_nul
 from secops import db
 from secops.enums import RegionGroup
 from secops.models import Account
@@ -75,15 +75,18 @@ def _validate(items: list, adapter: TypeAdapter) -> tuple[list[tuple[int, object
             errors.append(_error(index, "", "each item must be a JSON object"))
             continue
         try:
-            valid.append((index, adapter.validate_python(item)))
+            valid.append((index, adapter.validate_python(scrub_nul(item))))
         except ValidationError as exc:
             tag = item.get("type") if isinstance(item.get("type"), str) else None
             errors.extend(_errors_from(index, exc, tag))
     return valid, errors
 
 
-def _accounts_by_uid(scope: Scope, uids) -> dict[str, Account]:
-    return {a.uid: a for a in Account.objects.in_scope(scope).filter(uid__in=set(uids))}
+def _accounts_by_uid(scope: Scope, items: list) -> dict[str, Account]:
+    """The scope's accounts named by the batch's items, valid or not (a refused
+    item is recorded against the account it names)."""
+    uids = {str(i.get("account")) for i in items if isinstance(i, dict) and i.get("account")}
+    return {a.uid: a for a in Account.objects.in_scope(scope).filter(uid__in=uids)}
 
 
 def _check_accounts(valid, accounts, errors) -> list:
@@ -157,8 +160,8 @@ def _record_stats(kind: str, counts: dict[tuple[int, str], int], now: datetime) 
 
 def _upsert_assets(
     assets: dict[tuple[int, str], tuple[AssetIn, Account]],
-) -> dict[tuple[int, str], int]:
-    """Create or refresh the batch's assets; returns (account id, uuid) -> asset id.
+) -> dict[tuple[int, str], tuple[int, str]]:
+    """Create or refresh the batch's assets; returns (account id, uuid) -> (asset id, region).
 
     A field the alert leaves empty never blanks a known value.
     """
@@ -188,15 +191,19 @@ def _upsert_assets(
             for name in ("public_ip", "private_ip")
         }
     )
-    keep["region"] = db.excluded(Asset, "region")
+    # The region follows the cloud region; an alert that names none keeps the known one.
+    keep["region"] = (
+        f"CASE WHEN {db.excluded(Asset, 'cloud_region')} <> '' "
+        f"THEN {db.excluded(Asset, 'region')} ELSE {db.existing(Asset, 'region')} END"
+    )
     returned = db.insert_on_conflict(
         Asset,
         rows,
         conflict_fields=["account_id", "uuid"],
         update=keep,
-        returning=["id", "account_id", "uuid"],
+        returning=["id", "account_id", "uuid", "region"],
     )
-    return {(account_id, uuid): pk for pk, account_id, uuid in returned}
+    return {(account_id, uuid): (pk, region) for pk, account_id, uuid, region in returned}
 
 
 def _upsert_entities(entities: dict[tuple[int, str, str], dict]) -> dict[tuple[int, str, str], int]:
@@ -222,7 +229,7 @@ def _upsert_entities(entities: dict[tuple[int, str, str], dict]) -> dict[tuple[i
 def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> IngestResult:
     """Validate and store native alerts; new ones go to the pipeline after commit."""
     valid, errors = _validate(items, _alert_adapter)
-    accounts = _accounts_by_uid(scope, [item.account for _, item in valid])
+    accounts = _accounts_by_uid(scope, items)
     valid = _check_accounts(valid, accounts, errors)
     errors.sort(key=lambda e: e["index"])
     result = IngestResult(errors=errors)
@@ -249,8 +256,7 @@ def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> Ingest
                     item.asset,
                     account,
                 )
-        asset_ids = _upsert_assets(assets)
-        asset_regions = {key: _region(a.region, acc) for key, (a, acc) in assets.items()}
+        stored_assets = _upsert_assets(assets)
 
         alert_rows = []
         for item in unique.values():
@@ -261,7 +267,7 @@ def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> Ingest
             alert_rows.append(
                 {
                     "account_id": account.id,
-                    "asset_id": asset_ids.get(asset_key) if asset_key else None,
+                    "asset_id": stored_assets[asset_key][0] if asset_key else None,
                     "source": item.source,
                     "source_uuid": item.uuid,
                     "type": item.type,
@@ -269,7 +275,7 @@ def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> Ingest
                     "level": int(item.level),
                     "occurred_at": item.occurred_at,
                     "received_at": now,
-                    "region": asset_regions[asset_key] if asset_key else account.home_region,
+                    "region": stored_assets[asset_key][1] if asset_key else account.home_region,
                     "tactic": (item.attck.tactic or "") if item.attck else "",
                     "technique": (item.attck.technique or "") if item.attck else "",
                     "description": item.description,
@@ -344,7 +350,7 @@ def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> Ingest
 def ingest_logs(items: list, *, scope: Scope, partial: bool = False) -> IngestResult:
     """Validate and store native log records."""
     valid, errors = _validate(items, _log_adapter)
-    accounts = _accounts_by_uid(scope, [item.account for _, item in valid])
+    accounts = _accounts_by_uid(scope, items)
     valid = _check_accounts(valid, accounts, errors)
     errors.sort(key=lambda e: e["index"])
     result = IngestResult(errors=errors)

@@ -1,7 +1,7 @@
 """Aggregation rules over the API: list, read, create, update, enable/disable, delete."""
 
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import Field
 
@@ -72,6 +72,15 @@ def _organisation(request) -> Organisation:
     return Organisation.objects.get(id=request.scope.organisation_id)
 
 
+def _require_organisation_key(request) -> None:
+    """Custom rules belong to the whole organisation: only an organisation-wide
+    key may change them; an account's key reads them."""
+    if request.api_key.account_id is not None:
+        raise HttpError(
+            403, "Aggregation rules apply to the whole organisation: use an organisation API key."
+        )
+
+
 def _form_data(payload: RuleIn) -> dict:
     data = payload.dict()
     data["match_types"] = ",".join(data["match_types"])
@@ -96,27 +105,30 @@ def get_rule(request, rule_id: int):
 
 @router.post("/aggregation-rules", response={201: RuleOut, 422: dict})
 def create_rule(request, payload: RuleIn):
+    _require_organisation_key(request)
     try:
         rule = services.save_custom_rule(_organisation(request), _form_data(payload))
     except services.RuleValidationError as exc:
-        return 422, {"errors": exc.errors}
-    return 201, _out(rule, request.scope.organisation_id)
+        return Status(422, {"errors": exc.errors})
+    return Status(201, _out(rule, request.scope.organisation_id))
 
 
 @router.put("/aggregation-rules/{rule_id}", response={200: RuleOut, 422: dict})
 def update_rule(request, rule_id: int, payload: RuleIn):
+    _require_organisation_key(request)
     rule = _get(request, rule_id)
     try:
         rule = services.save_custom_rule(_organisation(request), _form_data(payload), rule)
     except services.PredefinedRuleError as exc:
         raise HttpError(409, str(exc)) from None
     except services.RuleValidationError as exc:
-        return 422, {"errors": exc.errors}
-    return 200, _out(rule, request.scope.organisation_id)
+        return Status(422, {"errors": exc.errors})
+    return Status(200, _out(rule, request.scope.organisation_id))
 
 
 @router.post("/aggregation-rules/{rule_id}/enabled", response=RuleOut)
 def set_enabled(request, rule_id: int, payload: EnabledIn):
+    _require_organisation_key(request)
     rule = _get(request, rule_id)
     services.set_rule_enabled(rule, payload.enabled, _organisation(request))
     return _out(_get(request, rule_id), request.scope.organisation_id)
@@ -124,9 +136,10 @@ def set_enabled(request, rule_id: int, payload: EnabledIn):
 
 @router.delete("/aggregation-rules/{rule_id}", response={204: None})
 def delete_rule(request, rule_id: int):
+    _require_organisation_key(request)
     rule = _get(request, rule_id)
     try:
         services.delete_custom_rule(rule)
     except services.PredefinedRuleError as exc:
         raise HttpError(409, str(exc)) from None
-    return 204, None
+    return Status(204, None)

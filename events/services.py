@@ -260,6 +260,8 @@ def _event_row(group: _Group, alerts, now, *, continues_id=None) -> dict:
         "group_key": group.key,
         "group_values": {
             "fields": group.values,
+            # Readable forms of values that are identifiers (a host's uuid).
+            "display": {k: template_values[k] for k in group.values if k == "asset"},
             "window_seconds": rule.window_seconds,
             "window_start": group.window_start.isoformat(),
             "window_end": window_end.isoformat(),
@@ -468,8 +470,9 @@ def grouping_explanation(event: SecurityEvent) -> str:
     window = (event.group_values or {}).get("window_seconds", event.rule.window_seconds)
     if list(fields) == ["alert"]:
         return "a single alert that opens an event on its own"
+    display = (event.group_values or {}).get("display", {})
     parts = [
-        f"same {GROUPING_FIELDS[k].label if k in GROUPING_FIELDS else k} {v}"
+        f"same {GROUPING_FIELDS[k].label if k in GROUPING_FIELDS else k} {display.get(k, v)}"
         for k, v in fields.items()
     ]
     return f"{' and '.join(parts)} within {describe_window(window)}"
@@ -500,11 +503,17 @@ def purge_expired(*, days: int | None = None, batch_size: int = 1_000, now=None)
     """Delete events, alerts and logs older than the retention period, in bounded batches."""
     days = days or settings.EVENT_RETENTION_DAYS
     cutoff = (now or timezone.now()) - timedelta(days=days)
+    events = _delete_in_batches(
+        SecurityEvent.objects.filter(last_occurred_at__lt=cutoff), batch_size
+    )
+    # An old alert of an event that is still kept stays with it, so the event's
+    # count, first occurrence and timeline remain true until the event goes.
+    old_alerts = Alert.objects.filter(occurred_at__lt=cutoff).exclude(
+        event_links__event__last_occurred_at__gte=cutoff
+    )
     return PurgeResult(
-        events=_delete_in_batches(
-            SecurityEvent.objects.filter(last_occurred_at__lt=cutoff), batch_size
-        ),
-        alerts=_delete_in_batches(Alert.objects.filter(occurred_at__lt=cutoff), batch_size),
+        events=events,
+        alerts=_delete_in_batches(old_alerts, batch_size),
         logs=_delete_in_batches(LogRecord.objects.filter(time__lt=cutoff), batch_size),
     )
 

@@ -151,6 +151,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
     },
     "purge-expired-data": {"task": "events.purge_expired", "schedule": 6 * 3600.0},
+    # Expired export files and jobs are removed, stalled exports failed.
+    "cleanup-expired-exports": {"task": "events.cleanup_exports", "schedule": 600.0},
 }
 
 CACHES = {
@@ -179,6 +181,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not 
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Preloading HSTS is a commitment the operator makes for the whole domain.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -116,3 +116,17 @@ def ingest_and_aggregate(django_capture_on_commit_callbacks):
             return ingest_alerts(items, scope=scope, partial=partial)
 
     return ingest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def celery_runs_tasks_in_process():
+    """Tasks run eagerly in every suite, also when REDIS_URL points at a real
+    broker (as in CI): a test that wants a real worker starts one itself (see
+    tests/events/test_worker.py) and switches this off for its own duration."""
+    from secops.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved

@@ -1,0 +1,119 @@
+"""The pipeline under concurrent workers, on PostgreSQL: one Unhandled event per
+group and exact alert counts however the batches interleave, and an alert
+processed by two workers at once aggregated once."""
+
+import threading
+
+import pytest
+from django.db import connection
+from django.db.models import Count
+
+from events.models import EventAlert, EventStatus, EventStatusChange, SecurityEvent
+from events.services import change_event_status, process_alerts
+from secops.enums import RiskLevel
+from tests import factories
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="needs PostgreSQL's concurrent writers"
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+WORKERS = 4
+ROUNDS = 5
+ALERTS_PER_WORKER = 3
+
+
+@pytest.fixture
+def host(db):
+    account = factories.make_account(factories.make_organisation())
+    return factories.make_asset(account)
+
+
+def stored_mining_alerts(asset, count: int) -> list[int]:
+    """Alerts of one group ("Cryptomining on a host"), stored without the pipeline."""
+    return [
+        factories.make_alert(
+            asset.account, asset=asset, type="mining", level=RiskLevel.LOW, processed_at=None
+        ).id
+        for _ in range(count)
+    ]
+
+
+def run_at_once(calls) -> list:
+    """Run each call in its own thread (and database connection), all released together."""
+    barrier = threading.Barrier(len(calls))
+    results, failures = [None] * len(calls), []
+
+    def worker(position, call):
+        try:
+            barrier.wait(timeout=10)
+            results[position] = call()
+        except Exception as exc:
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=item) for item in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    return results
+
+
+def mining_events(asset):
+    return SecurityEvent.objects.filter(account=asset.account, rule__key="mining-on-host")
+
+
+def each_alert_linked_once(event) -> bool:
+    counts = EventAlert.objects.filter(event=event).values("alert").annotate(n=Count("id"))
+    return {row["n"] for row in counts} == {1}
+
+
+def test_it_keeps_one_unhandled_event_with_an_exact_count_under_concurrent_batches(host):
+    total = 0
+    for _ in range(ROUNDS):
+        batches = [stored_mining_alerts(host, ALERTS_PER_WORKER) for _ in range(WORKERS)]
+
+        run_at_once([lambda ids=ids: process_alerts(ids) for ids in batches])
+
+        total += WORKERS * ALERTS_PER_WORKER
+        event = mining_events(host).get(status=EventStatus.UNHANDLED)
+        assert event.alert_count == total
+        assert event.alerts.count() == total
+        assert each_alert_linked_once(event)
+
+    assert mining_events(host).count() == 1
+    assert EventStatusChange.objects.filter(event__in=mining_events(host)).count() == 1
+
+
+def test_it_opens_exactly_one_new_event_when_concurrent_batches_find_the_old_one_closed(host):
+    process_alerts(stored_mining_alerts(host, 2))
+    old = mining_events(host).get()
+    change_event_status(old, EventStatus.HANDLED)
+    batches = [stored_mining_alerts(host, ALERTS_PER_WORKER) for _ in range(WORKERS)]
+
+    run_at_once([lambda ids=ids: process_alerts(ids) for ids in batches])
+
+    old.refresh_from_db()
+    assert (old.status, old.alert_count) == (EventStatus.HANDLED, 2)
+    new = mining_events(host).get(status=EventStatus.UNHANDLED)
+    assert new.alert_count == new.alerts.count() == WORKERS * ALERTS_PER_WORKER
+    assert mining_events(host).count() == 2
+
+
+def test_it_aggregates_alerts_processed_by_two_workers_at_once_only_once(host):
+    for _ in range(ROUNDS):
+        ids = stored_mining_alerts(host, 20)
+
+        run_at_once([lambda ids=ids: process_alerts(ids)] * 2)
+
+        assert EventAlert.objects.filter(alert_id__in=ids).count() == len(ids)
+    event = mining_events(host).get()
+    assert event.alert_count == event.alerts.count() == ROUNDS * 20
+    assert each_alert_linked_once(event)
