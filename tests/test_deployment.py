@@ -1,0 +1,236 @@
+"""The deployment files agree with the code they configure.
+
+docker-compose.yml passes web, worker and beat only variables that
+secops/settings.py reads, and with its values the settings load and pass
+Django's deployment checks. A bad value stops the process naming the
+variable. README.md documents every variable. The Makefile refuses an
+interpreter older than Python 3.12 and says so.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+APP_SERVICES = ("web", "worker", "beat")
+# Long and varied enough for check --deploy (security.W009).
+PRODUCTION_SECRET_KEY = "compose-test-3f9a1c7e5b2d8046-a7c3e9f1b5d20864-c1e7a3f9d5b"
+OPERATOR_VALUES = {
+    "SECRET_KEY": PRODUCTION_SECRET_KEY,
+    "POSTGRES_PASSWORD": "compose-test-password",
+    "ALLOWED_HOSTS": "console.example.com",
+}
+
+
+def names_settings_read() -> set[str]:
+    source = (REPO / "secops" / "settings.py").read_text()
+    through_helpers = re.findall(r'\benv_\w+\(\s*"([A-Z][A-Z0-9_]*)"', source)
+    directly = re.findall(r'os\.(?:environ(?:\.get)?|getenv)[\[(]\s*"([A-Z][A-Z0-9_]*)"', source)
+    return set(through_helpers) | set(directly)
+
+
+SETTINGS_NAMES = names_settings_read()
+_COMPOSE_VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<operator>:[-?])(?P<argument>[^}]*))?\}")
+
+
+class MissingComposeVariable(Exception):
+    pass
+
+
+def interpolate(value: str, operator_values: dict[str, str]) -> str:
+    """Substitute ``${NAME}``, ``${NAME:-default}`` and ``${NAME:?message}`` as compose does."""
+
+    def substitute(match: re.Match) -> str:
+        given = operator_values.get(match["name"], "")
+        if given:
+            return given
+        if match["operator"] == ":?":
+            raise MissingComposeVariable(f"{match['name']}: {match['argument']}")
+        return match["argument"] or ""
+
+    return _COMPOSE_VARIABLE.sub(substitute, value)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    yaml = pytest.importorskip("yaml", reason="pyyaml comes with the test extras (make test)")
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def app_environment(compose: dict, operator_values=OPERATOR_VALUES) -> dict[str, str]:
+    environment = compose["services"]["web"]["environment"]
+    return {name: interpolate(str(value), operator_values) for name, value in environment.items()}
+
+
+def run_python(arguments: list[str], environment: dict[str, str], data_dir: Path):
+    """Run the interpreter in the repository with only ``environment`` for settings."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in SETTINGS_NAMES and name not in ("DJANGO_SETTINGS_MODULE", "DATA_DIR")
+    }
+    env = {
+        **inherited,
+        "DJANGO_SETTINGS_MODULE": "secops.settings",
+        "DATA_DIR": str(data_dir),
+        **environment,
+    }
+    return subprocess.run(
+        [sys.executable, *arguments],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_it_defines_the_five_services(compose):
+    assert set(compose["services"]) == {"web", "worker", "beat", "postgres", "redis"}
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_it_passes_only_variables_the_settings_read(compose, service):
+    environment = compose["services"][service]["environment"]
+    assert environment, f"{service} has no environment"
+    unknown = set(environment) - SETTINGS_NAMES
+    assert not unknown, f"{service} passes {sorted(unknown)}, which secops/settings.py never reads"
+
+
+def test_it_gives_web_worker_and_beat_the_same_environment(compose):
+    web, worker, beat = (compose["services"][name]["environment"] for name in APP_SERVICES)
+    assert web == worker == beat
+
+
+def test_it_runs_gunicorn_celery_worker_and_beat(compose):
+    services = compose["services"]
+    assert "gunicorn secops.wsgi" in " ".join(services["web"]["command"])
+    assert services["worker"]["command"][:4] == ["celery", "-A", "secops", "worker"]
+    assert services["beat"]["command"][:4] == ["celery", "-A", "secops", "beat"]
+
+
+def test_it_probes_web_health_on_healthz(compose):
+    assert "/healthz" in " ".join(compose["services"]["web"]["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize("required", ["SECRET_KEY", "POSTGRES_PASSWORD", "ALLOWED_HOSTS"])
+def test_it_refuses_to_start_without_what_only_the_operator_can_give(compose, required):
+    values = {name: value for name, value in OPERATOR_VALUES.items() if name != required}
+    with pytest.raises(MissingComposeVariable, match=required):
+        app_environment(compose, values)
+
+
+def test_it_builds_production_settings_from_the_compose_values(compose, tmp_path):
+    show_settings = (
+        "import json, django\n"
+        "django.setup()\n"
+        "from django.conf import settings as s\n"
+        "db = s.DATABASES['default']\n"
+        "print(json.dumps({'debug': s.DEBUG, 'engine': db['ENGINE'], 'host': db['HOST'],"
+        " 'name': db['NAME'], 'eager': s.CELERY_TASK_ALWAYS_EAGER,"
+        " 'broker': s.CELERY_BROKER_URL, 'hosts': s.ALLOWED_HOSTS,"
+        " 'proxy_header': getattr(s, 'SECURE_PROXY_SSL_HEADER', None),"
+        " 'ssl_redirect': s.SECURE_SSL_REDIRECT, 'email': s.EMAIL_BACKEND}))\n"
+    )
+    result = run_python(["-c", show_settings], app_environment(compose), tmp_path)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded == {
+        "debug": False,
+        "engine": "django.db.backends.postgresql",
+        "host": "postgres",
+        "name": "secops",
+        "eager": False,
+        "broker": "redis://redis:6379/0",
+        "hosts": ["localhost", "console.example.com"],
+        "proxy_header": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "ssl_redirect": True,
+        "email": "django.core.mail.backends.console.EmailBackend",
+    }
+
+
+def test_it_passes_the_deployment_checks_with_the_compose_values(compose, tmp_path):
+    result = run_python(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        app_environment(compose),
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "bad_value"),
+    [
+        ("DEBUG", "maybe"),
+        ("DATABASE_URL", "mysql://x"),
+        ("EMAIL_URL", "pop3://mail.example.com"),
+        ("EVENT_RETENTION_DAYS", "half a year"),
+        ("SECURE_HSTS_SECONDS", "-1"),
+    ],
+)
+def test_it_stops_loudly_on_a_bad_value(tmp_path, name, bad_value):
+    environment = {"DEBUG": "true", name: bad_value}
+    result = run_python(["-c", "import django; django.setup()"], environment, tmp_path)
+    assert result.returncode != 0
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("django.core.exceptions.ImproperlyConfigured:")
+    assert name in error
+
+
+def test_it_documents_every_variable_the_settings_read():
+    readme = (REPO / "README.md").read_text()
+    undocumented = sorted(name for name in SETTINGS_NAMES if f"`{name}`" not in readme)
+    assert not undocumented, f"README.md's configuration table lacks {undocumented}"
+
+
+def run_make_python_check(candidates: str):
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTHON_CANDIDATES")
+    }
+    return subprocess.run(
+        ["make", "--no-print-directory", "python-check", f"PYTHON_CANDIDATES={candidates}"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_it_refuses_a_python_older_than_3_12(tmp_path):
+    old_python = tmp_path / "python3.11"
+    # Answers the Makefile's two probes as a Python 3.11 interpreter would.
+    old_python.write_text(
+        '#!/bin/sh\ncase "$*" in\n  *version_info*) exit 1 ;;\n  *) echo 3.11.7 ;;\nesac\n'
+    )
+    old_python.chmod(0o755)
+
+    result = run_make_python_check(str(old_python))
+
+    assert result.returncode != 0
+    assert "Python 3.12 or newer is required" in result.stderr
+    assert f"{old_python} (3.11.7)" in result.stderr
+    assert "pyenv install 3.12" in result.stderr
+
+
+def test_it_says_so_when_no_candidate_exists(tmp_path):
+    result = run_make_python_check(str(tmp_path / "no-such-python"))
+
+    assert result.returncode != 0
+    assert "Python 3.12 or newer is required; found: no Python at all" in result.stderr
+
+
+def test_it_accepts_a_recent_python():
+    result = run_make_python_check(sys.executable)
+
+    assert result.returncode == 0, result.stderr
+    assert f"Using {sys.executable}" in result.stdout
