@@ -93,7 +93,7 @@ _EMAIL_BACKENDS = {
 def env_email(name: str, default: str) -> dict:
     """Read an e-mail URL such as ``smtp+tls://user:pass@mail.example.com:587``.
 
-    Returns the Django settings it stands for (EMAIL_BACKEND, EMAIL_HOST, ...).
+    Returns the ``MAILERS`` setting it stands for (Django's mailer aliases).
     """
     url = env_str(name, default)
     parsed = urlparse(url)
@@ -103,23 +103,26 @@ def env_email(name: str, default: str) -> dict:
             f"Environment variable {name}={url!r}: unknown scheme {parsed.scheme!r} "
             f"(use one of {', '.join(sorted(_EMAIL_BACKENDS))})."
         )
-    settings = {"EMAIL_BACKEND": backend}
+    options: dict = {}
     if backend.endswith("smtp.EmailBackend"):
         if not parsed.hostname:
             raise ImproperlyConfigured(f"Environment variable {name}: SMTP URL needs a host.")
-        options = parse_qs(parsed.query)
+        query = parse_qs(parsed.query)
         try:
             port = parsed.port
+            timeout = int(query.get("timeout", ["10"])[0])
         except ValueError:
-            raise ImproperlyConfigured(f"Environment variable {name}: bad port.") from None
-        settings.update(
-            EMAIL_HOST=parsed.hostname,
-            EMAIL_PORT=port
-            or (465 if parsed.scheme == "smtps" else 587 if "tls" in parsed.scheme else 25),
-            EMAIL_HOST_USER=unquote(parsed.username or ""),
-            EMAIL_HOST_PASSWORD=unquote(parsed.password or ""),
-            EMAIL_USE_TLS=parsed.scheme == "smtp+tls",
-            EMAIL_USE_SSL=parsed.scheme == "smtps",
-            EMAIL_TIMEOUT=int(options.get("timeout", ["10"])[0]),
-        )
-    return settings
+            raise ImproperlyConfigured(
+                f"Environment variable {name}: bad port or timeout."
+            ) from None
+        default_port = {"smtps": 465, "smtp+tls": 587}.get(parsed.scheme, 25)
+        options = {
+            "host": parsed.hostname,
+            "port": port or default_port,
+            "username": unquote(parsed.username or ""),
+            "password": unquote(parsed.password or ""),
+            "use_tls": parsed.scheme == "smtp+tls",
+            "use_ssl": parsed.scheme == "smtps",
+            "timeout": timeout,
+        }
+    return {"default": {"BACKEND": backend, "OPTIONS": options}}

@@ -164,7 +164,7 @@ CACHES = {
 }
 
 # --- Mail -------------------------------------------------------------------
-globals().update(env_email("EMAIL_URL", "console://"))
+MAILERS = env_email("EMAIL_URL", "console://")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "secops@localhost")
 
 # --- Product rules ----------------------------------------------------------

@@ -24,6 +24,7 @@ OPERATOR_VALUES = {
     "SECRET_KEY": PRODUCTION_SECRET_KEY,
     "POSTGRES_PASSWORD": "compose-test-password",
     "ALLOWED_HOSTS": "console.example.com",
+    "EMAIL_URL": "smtp+tls://console:mail-password@mail.example.com:587",
 }
 
 
@@ -119,7 +120,9 @@ def test_it_probes_web_health_on_healthz(compose):
     assert "/healthz" in " ".join(compose["services"]["web"]["healthcheck"]["test"])
 
 
-@pytest.mark.parametrize("required", ["SECRET_KEY", "POSTGRES_PASSWORD", "ALLOWED_HOSTS"])
+@pytest.mark.parametrize(
+    "required", ["SECRET_KEY", "POSTGRES_PASSWORD", "ALLOWED_HOSTS", "EMAIL_URL"]
+)
 def test_it_refuses_to_start_without_what_only_the_operator_can_give(compose, required):
     values = {name: value for name, value in OPERATOR_VALUES.items() if name != required}
     with pytest.raises(MissingComposeVariable, match=required):
@@ -136,7 +139,7 @@ def test_it_builds_production_settings_from_the_compose_values(compose, tmp_path
         " 'name': db['NAME'], 'eager': s.CELERY_TASK_ALWAYS_EAGER,"
         " 'broker': s.CELERY_BROKER_URL, 'hosts': s.ALLOWED_HOSTS,"
         " 'proxy_header': getattr(s, 'SECURE_PROXY_SSL_HEADER', None),"
-        " 'ssl_redirect': s.SECURE_SSL_REDIRECT, 'email': s.EMAIL_BACKEND}))\n"
+        " 'ssl_redirect': s.SECURE_SSL_REDIRECT, 'email': s.MAILERS['default']['BACKEND']}))\n"
     )
     result = run_python(["-c", show_settings], app_environment(compose), tmp_path)
     assert result.returncode == 0, result.stderr
@@ -151,7 +154,7 @@ def test_it_builds_production_settings_from_the_compose_values(compose, tmp_path
         "hosts": ["localhost", "console.example.com"],
         "proxy_header": ["HTTP_X_FORWARDED_PROTO", "https"],
         "ssl_redirect": True,
-        "email": "django.core.mail.backends.console.EmailBackend",
+        "email": "django.core.mail.backends.smtp.EmailBackend",
     }
 
 
