@@ -307,10 +307,3 @@ class IngestionRejection(models.Model):
     def __str__(self):
         return f"item {self.index}: {self.field} {self.message}"
 
-
-from alerts.detection_models import (  # noqa: E402, F401
-    CorrelationState,
-    DetectionCursor,
-    DetectionRule,
-    DetectionRuleStats,
-)
