@@ -73,7 +73,9 @@ def run_python(arguments: list[str], environment: dict[str, str], data_dir: Path
     inherited = {
         name: value
         for name, value in os.environ.items()
-        if name not in SETTINGS_NAMES and name not in ("DJANGO_SETTINGS_MODULE", "DATA_DIR")
+        if name not in SETTINGS_NAMES
+        # The browser tests' async allowance makes `check --deploy` warn.
+        and name not in ("DJANGO_SETTINGS_MODULE", "DATA_DIR", "DJANGO_ALLOW_ASYNC_UNSAFE")
     }
     env = {
         **inherited,
@@ -237,3 +239,13 @@ def test_it_accepts_a_recent_python():
 
     assert result.returncode == 0, result.stderr
     assert f"Using {sys.executable}" in result.stdout
+
+
+def test_it_shares_the_data_folder_between_web_worker_and_beat(compose):
+    # The worker writes export files that web serves: both need the same folder.
+    mounts = {
+        service: set(compose["services"][service].get("volumes", []))
+        for service in ("web", "worker", "beat")
+    }
+    assert all("app-data:/app/var" in volumes for volumes in mounts.values()), mounts
+    assert "app-data" in compose["volumes"]
