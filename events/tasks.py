@@ -1,11 +1,12 @@
 """Celery entry points of the pipeline. Thin: the work is in events.services."""
 
+import dataclasses
 from datetime import timedelta
 
 from celery import shared_task
 from django.db import OperationalError, transaction
 
-from events import services
+from events import export, services
 
 PIPELINE_TASK_OPTIONS = {
     "acks_late": True,
@@ -46,3 +47,18 @@ def requeue_unprocessed_alerts(older_than_seconds: int = 120, batch_size: int = 
 def purge_expired() -> dict:
     result = services.purge_expired()
     return {"events": result.events, "alerts": result.alerts, "logs": result.logs}
+
+
+# An export is claimed before any work, so a redelivered message (acks_late,
+# a worker lost mid-run) does nothing; the cleanup fails a job whose worker
+# died. The time limit ends a run well before the cleanup would call it stalled.
+@shared_task(
+    name="events.export_events", acks_late=True, reject_on_worker_lost=True, soft_time_limit=1200
+)
+def export_events(job_id: int) -> bool:
+    return export.run_export_job(job_id)
+
+
+@shared_task(name="events.cleanup_exports", acks_late=True, expires=600)
+def cleanup_exports() -> dict:
+    return dataclasses.asdict(export.cleanup_exports())
