@@ -4,7 +4,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from alerts.models import Alert, AlertSource
-from events import services
+from events import services, tracing_views
 from events.forms import SORTS, AggregationRuleForm, EventFilterForm
 from events.grouping import GROUPING_FIELDS, describe_window
 from events.models import AggregationRule, SecurityEvent
@@ -176,6 +176,7 @@ DETAIL_TABS = [
     ("info", "Incident Information"),
     ("timeline", "Attack Timeline"),
     ("alerts", "Alert"),
+    ("tracing", "Incident Source Tracing"),
 ]
 TIMELINE_LIMIT = 500
 ALERTS_PER_PAGE = 20
@@ -218,6 +219,8 @@ def event_detail(request, event_id: int):
         context["page"] = page_of(
             alerts.select_related("asset").order_by("-occurred_at", "-id"), number, ALERTS_PER_PAGE
         )
+    elif tab == "tracing":
+        context.update(tracing_views.tab_context(request, event))
     template = "events/event_detail.html"
     if request.htmx and not request.htmx.boosted:
         template += "#tab"
