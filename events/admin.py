@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from events.models import AggregationRule, EventStatusChange, SecurityEvent
+from events.models import AggregationRule, EventStatusChange, ExportJob, SecurityEvent
 
 
 @admin.register(AggregationRule)
@@ -24,3 +24,19 @@ class SecurityEventAdmin(admin.ModelAdmin):
     raw_id_fields = ["continues", "affected_assets"]
     readonly_fields = ["group_key", "group_values"]
     inlines = [StatusChangeInline]
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "owner",
+        "organisation",
+        "status",
+        "progress",
+        "row_count",
+        "created_at",
+        "expires_at",
+    ]
+    list_filter = ["status", "organisation"]
+    readonly_fields = ["account_ids", "filters", "file_path", "error", "started_at", "finished_at"]

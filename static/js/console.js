@@ -12,3 +12,14 @@ document.addEventListener("change", (event) => {
     if (preset) preset.value = "custom";
   }
 }, true);
+
+// After a tab panel is swapped in, mark its tab as the selected one.
+document.addEventListener("htmx:afterSettle", (event) => {
+  const panel = document.getElementById("tab");
+  if (!panel || !panel.dataset.tab) return;
+  document.querySelectorAll('.tabs [role="tab"]').forEach((tab) => {
+    const selected = tab.dataset.testid === `tab-${panel.dataset.tab}`;
+    tab.classList.toggle("active", selected);
+    tab.setAttribute("aria-selected", selected ? "true" : "false");
+  });
+});

@@ -30,10 +30,12 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils.regex_helper import normalize
 
 from alerts.models import Alert, Asset, LogRecord
-from events.models import AggregationRule, SecurityEvent
+from events import export
+from events.forms import EventFilterForm
+from events.models import AggregationRule, ExportJob, SecurityEvent
 from secops.enums import Role
 from secops.models import Account, AccountMembership, ApiKey, OrganisationMembership
-from secops.services import create_api_key
+from secops.services import build_scope, create_api_key
 from tests import factories
 
 # Pages anyone may open, by URL name: the status an anonymous visitor gets and
@@ -306,12 +308,19 @@ def objects_of_account_a(tenancy, alice_api_key):
     asset = factories.make_asset(account)
     alert = factories.make_alert(account, asset=asset)
     rule = factories.make_rule(organisation=tenancy.org)
+    event = factories.make_event(account, rule=rule)
+    alice_scope = build_scope(tenancy.alice, {})
+    job = export.start_export(
+        owner=tenancy.alice, scope=alice_scope, filters=EventFilterForm.default_filters()
+    )
+    export.run_export_job(job.id)  # a finished job: its download answers alice
     return {
         Account: account,
         Asset: asset,
         Alert: alert,
         AggregationRule: rule,
-        SecurityEvent: factories.make_event(account, rule=rule),
+        SecurityEvent: event,
+        ExportJob: job,
         LogRecord: factories.make_log_record(account, asset=asset),
         ApiKey: alice_api_key[0],
     }
@@ -345,6 +354,7 @@ OBJECT_WORDS = {
     "event": SecurityEvent,
     "log": LogRecord,
     "key": ApiKey,
+    "job": ExportJob,
 }
 NAMESPACE_MODELS = {"alerts": Alert, "events": SecurityEvent}
 
