@@ -1,0 +1,544 @@
+"""Scenario ``pipeline``: alerts through ingestion and the aggregation pipeline.
+
+Batches go through ``alerts.services.ingest_alerts`` exactly as the API sends
+them; Celery runs eagerly, so the task the ingestion queues on commit
+(``events.process_alert_batch`` -> ``events.services.process_alerts``) runs
+right after each batch commits, in this process. The time of
+``process_alerts`` is taken by wrapping the module attribute the task calls,
+which changes nothing in what runs; the ingestion's share is the rest.
+"""
+
+import cProfile
+import io
+import json
+import logging
+import os
+import pstats
+import re
+import statistics
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import perf_counter, process_time
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Q, Sum
+
+from alerts.models import Alert, Asset, Entity
+from alerts.services import MAX_BATCH_ITEMS, ingest_alerts
+from bench import database
+from bench.generate import BenchAccount, Dataset, generate
+from events import services as event_services
+from events.models import EventAlert, SecurityEvent
+from secops.celery import app as celery_app
+from secops.enums import RegionGroup
+from secops.scope import Scope
+
+ACCOUNTS = [
+    BenchAccount("8100000000000001", "Bench Retail CN", RegionGroup.CHINA),
+    BenchAccount("8100000000000002", "Bench Payments CN", RegionGroup.CHINA),
+    BenchAccount("8100000000000003", "Bench Data CN", RegionGroup.CHINA),
+    BenchAccount("8100000000000004", "Bench Global", RegionGroup.OUTSIDE_CHINA),
+    BenchAccount("8100000000000005", "Bench Europe", RegionGroup.OUTSIDE_CHINA),
+]
+
+# The bars of the performance issue, on a 2-core machine.
+MIN_ALERTS_PER_SECOND = 10_000
+MIN_RATIO_TO_COPY = 0.20
+
+
+@dataclass
+class BatchFigures:
+    alerts: int
+    seconds: float
+    pipeline_seconds: float
+    ingest_statements: int
+    pipeline_statements: int
+    # CPU time of this process and of its database session (None when the
+    # server's processes cannot be seen from here).
+    cpu_seconds: float = 0.0
+    pipeline_cpu_seconds: float = 0.0
+    database_cpu_seconds: float | None = None
+    pipeline_database_cpu_seconds: float | None = None
+
+
+@dataclass
+class PipelineFigures:
+    dataset: Dataset
+    batch_size: int
+    postgres_version: str
+    generate_seconds: float
+    # The machine's 1-minute load average: figures from a busy machine are low.
+    load_at_start: float = 0.0
+    load_at_end: float = 0.0
+    batches: list[BatchFigures] = field(default_factory=list)
+    pipeline_errors: list[str] = field(default_factory=list)
+    copy_seconds: float = 0.0
+    logged_copy_seconds: float = 0.0
+    outcome: dict = field(default_factory=dict)
+    # (phase, statement kind) -> seconds and calls over the whole run
+    statement_seconds: dict = field(default_factory=dict)
+    statement_calls: dict = field(default_factory=dict)
+    statement_database_seconds: dict = field(default_factory=dict)
+    profile: str = ""
+
+    @property
+    def alerts(self) -> int:
+        return sum(b.alerts for b in self.batches)
+
+    @property
+    def seconds(self) -> float:
+        return sum(b.seconds for b in self.batches)
+
+    @property
+    def pipeline_seconds(self) -> float:
+        return sum(b.pipeline_seconds for b in self.batches)
+
+    def total(self, name: str) -> float | None:
+        values = [getattr(b, name) for b in self.batches]
+        return None if None in values else sum(values)
+
+    @property
+    def rate(self) -> float:
+        return self.alerts / self.seconds if self.seconds else 0.0
+
+    @property
+    def copy_rate(self) -> float:
+        return self.outcome["alerts_stored"] / self.copy_seconds if self.copy_seconds else 0.0
+
+    @property
+    def logged_copy_rate(self) -> float:
+        seconds = self.logged_copy_seconds
+        return self.outcome["alerts_stored"] / seconds if seconds else 0.0
+
+
+_STATEMENT_TARGET = re.compile(
+    r'^\s*(INSERT INTO|UPDATE|DELETE FROM|SELECT .*? FROM)\s+"(\w+)"', re.S
+)
+
+
+def statement_label(sql) -> str:
+    """The kind of a statement, such as ``INSERT INTO alerts_alert``."""
+    match = _STATEMENT_TARGET.match(str(sql))
+    if not match:
+        return str(sql).split(None, 1)[0].upper()
+    verb = "SELECT FROM" if match.group(1).startswith("SELECT") else match.group(1)
+    return f"{verb} {match.group(2)}"
+
+
+class StatementCounter:
+    """An execute wrapper counting the statements of each phase of a batch and
+    timing them by kind (the time includes psycopg's client-side work)."""
+
+    def __init__(self):
+        self.phase = "ingest"
+        self.counts = {"ingest": 0, "pipeline": 0}
+        self.seconds_by_label: dict[tuple[str, str], float] = defaultdict(float)
+        self.calls_by_label: dict[tuple[str, str], int] = defaultdict(int)
+        self.database_seconds_by_label: dict[tuple[str, str], float] = defaultdict(float)
+
+    def reset(self) -> None:
+        self.counts = {"ingest": 0, "pipeline": 0}
+
+    def __call__(self, execute, sql, params, many, context):
+        self.counts[self.phase] += 1
+        key = (self.phase, statement_label(sql))
+        database_start = database_session_cpu()
+        start = perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.seconds_by_label[key] += perf_counter() - start
+            self.calls_by_label[key] += 1
+            if database_start is not None:
+                self.database_seconds_by_label[key] += database_session_cpu() - database_start
+
+
+def database_session_cpu() -> float | None:
+    """CPU seconds used so far by this connection's PostgreSQL backend.
+
+    Read from /proc, so only when the server runs on this machine. On a busy
+    machine wall time swells while CPU time hardly moves, so both are shown.
+    """
+    pid = connection.connection.info.backend_pid
+    try:
+        if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
+            return None
+        # Fields after "(comm)": state is field 3, utime and stime are 14 and 15.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Clocks:
+    """Wall, process CPU and database-session CPU time, read together."""
+
+    wall: float
+    cpu: float
+    database: float | None
+
+    @classmethod
+    def read(cls) -> "Clocks":
+        return cls(perf_counter(), process_time(), database_session_cpu())
+
+    def since(self, start: "Clocks") -> "Clocks":
+        database = None
+        if self.database is not None and start.database is not None:
+            database = self.database - start.database
+        return Clocks(self.wall - start.wall, self.cpu - start.cpu, database)
+
+
+@contextmanager
+def measured_pipeline(counter: StatementCounter, errors: list[str]):
+    """Time each ``process_alerts`` call and attribute its statements to the pipeline.
+
+    The eager task's ``on_commit`` callback is ``robust``: a failing pipeline
+    would only be logged, so failures are collected here to be reported.
+    """
+    original = event_services.process_alerts
+    calls: list[Clocks] = []
+
+    def timed_process_alerts(alert_ids):
+        counter.phase = "pipeline"
+        start = Clocks.read()
+        try:
+            return original(alert_ids)
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            calls.append(Clocks.read().since(start))
+            counter.phase = "ingest"
+
+    event_services.process_alerts = timed_process_alerts
+    try:
+        yield calls
+    finally:
+        event_services.process_alerts = original
+
+
+def run_batches(figures: PipelineFigures, scope: Scope, items: list[dict], batch_size: int) -> None:
+    counter = StatementCounter()
+    connection.ensure_connection()
+    with (
+        connection.execute_wrapper(counter),
+        measured_pipeline(counter, figures.pipeline_errors) as pipeline_calls,
+    ):
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
+            counter.reset()
+            before = len(pipeline_calls)
+            began = Clocks.read()
+            result = ingest_alerts(batch, scope=scope)
+            spent = Clocks.read().since(began)
+            if result.errors:
+                raise RuntimeError(f"the ingestion refused generated alerts: {result.errors[:3]}")
+            pipeline = pipeline_calls[before:]
+            pipeline_database = [c.database for c in pipeline]
+            figures.batches.append(
+                BatchFigures(
+                    alerts=result.accepted,
+                    seconds=spent.wall,
+                    pipeline_seconds=sum(c.wall for c in pipeline),
+                    ingest_statements=counter.counts["ingest"],
+                    pipeline_statements=counter.counts["pipeline"],
+                    cpu_seconds=spent.cpu,
+                    pipeline_cpu_seconds=sum(c.cpu for c in pipeline),
+                    database_cpu_seconds=spent.database,
+                    pipeline_database_cpu_seconds=(
+                        None if None in pipeline_database else sum(pipeline_database)
+                    ),
+                )
+            )
+    figures.statement_seconds = dict(counter.seconds_by_label)
+    figures.statement_calls = dict(counter.calls_by_label)
+    figures.statement_database_seconds = dict(counter.database_seconds_by_label)
+
+
+def outcome(scope: Scope) -> dict:
+    """What the run left in the database, to check that the pipeline really ran."""
+    alerts = Alert.objects.in_scope(scope).aggregate(
+        stored=Count("id"),
+        processed=Count("id", filter=Q(processed_at__isnull=False)),
+        whitelisted=Count("id", filter=Q(whitelisted=True)),
+    )
+    events = SecurityEvent.objects.in_scope(scope).aggregate(
+        events=Count("id"), alert_count=Sum("alert_count")
+    )
+    links = EventAlert.objects.filter(event__account_id__in=scope.account_ids)
+    return {
+        "alerts_stored": alerts["stored"],
+        "alerts_processed": alerts["processed"],
+        "alerts_whitelisted": alerts["whitelisted"],
+        "alerts_in_events": links.values("alert_id").distinct().count(),
+        "events": events["events"],
+        "events_alert_count_total": events["alert_count"] or 0,
+        "event_alert_links": links.count(),
+        "assets": Asset.objects.in_scope(scope).count(),
+        "entities": Entity.objects.in_scope(scope).count(),
+    }
+
+
+def profile_report(profiler: cProfile.Profile, limit: int) -> str:
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("tottime")
+    out.write(f"Top {limit} functions by own time (file:line(function)):\n")
+    stats.print_stats(limit)
+    stats = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
+    out.write(f"Top {limit} functions of the project by cumulative time:\n")
+    stats.print_stats(r"/(alerts|events|secops|whitelist|soar|disposal)/", limit)
+    return out.getvalue()
+
+
+def add_arguments(parser) -> None:
+    """The options of this scenario, for ``python -m bench``."""
+    parser.add_argument("--alerts", type=int, default=100_000, help="alerts to ingest (100,000)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=MAX_BATCH_ITEMS,
+        help=f"alerts per ingestion call, at most the API's {MAX_BATCH_ITEMS:,} "
+        f"({MAX_BATCH_ITEMS:,})",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the timed batches with cProfile and print the hotspots",
+    )
+
+
+def run(args) -> PipelineFigures:
+    if args.alerts < 1:
+        raise ValueError("--alerts must be at least 1")
+    if not 1 <= args.batch_size <= MAX_BATCH_ITEMS:
+        raise ValueError(f"--batch-size must be between 1 and {MAX_BATCH_ITEMS:,}")
+    return run_pipeline(
+        alerts=args.alerts, batch_size=args.batch_size, seed=args.seed, profile=args.profile
+    )
+
+
+def run_pipeline(
+    *,
+    alerts: int,
+    batch_size: int = MAX_BATCH_ITEMS,
+    seed: int = 1,
+    hosts: int = 2_000,
+    attacker_ips: int = 5_000,
+    file_hashes: int = 1_500,
+    profile: bool = False,
+    log=print,
+) -> PipelineFigures:
+    # Production settings log no SQL; DEBUG only stands in for a SECRET_KEY here.
+    settings.DEBUG = False
+    # One line per eager task would drown the figures.
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+    logging.getLogger("kombu.connection").setLevel(logging.ERROR)
+    # Without REDIS_URL settings are eager already; with it the pipeline would
+    # go to a broker that no worker of this run reads.
+    celery_app.conf.task_always_eager = True
+
+    name = database.check_database()
+    if database.create_database_if_missing(name):
+        log(f"Created database {name}.")
+    log(f"Migrating {name} ...")
+    database.migrate()
+    database.empty_touched_tables()
+    scope = database.bench_tenancy(ACCOUNTS)
+
+    log(f"Generating {alerts:,} alerts ...")
+    began = perf_counter()
+    dataset = generate(
+        alerts=alerts,
+        seed=seed,
+        accounts=ACCOUNTS,
+        hosts=hosts,
+        attacker_ips=attacker_ips,
+        file_hashes=file_hashes,
+    )
+    figures = PipelineFigures(
+        dataset=dataset,
+        batch_size=batch_size,
+        postgres_version=database.server_version(),
+        generate_seconds=perf_counter() - began,
+        load_at_start=os.getloadavg()[0],
+    )
+
+    log(f"Ingesting in batches of {batch_size:,} with the pipeline after each ...")
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
+    try:
+        run_batches(figures, scope, dataset.items, batch_size)
+    finally:
+        if profiler:
+            profiler.disable()
+            figures.profile = profile_report(profiler, 30)
+    figures.load_at_end = os.getloadavg()[0]
+    figures.outcome = outcome(scope)
+
+    log("COPY baseline ...")
+    rows = database.stored_alert_rows(scope)
+    figures.copy_seconds = database.time_copy(rows, temporary=True)
+    figures.logged_copy_seconds = database.time_copy(rows, temporary=False)
+    return figures
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def report(figures: PipelineFigures, out=print) -> list[str]:
+    """Print the figures; returns the problems that make the run invalid."""
+    data = figures.dataset
+    result = figures.outcome
+    raw_sizes = [len(json.dumps(item["raw"], separators=(",", ":"))) for item in data.items]
+    entity_counts = [len(item["entities"]) for item in data.items]
+    sources = {}
+    for item in data.items:
+        sources[item["source"]] = sources.get(item["source"], 0) + 1
+    batch_seconds = [b.seconds for b in figures.batches]
+    ingest_seconds = figures.seconds - figures.pipeline_seconds
+
+    out("")
+    out(
+        f"Pipeline bench: {figures.alerts:,} alerts in {len(figures.batches)} batches of "
+        f"{figures.batch_size:,}, PostgreSQL {figures.postgres_version}"
+    )
+    out(
+        f"  machine: {os.cpu_count()} CPUs, load average {figures.load_at_start:.1f} before "
+        f"the batches and {figures.load_at_end:.1f} after them"
+    )
+    out(
+        f"  data: {len(data.accounts)} accounts, {len(data.hosts):,} hosts, "
+        f"{len(data.attacker_ips):,} attacker IPs, {len(data.file_hashes):,} file hashes; "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(sources.items()))
+    )
+    out(
+        f"  entities per alert {min(entity_counts)}-{max(entity_counts)} "
+        f"(mean {statistics.mean(entity_counts):.1f}); raw payload {min(raw_sizes)}-"
+        f"{max(raw_sizes)} B (mean {statistics.mean(raw_sizes):.0f} B); generated in "
+        f"{figures.generate_seconds:.1f} s, before timing"
+    )
+    out("")
+    rows = [
+        ("ingest + pipeline, end to end", figures.seconds, figures.rate),
+        ("  of which ingest_alerts (validate, store)", ingest_seconds, None),
+        ("  of which process_alerts (pipeline)", figures.pipeline_seconds, None),
+        ("COPY into a temporary copy of alerts_alert", figures.copy_seconds, figures.copy_rate),
+        (
+            "COPY into a logged copy (for reference)",
+            figures.logged_copy_seconds,
+            figures.logged_copy_rate,
+        ),
+    ]
+    out(f"  {'':46} {'seconds':>9} {'alerts/s':>10} {'share':>6}")
+    for label, seconds, rate in rows:
+        share = f"{seconds / figures.seconds:6.0%}" if label.startswith("  of") else ""
+        rate_text = f"{rate:10,.0f}" if rate is not None else ""
+        out(f"  {label:46} {seconds:9.2f} {rate_text:>10} {share:>6}")
+    out("")
+    cpu = figures.total("cpu_seconds")
+    pipeline_cpu = figures.total("pipeline_cpu_seconds")
+    database_cpu = figures.total("database_cpu_seconds")
+    pipeline_database_cpu = figures.total("pipeline_database_cpu_seconds")
+    out(f"  CPU seconds {'':34} {'python':>9} {'database':>10}")
+    for label, python_seconds, database_seconds in [
+        ("end to end", cpu, database_cpu),
+        ("  ingest_alerts", cpu - pipeline_cpu, _minus(database_cpu, pipeline_database_cpu)),
+        ("  process_alerts", pipeline_cpu, pipeline_database_cpu),
+    ]:
+        database_text = "n/a" if database_seconds is None else f"{database_seconds:.2f}"
+        out(f"  {label:46} {python_seconds:9.2f} {database_text:>10}")
+    if database_cpu is not None:
+        out(
+            f"  (alerts per CPU second of both: "
+            f"{figures.alerts / (cpu + database_cpu):,.0f}; the rest of the wall time is "
+            "waiting for the disk or for a CPU)"
+        )
+    out("")
+    out(
+        f"  batch time: median {statistics.median(batch_seconds):.3f} s, "
+        f"p90 {percentile(batch_seconds, 0.9):.3f} s, max {max(batch_seconds):.3f} s "
+        f"(first {batch_seconds[0]:.3f} s, last {batch_seconds[-1]:.3f} s)"
+    )
+    ingest_counts = [b.ingest_statements for b in figures.batches]
+    pipeline_counts = [b.pipeline_statements for b in figures.batches]
+    out(
+        f"  SQL statements per batch: ingest {min(ingest_counts)}-{max(ingest_counts)}, "
+        f"pipeline {min(pipeline_counts)}-{max(pipeline_counts)} "
+        f"(total {min(ingest_counts) + min(pipeline_counts)}-"
+        f"{max(ingest_counts) + max(pipeline_counts)})"
+    )
+    out("  SQL statements over the run (wall time of execute, with psycopg's query")
+    out("  preparation; database CPU of the session while it ran):")
+    out(f"    {'':61} {'calls':>5} {'wall s':>8} {'share':>6} {'db CPU s':>9}")
+    for (phase, label), seconds in sorted(
+        figures.statement_seconds.items(), key=lambda item: -item[1]
+    ):
+        calls = figures.statement_calls[(phase, label)]
+        database_seconds = figures.statement_database_seconds.get((phase, label))
+        database_text = "n/a" if database_seconds is None else f"{database_seconds:.2f}"
+        out(
+            f"    {phase:8} {label:52} {calls:5} {seconds:8.2f} "
+            f"{seconds / figures.seconds:6.1%} {database_text:>9}"
+        )
+    out(
+        f"  stored: {result['alerts_stored']:,} alerts ({result['alerts_processed']:,} processed, "
+        f"{result['alerts_whitelisted']:,} whitelisted), {result['assets']:,} assets, "
+        f"{result['entities']:,} entities"
+    )
+    out(
+        f"  events: {result['events']:,} created, holding {result['event_alert_links']:,} "
+        f"alert links (sum of alert_count {result['events_alert_count_total']:,}); "
+        f"{result['alerts_in_events']:,} alerts are in at least one event"
+    )
+    out("")
+    ratio = figures.rate / figures.copy_rate if figures.copy_rate else 0.0
+    logged_ratio = figures.rate / figures.logged_copy_rate if figures.logged_copy_rate else 0.0
+    bars = [
+        (
+            f"end to end >= {MIN_ALERTS_PER_SECOND:,} alerts/s",
+            f"{figures.rate:,.0f}",
+            figures.rate >= MIN_ALERTS_PER_SECOND,
+        ),
+        (
+            f"end to end / COPY (temporary) >= {MIN_RATIO_TO_COPY:.2f}",
+            f"{ratio:.3f}",
+            ratio >= MIN_RATIO_TO_COPY,
+        ),
+    ]
+    for label, value, passed in bars:
+        out(f"  {label:46} {value:>10}  {'PASS' if passed else 'BELOW'}")
+    out(f"  {'(end to end / COPY into a logged copy)':46} {logged_ratio:>10.3f}")
+    if figures.profile:
+        out("")
+        out(
+            "Profile of the timed batches (cProfile slows them down; rates above are lower "
+            "than without --profile):"
+        )
+        out(figures.profile)
+
+    problems = list(dict.fromkeys(figures.pipeline_errors))
+    if result["alerts_stored"] != figures.alerts:
+        problems.append(
+            f"{figures.alerts:,} alerts accepted but {result['alerts_stored']:,} stored"
+        )
+    if result["alerts_processed"] != result["alerts_stored"]:
+        problems.append(
+            f"{result['alerts_stored'] - result['alerts_processed']:,} alerts were not processed "
+            "by the pipeline"
+        )
+    if not result["events"]:
+        problems.append("the pipeline produced no events")
+    if result["events_alert_count_total"] != result["event_alert_links"]:
+        problems.append("the events' alert_count does not match their alert links")
+    return problems
+
+
+def _minus(total: float | None, part: float | None) -> float | None:
+    return None if total is None or part is None else total - part
