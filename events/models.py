@@ -191,6 +191,20 @@ class EventAlert(models.Model):
         return f"alert {self.alert_id} in event {self.event_id}"
 
 
+class PendingAlertBatch(models.Model):
+    """Alerts stored by one ingestion call and not yet through the pipeline.
+
+    Created in the ingestion's transaction and deleted in the pipeline's, so
+    it exists exactly while its alerts wait (see services.process_batch).
+    """
+
+    alert_ids = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self):
+        return f"batch {self.pk} of {len(self.alert_ids)} alerts"
+
+
 class EventStatusChange(models.Model):
     """One row per status transition: the event's history."""
 

@@ -32,6 +32,7 @@ from events.models import (
     EventAlert,
     EventStatus,
     EventStatusChange,
+    PendingAlertBatch,
     SecurityEvent,
 )
 from secops import db
@@ -132,61 +133,65 @@ def _applicable_rules(organisation_ids) -> dict[int, list[CompiledRule]]:
 # --- loading a batch ----------------------------------------------------------
 
 
-def _load_batch(alert_ids) -> list[tuple[AlertFacts, int]]:
-    """The unprocessed alerts of the batch, locked, with what rules need.
-
-    Rows another worker is processing right now are skipped (SKIP LOCKED on
-    PostgreSQL): a redelivered task never handles an alert twice.
-    """
-    alerts = (
-        Alert.objects.filter(id__in=alert_ids, processed_at__isnull=True)
-        .select_related("asset", "account")
-        .select_for_update(of=("self",), skip_locked=True)
-        .only(
-            "id",
-            "account_id",
-            "region",
-            "source",
-            "type",
-            "name",
-            "level",
-            "occurred_at",
-            "asset__id",
-            "asset__uuid",
-            "asset__name",
-            "asset__public_ip",
-            "account__organisation_id",
-        )
+def _load_alerts(alert_ids) -> list[tuple[AlertFacts, int]]:
+    """The batch's alerts with what rules need, as plain values (no model
+    instances: this runs for every alert that arrives)."""
+    rows = Alert.objects.filter(id__in=alert_ids).values_list(
+        "id",
+        "account_id",
+        "region",
+        "source",
+        "type",
+        "name",
+        "level",
+        "occurred_at",
+        "asset_id",
+        "asset__uuid",
+        "asset__name",
+        "asset__public_ip",
+        "account__organisation_id",
     )
-    alerts = list(alerts)
+    rows = list(rows)
     entities = defaultdict(list)
     for alert_id, role, etype, value, attributes in AlertEntity.objects.filter(
-        alert_id__in=[a.id for a in alerts]
+        alert_id__in=alert_ids
     ).values_list("alert_id", "role", "entity__type", "entity__value", "entity__attributes"):
         entities[alert_id].append((etype, role, value, attributes or {}))
-    facts = []
-    for a in alerts:
-        facts.append(
-            (
-                AlertFacts(
-                    id=a.id,
-                    account_id=a.account_id,
-                    region=a.region,
-                    source=a.source,
-                    type=a.type,
-                    name=a.name,
-                    level=a.level,
-                    occurred_at=a.occurred_at,
-                    asset_id=a.asset_id,
-                    asset_uuid=a.asset.uuid if a.asset else None,
-                    asset_name=(a.asset.name or a.asset.uuid) if a.asset else None,
-                    asset_public_ip=a.asset.public_ip if a.asset else None,
-                    entities=tuple(entities.get(a.id, ())),
-                ),
-                a.account.organisation_id,
-            )
+    return [
+        (
+            AlertFacts(
+                id=pk,
+                account_id=account_id,
+                region=region,
+                source=source,
+                type=alert_type,
+                name=name,
+                level=level,
+                occurred_at=occurred_at,
+                asset_id=asset_id,
+                asset_uuid=asset_uuid,
+                asset_name=(asset_name or asset_uuid) if asset_id else None,
+                asset_public_ip=public_ip,
+                entities=tuple(entities.get(pk, ())),
+            ),
+            organisation_id,
         )
-    return facts
+        for (
+            pk,
+            account_id,
+            region,
+            source,
+            alert_type,
+            name,
+            level,
+            occurred_at,
+            asset_id,
+            asset_uuid,
+            asset_name,
+            public_ip,
+            organisation_id,
+        ) in rows
+    ]
 
 
 # --- the pipeline -------------------------------------------------------------
@@ -336,12 +341,72 @@ def _refresh_totals(event_id: int) -> None:
     event.save(update_fields=["alert_count", "first_occurred_at", "last_occurred_at", "risk"])
 
 
+def queue_alert_batch(alert_ids: list[int]) -> PendingAlertBatch:
+    """Record newly stored alerts as a batch for the pipeline, in the caller's
+    transaction, and queue its task once that transaction commits.
+
+    The batch row is the pipeline's unit of work: it exists exactly while its
+    alerts have not been aggregated, so a lost task, a crashed worker or a
+    redelivered message can never drop or double-count alerts.
+    """
+    from events.tasks import process_alert_batch
+
+    batch = PendingAlertBatch.objects.create(alert_ids=list(alert_ids))
+    # robust: a broker outage must not turn a committed ingestion into an
+    # error; the sweeper (process_stale_batches) takes batches left behind.
+    transaction.on_commit(lambda: process_alert_batch.delay(batch.id), robust=True)
+    return batch
+
+
+def process_batch(batch_id: int) -> list[int]:
+    """Take one pending batch through the pipeline; returns the touched event ids.
+
+    The batch row is locked (SKIP LOCKED) and deleted in the same transaction
+    as the events it produces: a second worker given the same batch finds it
+    locked or gone and does nothing.
+    """
+    with transaction.atomic():
+        batch = (
+            PendingAlertBatch.objects.select_for_update(skip_locked=True)
+            .filter(id=batch_id)
+            .first()
+        )
+        if batch is None:
+            return []
+        touched = process_alerts(batch.alert_ids)
+        batch.delete()
+    return touched
+
+
+def stale_batch_ids(older_than: timedelta, limit: int) -> list[int]:
+    """Batches whose task never completed (lost message, crashed worker)."""
+    cutoff = timezone.now() - older_than
+    return list(
+        PendingAlertBatch.objects.filter(created_at__lt=cutoff)
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def process_pending_batches() -> int:
+    """Process every pending batch now, oldest first; returns how many were taken."""
+    taken = 0
+    for batch_id in PendingAlertBatch.objects.order_by("id").values_list("id", flat=True):
+        process_batch(batch_id)
+        taken += 1
+    return taken
+
+
 def process_alerts(alert_ids) -> list[int]:
-    """Run the pipeline over stored alerts. Idempotent; returns touched event ids."""
+    """Whitelist and aggregate stored alerts; returns the touched event ids.
+
+    Not idempotent by itself (alert counts are added): call it for alerts
+    nobody else processes, as ``process_batch`` does for a claimed batch.
+    """
     from whitelist.services import whitelisted_alerts
 
     with transaction.atomic():
-        facts = _load_batch(alert_ids)
+        facts = _load_alerts(alert_ids)
         if not facts:
             return []
         now = timezone.now()
@@ -400,7 +465,6 @@ def process_alerts(alert_ids) -> list[int]:
             )
             for e in created
         )
-        Alert.objects.filter(id__in=[a.id for a, _ in facts]).update(processed_at=now)
 
         if touched:
             event_ids = sorted(set(touched))
@@ -409,16 +473,6 @@ def process_alerts(alert_ids) -> list[int]:
                 robust=True,
             )
     return sorted(set(touched))
-
-
-def stale_unprocessed_alert_ids(older_than: timedelta, limit: int) -> list[int]:
-    """Alerts whose pipeline task never completed (lost message, crashed worker)."""
-    cutoff = timezone.now() - older_than
-    return list(
-        Alert.objects.filter(processed_at__isnull=True, received_at__lt=cutoff)
-        .order_by("received_at")
-        .values_list("id", flat=True)[:limit]
-    )
 
 
 # --- status -------------------------------------------------------------------

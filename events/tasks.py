@@ -4,7 +4,7 @@ import dataclasses
 from datetime import timedelta
 
 from celery import shared_task
-from django.db import OperationalError, transaction
+from django.db import OperationalError
 
 from events import export, services
 
@@ -20,26 +20,20 @@ PIPELINE_TASK_OPTIONS = {
 
 
 @shared_task(name="events.process_alert_batch", **PIPELINE_TASK_OPTIONS)
-def process_alert_batch(alert_ids: list[int]) -> int:
-    return len(services.process_alerts(alert_ids))
+def process_alert_batch(batch_id: int) -> int:
+    return len(services.process_batch(batch_id))
 
 
 def enqueue_alert_batch(alert_ids: list[int]) -> None:
-    """Queue the pipeline for stored alerts once their transaction commits.
-
-    ``robust``: a broker outage must not turn a committed ingestion into an
-    error; the sweeper below picks up alerts whose task never ran.
-    """
-    transaction.on_commit(lambda: process_alert_batch.delay(list(alert_ids)), robust=True)
+    """Hand newly stored alerts to the pipeline (called inside the ingestion's transaction)."""
+    services.queue_alert_batch(alert_ids)
 
 
-@shared_task(name="events.requeue_unprocessed_alerts", acks_late=True, expires=120)
-def requeue_unprocessed_alerts(older_than_seconds: int = 120, batch_size: int = 1_000) -> int:
-    ids = services.stale_unprocessed_alert_ids(
-        timedelta(seconds=older_than_seconds), 20 * batch_size
-    )
-    for start in range(0, len(ids), batch_size):
-        process_alert_batch.delay(ids[start : start + batch_size])
+@shared_task(name="events.process_stale_batches", acks_late=True, expires=120)
+def process_stale_batches(older_than_seconds: int = 120, limit: int = 100) -> int:
+    ids = services.stale_batch_ids(timedelta(seconds=older_than_seconds), limit)
+    for batch_id in ids:
+        process_alert_batch.delay(batch_id)
     return len(ids)
 
 

@@ -144,12 +144,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
-    # Alerts whose pipeline task was lost (broker down at enqueue, worker
-    # killed past its retries) are taken through the pipeline again.
-    "requeue-unprocessed-alerts": {
-        "task": "events.requeue_unprocessed_alerts",
-        "schedule": 60.0,
-    },
+    # Alert batches whose pipeline task was lost (broker down at enqueue,
+    # worker killed past its retries) are taken through the pipeline again.
+    "process-stale-alert-batches": {"task": "events.process_stale_batches", "schedule": 60.0},
     "purge-expired-data": {"task": "events.purge_expired", "schedule": 6 * 3600.0},
     # Expired export files and jobs are removed, stalled exports failed.
     "cleanup-expired-exports": {"task": "events.cleanup_exports", "schedule": 600.0},

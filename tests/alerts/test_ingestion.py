@@ -20,7 +20,7 @@ from alerts.models import (
     LogRecord,
 )
 from alerts.services import MAX_RECORDED_REJECTIONS, ingest_alerts, ingest_logs
-from events.models import EventAlert, EventStatusChange, SecurityEvent
+from events.models import EventAlert, EventStatusChange, PendingAlertBatch, SecurityEvent
 from secops.enums import RegionGroup, RiskLevel
 from secops.scope import Scope
 from tests.conftest import ALERT_TIME, native_alert, organisation_scope
@@ -399,7 +399,8 @@ def test_it_stores_what_an_alert_says(tenancy):
     links = {(link.entity.type, link.entity.value, link.role) for link in alert.entity_links.all()}
     assert links == {("ip", "203.0.113.7", "attacker"), ("domain", "shop.example.com", "victim")}
     assert Entity.objects.get(type="ip").malicious is True
-    assert alert.processed_at is None  # the pipeline has not run: no commit in this test
+    # The pipeline has not run (no commit in this test): the batch waits for it.
+    assert PendingAlertBatch.objects.get().alert_ids == [alert.id]
 
 
 def test_it_takes_the_region_of_an_alert_without_asset_from_its_account(tenancy):
@@ -584,7 +585,7 @@ def test_it_ingests_two_copies_of_one_batch_sent_at_once_exactly_once(tenancy):
     assert failures == []
     assert sorted((r.accepted, r.duplicates) for r in results) == [(0, 50), (50, 0)]
     assert Alert.objects.count() == 50
-    assert Alert.objects.filter(processed_at__isnull=True).count() == 0
+    assert not PendingAlertBatch.objects.exists()
     # "Malicious processes on a host" and "Same malicious file on several hosts"
     # each hold every alert exactly once, in one event.
     links = EventAlert.objects.values("alert_id", "event__rule_id").annotate(n=Count("id"))
@@ -777,7 +778,7 @@ def test_it_ingests_and_aggregates_a_batch_in_a_constant_number_of_statements(
     )
 
     # The large batch really went through every step, over many groups.
-    assert Alert.objects.filter(processed_at__isnull=True).count() == 0
+    assert not PendingAlertBatch.objects.exists()
     assert SecurityEvent.objects.count() > 100
     assert Asset.objects.count() == 10 + 120  # (account, host) pairs of each batch
     assert large == small

@@ -9,17 +9,25 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from events import services
-from events.models import AggregationRule, EventAlert, EventStatus, SecurityEvent
+from events.models import (
+    AggregationRule,
+    EventAlert,
+    EventStatus,
+    PendingAlertBatch,
+    SecurityEvent,
+)
 from events.services import (
     change_event_status,
     events_aggregated,
     grouping_explanation,
     mark_event_failed,
     process_alerts,
+    process_batch,
+    queue_alert_batch,
     save_custom_rule,
     set_rule_enabled,
 )
-from events.tasks import requeue_unprocessed_alerts
+from events.tasks import process_stale_batches
 from secops.enums import RiskLevel
 from tests import factories
 from tests.conftest import ALERT_TIME, native_alert, organisation_scope
@@ -97,7 +105,7 @@ def test_it_gathers_the_alerts_of_one_group_into_one_unhandled_event(tenancy, in
     assert list(event.status_changes.values_list("from_status", "to_status")) == [
         ("", EventStatus.UNHANDLED)
     ]
-    assert Alert.objects.filter(processed_at__isnull=True).count() == 0
+    assert not PendingAlertBatch.objects.exists()
 
 
 def test_it_keeps_the_groups_of_different_hosts_apart(tenancy, ingest):
@@ -135,7 +143,7 @@ def test_it_leaves_an_alert_without_a_grouping_value_out_of_that_rule(tenancy, i
     ingest(mining_alert(tenancy.account_a, asset=None))
 
     assert not events_of("mining-on-host").exists()
-    assert Alert.objects.get().processed_at is not None
+    assert not PendingAlertBatch.objects.exists()
 
 
 def test_it_aggregates_alerts_that_arrive_in_separate_batches(tenancy, ingest):
@@ -147,11 +155,21 @@ def test_it_aggregates_alerts_that_arrive_in_separate_batches(tenancy, ingest):
     assert event.status_changes.count() == 1
 
 
-def test_it_does_nothing_when_the_same_alerts_are_processed_again(tenancy, ingest):
-    ingest(mining_alert(tenancy.account_a), mining_alert(tenancy.account_a, occurred_at=at(1)))
-    ids = list(Alert.objects.values_list("id", flat=True))
+def test_it_does_nothing_when_the_same_batch_is_processed_again(
+    tenancy, django_capture_on_commit_callbacks
+):
+    asset = factories.make_asset(tenancy.account_a)
+    alerts = [
+        factories.make_alert(
+            tenancy.account_a, asset=asset, type="mining", level=RiskLevel.LOW, occurred_at=at(n)
+        )
+        for n in range(2)
+    ]
+    with django_capture_on_commit_callbacks(execute=False):
+        batch = queue_alert_batch([a.id for a in alerts])
+    assert process_batch(batch.id) != []
 
-    touched = process_alerts(ids)
+    touched = process_batch(batch.id)
 
     assert touched == []
     assert events_of("mining-on-host").get().alert_count == 2
@@ -385,7 +403,7 @@ def test_it_never_aggregates_a_whitelisted_alert(tenancy, ingest, monkeypatch):
 
     allowed, real = Alert.objects.get(source_uuid="allowed"), Alert.objects.get(source_uuid="real")
     assert (allowed.whitelisted, real.whitelisted) == (True, False)
-    assert allowed.processed_at is not None
+    assert not PendingAlertBatch.objects.exists()
     assert not EventAlert.objects.filter(alert=allowed).exists()
     assert alert_ids_of(events_of("mining-on-host").get()) == {"real"}
 
@@ -512,7 +530,7 @@ def test_it_applies_an_organisations_custom_rule_to_its_own_alerts_only(tenancy,
 
     event = SecurityEvent.objects.get(rule=rule)
     assert (event.account, event.name) == (tenancy.account_a, "Port scans of web-01")
-    assert Alert.objects.get(account=tenancy.account_x).processed_at is not None
+    assert not PendingAlertBatch.objects.exists()
     assert not SecurityEvent.objects.filter(account=tenancy.account_x).exists()
 
 
@@ -551,7 +569,7 @@ def test_it_skips_a_stored_rule_with_a_broken_pattern_without_losing_the_batch(t
     ingest(mining_alert(tenancy.account_a))
 
     assert events_of("mining-on-host").count() == 1
-    assert Alert.objects.get().processed_at is not None
+    assert not PendingAlertBatch.objects.exists()
 
 
 def test_it_matches_a_custom_rule_on_name_pattern_level_and_source(tenancy, ingest):
@@ -607,42 +625,40 @@ def test_it_matches_a_custom_rule_on_name_pattern_level_and_source(tenancy, inge
 # --- the sweeper ----------------------------------------------------------------
 
 
-def test_it_requeues_alerts_whose_pipeline_never_ran(tenancy):
-    stale = [
-        factories.make_alert(tenancy.account_a, type="mining", level=RiskLevel.LOW, asset=None)
-        for _ in range(2)
-    ]
+def test_it_takes_batches_whose_pipeline_never_ran(tenancy, django_capture_on_commit_callbacks):
     asset = factories.make_asset(tenancy.account_a)
-    stale.append(factories.make_alert(tenancy.account_a, type="mining", asset=asset))
-    fresh = factories.make_alert(tenancy.account_a, type="mining", asset=asset)
-    done = factories.make_alert(
-        tenancy.account_a, type="mining", asset=asset, processed_at=timezone.now()
-    )
-    Alert.objects.filter(id__in=[a.id for a in stale] + [done.id]).update(
-        received_at=timezone.now() - timedelta(minutes=10)
-    )
 
-    requeued = requeue_unprocessed_alerts(older_than_seconds=120)
-
-    assert requeued == 3
-    assert Alert.objects.filter(processed_at__isnull=True).get() == fresh
-    event = events_of("mining-on-host").get()
-    assert alert_ids_of(event) == {stale[2].source_uuid}
-
-
-def test_it_requeues_in_batches(tenancy, monkeypatch):
-    asset = factories.make_asset(tenancy.account_a)
-    alerts = [factories.make_alert(tenancy.account_a, type="mining", asset=asset) for _ in range(5)]
-    for minutes, alert in enumerate(alerts):  # oldest first
-        Alert.objects.filter(id=alert.id).update(
-            received_at=timezone.now() - timedelta(hours=1) + timedelta(minutes=minutes)
+    def pending(minutes_ago: int):
+        alert = factories.make_alert(tenancy.account_a, type="mining", asset=asset)
+        with django_capture_on_commit_callbacks(execute=False):  # the task is "lost"
+            batch = queue_alert_batch([alert.id])
+        PendingAlertBatch.objects.filter(id=batch.id).update(
+            created_at=timezone.now() - timedelta(minutes=minutes_ago)
         )
-    batches = []
-    monkeypatch.setattr(
-        "events.tasks.process_alert_batch.delay", lambda ids: batches.append(sorted(ids))
-    )
+        return alert, batch
 
-    assert requeue_unprocessed_alerts(older_than_seconds=60, batch_size=2) == 5
+    stale_alert, _ = pending(10)
+    _, fresh = pending(0)
 
-    ids = [a.id for a in alerts]
-    assert batches == [sorted(ids[0:2]), sorted(ids[2:4]), sorted(ids[4:5])]
+    assert process_stale_batches(older_than_seconds=120) == 1
+
+    assert list(PendingAlertBatch.objects.values_list("id", flat=True)) == [fresh.id]
+    assert alert_ids_of(events_of("mining-on-host").get()) == {stale_alert.source_uuid}
+
+
+def test_it_takes_the_oldest_stale_batches_first_up_to_a_limit(
+    tenancy, monkeypatch, django_capture_on_commit_callbacks
+):
+    alerts = [factories.make_alert(tenancy.account_a, type="mining") for _ in range(5)]
+    with django_capture_on_commit_callbacks(execute=False):
+        batches = [queue_alert_batch([a.id]) for a in alerts]
+    for minutes, batch in enumerate(batches):
+        PendingAlertBatch.objects.filter(id=batch.id).update(
+            created_at=timezone.now() - timedelta(hours=1) + timedelta(minutes=minutes)
+        )
+    queued = []
+    monkeypatch.setattr("events.tasks.process_alert_batch.delay", queued.append)
+
+    assert process_stale_batches(older_than_seconds=60, limit=3) == 3
+
+    assert queued == [b.id for b in batches[:3]]

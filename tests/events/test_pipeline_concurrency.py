@@ -8,8 +8,14 @@ import pytest
 from django.db import connection
 from django.db.models import Count
 
-from events.models import EventAlert, EventStatus, EventStatusChange, SecurityEvent
-from events.services import change_event_status, process_alerts
+from events.models import (
+    EventAlert,
+    EventStatus,
+    EventStatusChange,
+    PendingAlertBatch,
+    SecurityEvent,
+)
+from events.services import change_event_status, process_alerts, process_batch
 from secops.enums import RiskLevel
 from tests import factories
 
@@ -35,11 +41,14 @@ def host(db):
 def stored_mining_alerts(asset, count: int) -> list[int]:
     """Alerts of one group ("Cryptomining on a host"), stored without the pipeline."""
     return [
-        factories.make_alert(
-            asset.account, asset=asset, type="mining", level=RiskLevel.LOW, processed_at=None
-        ).id
+        factories.make_alert(asset.account, asset=asset, type="mining", level=RiskLevel.LOW).id
         for _ in range(count)
     ]
+
+
+def pending_batch(asset, count: int) -> int:
+    """A batch of stored alerts waiting for the pipeline (its task not run)."""
+    return PendingAlertBatch.objects.create(alert_ids=stored_mining_alerts(asset, count)).id
 
 
 def run_at_once(calls) -> list:
@@ -78,9 +87,9 @@ def each_alert_linked_once(event) -> bool:
 def test_it_keeps_one_unhandled_event_with_an_exact_count_under_concurrent_batches(host):
     total = 0
     for _ in range(ROUNDS):
-        batches = [stored_mining_alerts(host, ALERTS_PER_WORKER) for _ in range(WORKERS)]
+        batches = [pending_batch(host, ALERTS_PER_WORKER) for _ in range(WORKERS)]
 
-        run_at_once([lambda ids=ids: process_alerts(ids) for ids in batches])
+        run_at_once([lambda batch=batch: process_batch(batch) for batch in batches])
 
         total += WORKERS * ALERTS_PER_WORKER
         event = mining_events(host).get(status=EventStatus.UNHANDLED)
@@ -96,9 +105,9 @@ def test_it_opens_exactly_one_new_event_when_concurrent_batches_find_the_old_one
     process_alerts(stored_mining_alerts(host, 2))
     old = mining_events(host).get()
     change_event_status(old, EventStatus.HANDLED)
-    batches = [stored_mining_alerts(host, ALERTS_PER_WORKER) for _ in range(WORKERS)]
+    batches = [pending_batch(host, ALERTS_PER_WORKER) for _ in range(WORKERS)]
 
-    run_at_once([lambda ids=ids: process_alerts(ids) for ids in batches])
+    run_at_once([lambda batch=batch: process_batch(batch) for batch in batches])
 
     old.refresh_from_db()
     assert (old.status, old.alert_count) == (EventStatus.HANDLED, 2)
@@ -107,13 +116,15 @@ def test_it_opens_exactly_one_new_event_when_concurrent_batches_find_the_old_one
     assert mining_events(host).count() == 2
 
 
-def test_it_aggregates_alerts_processed_by_two_workers_at_once_only_once(host):
+def test_it_aggregates_a_batch_given_to_two_workers_at_once_only_once(host):
     for _ in range(ROUNDS):
-        ids = stored_mining_alerts(host, 20)
+        batch = pending_batch(host, 20)
+        ids = PendingAlertBatch.objects.get(id=batch).alert_ids
 
-        run_at_once([lambda ids=ids: process_alerts(ids)] * 2)
+        run_at_once([lambda batch=batch: process_batch(batch)] * 2)
 
         assert EventAlert.objects.filter(alert_id__in=ids).count() == len(ids)
+        assert not PendingAlertBatch.objects.filter(id=batch).exists()
     event = mining_events(host).get()
     assert event.alert_count == event.alerts.count() == ROUNDS * 20
     assert each_alert_linked_once(event)

@@ -26,10 +26,9 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from alerts.models import Alert
 from alerts.services import ingest_alerts
-from events.models import EventAlert, SecurityEvent
-from events.tasks import requeue_unprocessed_alerts
+from events.models import EventAlert, PendingAlertBatch, SecurityEvent
+from events.tasks import process_stale_batches
 from secops.celery import app as celery_app
 from secops.scope import Scope
 from tests import factories
@@ -258,10 +257,10 @@ def mining_alerts(account, count: int, *, host: str = "web-01") -> list[dict]:
 
 
 def pipeline_result(rule, alert_ids) -> tuple[list[int], int]:
-    """(alert_count of the rule's events, alerts still unprocessed)."""
+    """(alert_count of the rule's events, alerts still waiting in a pending batch)."""
     counts = list(SecurityEvent.objects.filter(rule=rule).values_list("alert_count", flat=True))
-    unprocessed = Alert.objects.filter(id__in=alert_ids, processed_at__isnull=True).count()
-    return counts, unprocessed
+    waiting = {pk for batch in PendingAlertBatch.objects.all() for pk in batch.alert_ids}
+    return counts, len(waiting & set(alert_ids))
 
 
 def aggregated_into_one_event(rule, alert_ids, expected: int):
@@ -361,18 +360,18 @@ def test_it_redelivers_the_batch_of_a_worker_killed_mid_batch(mining, workers):
     assert EventAlert.objects.filter(event__rule=rule).count() == 40
 
 
-def test_it_sweeps_alerts_whose_task_was_lost(mining, queue, workers):
+def test_it_sweeps_batches_whose_task_was_lost(mining, queue, workers):
     account, rule, scope = mining
     # Stored and committed, but their task never reached a worker (say the
     # broker was down): the sweeper must find them.
     lost = ingest_alerts(mining_alerts(account, 25), scope=scope).stored_ids
     with redis.Redis.from_url(settings.REDIS_URL) as client:
         assert client.delete(queue) == 1
-    Alert.objects.filter(id__in=lost).update(received_at=datetime.now(UTC) - timedelta(minutes=5))
+    PendingAlertBatch.objects.update(created_at=datetime.now(UTC) - timedelta(minutes=5))
     assert pipeline_result(rule, lost) == ([], 25)
 
     worker = workers()
-    requeue_unprocessed_alerts.delay(older_than_seconds=60)
+    process_stale_batches.delay(older_than_seconds=60)
 
     wait_for(
         aggregated_into_one_event(rule, lost, 25),

@@ -18,7 +18,7 @@ from django.utils import timezone
 from alerts.models import LogRecord
 from alerts.services import ingest_alerts, ingest_logs
 from events.models import EventStatus, SecurityEvent
-from events.services import change_event_status, mark_event_failed, process_alerts
+from events.services import change_event_status, mark_event_failed, process_pending_batches
 from secops import demo
 from secops.enums import RiskLevel
 from secops.env import env_str
@@ -164,8 +164,8 @@ def send_in_batches(ingest, items: list[dict], scope: Scope) -> tuple[int, int]:
         duplicates += result.duplicates
         if ingest is ingest_alerts:
             # The status changes below need the events now, whether or not a
-            # worker is running; alerts a worker already took are skipped.
-            process_alerts(result.stored_ids)
+            # worker is running; batches a worker already took are gone.
+            process_pending_batches()
     return accepted, duplicates
 
 
