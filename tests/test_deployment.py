@@ -249,3 +249,92 @@ def test_it_shares_the_data_folder_between_web_worker_and_beat(compose):
     }
     assert all("app-data:/app/var" in volumes for volumes in mounts.values()), mounts
     assert "app-data" in compose["volumes"]
+
+
+# --- the image's front-end assets -------------------------------------------------------
+
+
+class DockerStage:
+    def __init__(self, image: str, name: str | None):
+        self.image = image
+        self.name = name
+        self.instructions: list[tuple[str, str]] = []
+
+    def arguments(self, instruction: str) -> list[str]:
+        return [arguments for name, arguments in self.instructions if name == instruction]
+
+
+def dockerfile_stages() -> list[DockerStage]:
+    """The Dockerfile's build stages in order, each with its instructions (name, arguments)."""
+    lines = [
+        line
+        for line in (REPO / "Dockerfile").read_text().splitlines()
+        if not line.strip().startswith("#")
+    ]
+    logical = re.sub(r"\\\n", " ", "\n".join(lines)).splitlines()
+    stages: list[DockerStage] = []
+    for line in filter(str.strip, logical):
+        instruction, _, arguments = line.strip().partition(" ")
+        instruction, arguments = instruction.upper(), " ".join(arguments.split())
+        if instruction == "FROM":
+            image, name = re.fullmatch(
+                r"(?:--platform=\S+ )?(\S+)(?: as (\S+))?", arguments, re.I
+            ).groups()
+            stages.append(DockerStage(image, name))
+        else:
+            stages[-1].instructions.append((instruction, arguments))
+    return stages
+
+
+def vendor_script() -> str:
+    return json.loads((REPO / "package.json").read_text())["scripts"]["vendor"]
+
+
+def test_it_builds_the_vendored_assets_in_a_node_stage():
+    assets = dockerfile_stages()[0]
+    assert assets.image.startswith("node:") and assets.name == "assets"
+
+    steps = [" ".join(step) for step in assets.instructions]
+
+    def first(prefix: str, containing: str = "") -> int:
+        found = [
+            i for i, step in enumerate(steps) if step.startswith(prefix) and containing in step
+        ]
+        assert found, f"the assets stage has no `{prefix}` step naming {containing or 'anything'}"
+        return found[0]
+
+    # Installs from the lock, then vendors from what it installed.
+    assert first("COPY", "package-lock.json") < first("RUN npm ci") < first("RUN npm run vendor")
+
+
+def test_it_copies_the_vendored_assets_into_the_final_image():
+    stages = dockerfile_stages()
+    assets, final = stages[0], stages[-1]
+    assert final.image.startswith("python:")
+    workdir = assets.arguments("WORKDIR")[-1]
+    vendored = f"{workdir.rstrip('/')}/static/vendor"
+
+    copies = [arguments.split() for arguments in final.arguments("COPY")]
+    assert ["--from=assets", vendored, "/app/static/vendor"] in copies, copies
+
+
+def test_it_vendors_every_library_the_templates_load():
+    loaded = {
+        name
+        for template in (REPO / "templates").rglob("*.html")
+        for name in re.findall(r"""\{%\s*static\s+['"]vendor/([^'"]+)['"]""", template.read_text())
+    }
+    assert loaded, "no template loads a vendored library"
+    missing = sorted(name for name in loaded if f"static/vendor/{name}" not in vendor_script())
+    assert not missing, f"`npm run vendor` does not produce {missing}"
+
+
+def test_it_ships_no_copyleft_front_end_library():
+    # The project is Apache-2.0 and the image ships these files.
+    lock = json.loads((REPO / "package-lock.json").read_text())
+    licences = {
+        path: package.get("license", "") for path, package in lock["packages"].items() if path
+    }
+    assert licences, "package-lock.json lists no package"
+    copyleft = {path: licence for path, licence in licences.items() if "GPL" in licence.upper()}
+    assert not copyleft, copyleft

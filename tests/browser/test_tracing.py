@@ -5,6 +5,7 @@ list on one diagram."""
 import os
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from playwright.sync_api import expect
@@ -25,8 +26,11 @@ from tests.events.test_tracing import (
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 VENDOR = Path(__file__).resolve().parents[2] / "static" / "vendor"
-# A process whose command line is markup: it must show as text, never as an element.
-MARKUP = '<img src="x" id="injected">'
+# A process whose command line is markup: it must show as text, never as an
+# element, in the page and in the SVG download. The bell character cannot be
+# written in XML at all.
+MARKUP = '<script>alert(1)</script>\x07<img src="x" id="injected">'
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture(autouse=True)
@@ -114,11 +118,33 @@ def test_it_shows_the_diagram_and_the_information_of_a_clicked_node(
     assert download.suggested_filename == f"event-{intrusion.id}-tracing.png"
     assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    png_width = int.from_bytes(saved.read_bytes()[16:20], "big")
+
     with page.expect_download() as download_info:
         page.get_by_test_id("tracing-download-svg").click()
-    svg = Path(download_info.value.path()).read_text()
-    assert "<svg" in svg
-    assert "&lt;img" in svg  # the markup label is text inside the image too
+    download = download_info.value
+    assert download.suggested_filename == f"event-{intrusion.id}-tracing.svg"
+    svg = ElementTree.parse(download.path()).getroot()  # noqa: S314 (the test's own download)
+    assert svg.tag == f"{SVG}svg"
+    # The PNG is drawn at twice the scale over the same box.
+    assert int(svg.get("width")) * 2 == png_width
+
+    labels = page.evaluate(
+        "() => document.querySelector('[data-tracing]').secopsDiagram.cy.nodes()"
+        ".map((node) => node.data('label'))"
+    )
+    nodes = svg.findall(f".//{SVG}g[@class='node']")
+    assert len(nodes) == len(labels)
+    drawn = {node.findtext(f"{SVG}title"): node.findtext(f"{SVG}text") for node in nodes}
+    readable_markup = MARKUP.replace("\x07", "\ufffd")
+    assert sorted(drawn) == sorted(
+        readable_markup if label == MARKUP else label for label in labels
+    )
+    assert drawn[IMPLANT] == IMPLANT
+    # Too long for the diagram: shortened as Cytoscape shows it, still text.
+    assert drawn[readable_markup].endswith("…")
+    assert readable_markup.startswith(drawn[readable_markup][:-1])
+    assert not [e for e in svg.iter() if e.tag in (f"{SVG}script", f"{SVG}img", "script", "img")]
 
 
 def test_it_filters_the_log_preview_to_a_clicked_node(page, intrusion):
