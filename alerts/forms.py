@@ -36,7 +36,8 @@ class AlertFilterForm(forms.Form):
     period = forms.ChoiceField(
         choices=[(k, label) for k, label, _ in ALERT_PERIODS], required=False, initial="7d"
     )
-    page = forms.IntegerField(required=False, min_value=1)
+    # A bad page number means page 1; it must not void the other filters.
+    page = forms.CharField(required=False, max_length=9)
     after = forms.IntegerField(required=False, min_value=0)
 
     @classmethod
@@ -50,5 +51,6 @@ class AlertFilterForm(forms.Form):
         data["period"] = data.get("period") or "7d"
         days = next(d for k, _, d in ALERT_PERIODS if k == data["period"])
         data["since"] = timezone.now() - timedelta(days=days)
-        data["page"] = data.get("page") or 1
+        page = data.get("page") or ""
+        data["page"] = max(1, int(page)) if page.isdigit() else 1
         return data

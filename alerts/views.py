@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Max, Sum
+from django.db.models import Max, Q, Sum
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -114,6 +114,7 @@ def alert_detail(request, alert_id: int):
 
 ALERTS_PER_PAGE = 30
 LIVE_LIMIT = 50
+LIVE_LOOKBACK = timedelta(seconds=30)
 
 
 def alert_list(request):
@@ -125,18 +126,27 @@ def alert_list(request):
     for key in ("page", "after"):
         query.pop(key, None)
     if filters.get("after") is not None and request.htmx:
-        # Live update: alerts received since the newest one the page shows.
-        fresh = list(alerts.filter(id__gt=filters["after"]).order_by("-id")[:LIVE_LIMIT])
+        # Live update: alerts newer than the newest the page shows, and, since
+        # ids are taken at insert but become visible at commit, any received in
+        # the last moments; the browser drops rows it already shows.
+        recent = timezone.now() - LIVE_LOOKBACK
+        fresh = list(
+            alerts.filter(Q(id__gt=filters["after"]) | Q(received_at__gte=recent)).order_by(
+                "-id"
+            )[:LIVE_LIMIT]
+        )
         newest = max([a.id for a in fresh], default=filters["after"])
         return render(
             request,
             "alerts/alert_list.html#live",
             {"fresh": fresh, "newest": newest, "query": query.urlencode()},
         )
-    page = page_of(alerts.order_by("-occurred_at", "-id"), filters["page"], ALERTS_PER_PAGE)
+    # The newest id first: an alert stored while the page is read is then
+    # either on the page or in the next poll.
     newest = (
         Alert.objects.in_scope(request.scope).order_by("-id").values_list("id", flat=True).first()
     )
+    page = page_of(alerts.order_by("-occurred_at", "-id"), filters["page"], ALERTS_PER_PAGE)
     context = {
         "form": form,
         "filters": filters,

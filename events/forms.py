@@ -168,7 +168,8 @@ class EventFilterForm(forms.Form):
     sort = forms.ChoiceField(
         choices=[(k, label) for k, (_, label) in SORTS.items()], required=False, initial="-last"
     )
-    page = forms.IntegerField(required=False, min_value=1)
+    # A bad page number means page 1; it must not void the other filters.
+    page = forms.CharField(required=False, max_length=9)
 
     @classmethod
     def default_filters(cls) -> dict:
@@ -179,7 +180,8 @@ class EventFilterForm(forms.Form):
     def clean(self):
         data = super().clean()
         today = timezone.localdate()
-        oldest = today - timedelta(days=EVENT_VISIBLE_DAYS)
+        # The same first day as the "Last 180 days" preset.
+        oldest = today - timedelta(days=EVENT_VISIBLE_DAYS - 1)
         preset = data.get("occurred") or "7d"
         if preset == "custom":
             start, end = data.get("start"), data.get("end")
@@ -197,5 +199,6 @@ class EventFilterForm(forms.Form):
             data["start"], data["end"] = today - timedelta(days=days - 1), today
         data["occurred"] = preset
         data["sort"] = data.get("sort") or "-last"
-        data["page"] = data.get("page") or 1
+        page = data.get("page") or ""
+        data["page"] = max(1, int(page)) if page.isdigit() else 1
         return data

@@ -23,3 +23,20 @@ document.addEventListener("htmx:afterSettle", (event) => {
     tab.setAttribute("aria-selected", selected ? "true" : "false");
   });
 });
+
+// Live rows on the Alert page: drop the "no alerts" note once one arrives,
+// and rows already shown (a poll looks back a little to catch late commits).
+document.addEventListener("htmx:afterSwap", (event) => {
+  const body = event.detail.target;
+  if (!body || body.id !== "alert-rows") return;
+  const seen = new Set();
+  // Oldest position first, so a row already shown stays where it is.
+  Array.from(body.querySelectorAll("tr[data-alert-id]")).reverse().forEach((row) => {
+    if (seen.has(row.dataset.alertId)) {
+      row.remove();
+    } else {
+      seen.add(row.dataset.alertId);
+    }
+  });
+  if (seen.size) body.querySelectorAll("tr.empty-row").forEach((row) => row.remove());
+});

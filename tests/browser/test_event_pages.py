@@ -232,11 +232,6 @@ def test_it_shows_a_new_alert_on_the_alert_page_without_reloading(
     screenshot("live-alert")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="templates/alerts/alert_list.html:21 keeps the 'No alerts match these filters.' row "
-    "when the poller prepends the first live alert: nothing removes tr.empty-row",
-)
 def test_it_drops_the_empty_table_note_when_the_first_alert_arrives(page, tenancy, screenshot):
     table = page.get_by_test_id("alert-table")
     log_in_as_global_admin(page)
