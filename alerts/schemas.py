@@ -7,6 +7,8 @@ nothing is interpreted beyond its type.
 """
 
 import ipaddress
+import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -55,15 +57,28 @@ def _parse_time(value: Any) -> datetime:
     return parsed
 
 
+# Almost no item holds a NUL, and serialising one in C is cheaper than walking
+# it in Python: JSON writes a NUL of any key or text as "\u0000". Keys and
+# objects JSON cannot encode hold no text the scrub would reach, so they are
+# left out; a circular structure fails with RecursionError as the walk would.
+_nul_probe = json.JSONEncoder(skipkeys=True, check_circular=False, default=lambda _: None)
+
+
 def scrub_nul(value: Any) -> Any:
     """Replace NUL characters, which PostgreSQL cannot store in text or JSON,
     with U+FFFD so the rest of an attack payload is kept and the gap is visible."""
+    if isinstance(value, dict | list) and "\\u0000" not in _nul_probe.encode(value):
+        return value
+    return _scrub(value)
+
+
+def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if isinstance(value, dict):
-        return {scrub_nul(k): scrub_nul(v) for k, v in value.items()}
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [scrub_nul(v) for v in value]
+        return [_scrub(v) for v in value]
     return value
 
 
@@ -79,12 +94,20 @@ def _blank_to_none(value: Any) -> Any:
     return value
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# A dotted quad without leading zeros is already in the form ipaddress gives.
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
 def _ip(value: Any) -> str | None:
     value = _blank_to_none(value)
     if value is None:
         return None
+    text = str(value).strip()
+    if _CANONICAL_IPV4.fullmatch(text):
+        return text
     try:
-        return str(ipaddress.ip_address(str(value).strip()))
+        return str(ipaddress.ip_address(text))
     except ValueError:
         raise ValueError(f"not an IP address: {str(value)[:64]!r}") from None
 
@@ -124,6 +147,15 @@ class AssetIn(_Strict):
         return self
 
 
+# The fields of which an entity needs at least one, by type (others: "value").
+_IDENTITY_FIELDS = {
+    "ip": ("value",),
+    "file": ("sha256", "md5", "path"),
+    "process": ("path", "cmdline"),
+    "user": ("name",),
+}
+
+
 class EntityIn(BaseModel):
     """One entity of an alert. Which fields identify it depends on its type."""
 
@@ -148,12 +180,7 @@ class EntityIn(BaseModel):
 
     @model_validator(mode="after")
     def _identity(self):
-        required = {
-            "ip": ("value",),
-            "file": ("sha256", "md5", "path"),
-            "process": ("path", "cmdline"),
-            "user": ("name",),
-        }.get(self.type, ("value",))
+        required = _IDENTITY_FIELDS.get(self.type, ("value",))
         if not any(getattr(self, name) for name in required):
             raise ValueError(f"a {self.type} entity needs {' or '.join(required)}")
         if self.type == "ip":
@@ -181,6 +208,9 @@ class AttckIn(_Strict):
     technique: Annotated[str | None, StringConstraints(max_length=128)] = None
 
 
+_RISK_LEVEL_VALUES = frozenset(RiskLevel.values)
+
+
 class AlertIn(_Strict):
     source: Literal["security_center", "waf", "cloud_firewall", "siem"]
     uuid: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
@@ -201,7 +231,7 @@ class AlertIn(_Strict):
     def _level(cls, value):
         if isinstance(value, bool):
             raise ValueError("level must be high, medium or low")
-        if isinstance(value, int) and value in RiskLevel.values:
+        if isinstance(value, int) and value in _RISK_LEVEL_VALUES:
             return value
         return RiskLevel.parse(value)
 

@@ -70,12 +70,13 @@ def _errors_from(index: int, exc: ValidationError, tag: str | None = None) -> li
 
 def _validate(items: list, adapter: TypeAdapter) -> tuple[list[tuple[int, object]], list[dict]]:
     valid, errors = [], []
-    for index, item in enumerate(items):
+    # The whole batch at once: looking for NULs costs less per item that way.
+    for index, item in enumerate(scrub_nul(list(items))):
         if not isinstance(item, dict):
             errors.append(_error(index, "", "each item must be a JSON object"))
             continue
         try:
-            valid.append((index, adapter.validate_python(scrub_nul(item))))
+            valid.append((index, adapter.validate_python(item)))
         except ValidationError as exc:
             tag = item.get("type") if isinstance(item.get("type"), str) else None
             errors.extend(_errors_from(index, exc, tag))
