@@ -129,6 +129,21 @@ def _record_rejections(scope: Scope, kind: str, items: list, errors: list[dict],
     IngestionRejection.objects.bulk_create(rows)
 
 
+def _accept(items: list, adapter: TypeAdapter, scope: Scope, kind: str):
+    """Validate a batch and check its accounts against the scope.
+
+    Returns the valid items, the scope's accounts they name, and a result
+    holding every error (by item index); refused items are recorded.
+    """
+    valid, errors = _validate(items, adapter)
+    accounts = _accounts_by_uid(scope, items)
+    valid = _check_accounts(valid, accounts, errors)
+    errors.sort(key=lambda e: e["index"])
+    if errors:
+        _record_rejections(scope, kind, items, errors, accounts)
+    return valid, accounts, IngestResult(errors=errors)
+
+
 def _region(cloud_region: str | None, account: Account) -> str:
     return RegionGroup.for_cloud_region(cloud_region, account.home_region)
 
@@ -229,15 +244,9 @@ def _upsert_entities(entities: dict[tuple[int, str, str], dict]) -> dict[tuple[i
 
 def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> IngestResult:
     """Validate and store native alerts; new ones go to the pipeline after commit."""
-    valid, errors = _validate(items, _alert_adapter)
-    accounts = _accounts_by_uid(scope, items)
-    valid = _check_accounts(valid, accounts, errors)
-    errors.sort(key=lambda e: e["index"])
-    result = IngestResult(errors=errors)
-    if errors:
-        _record_rejections(scope, IngestionKind.ALERT, items, errors, accounts)
-        if not partial:
-            return result
+    valid, accounts, result = _accept(items, _alert_adapter, scope, IngestionKind.ALERT)
+    if result.errors and not partial:
+        return result
 
     # Repeats inside one batch are duplicates, not errors.
     unique: dict[tuple[str, str], AlertIn] = {}
@@ -350,15 +359,9 @@ def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> Ingest
 
 def ingest_logs(items: list, *, scope: Scope, partial: bool = False) -> IngestResult:
     """Validate and store native log records."""
-    valid, errors = _validate(items, _log_adapter)
-    accounts = _accounts_by_uid(scope, items)
-    valid = _check_accounts(valid, accounts, errors)
-    errors.sort(key=lambda e: e["index"])
-    result = IngestResult(errors=errors)
-    if errors:
-        _record_rejections(scope, IngestionKind.LOG, items, errors, accounts)
-        if not partial:
-            return result
+    valid, accounts, result = _accept(items, _log_adapter, scope, IngestionKind.LOG)
+    if result.errors and not partial:
+        return result
     if not valid:
         return result
 
