@@ -139,9 +139,6 @@ class Alert(models.Model):
     exceptions = models.JSONField(default=list, blank=True, help_text="Associated exceptions.")
     raw = models.JSONField(default=dict, blank=True, help_text="The original data, verbatim.")
     whitelisted = models.BooleanField(default=False)
-    # Set when the pipeline has taken the alert through whitelist and
-    # aggregation; alerts left unprocessed (a lost task) are re-queued.
-    processed_at = models.DateTimeField(null=True, blank=True)
     entities = models.ManyToManyField(Entity, through="AlertEntity", related_name="alerts")
 
     objects = AlertQuerySet.as_manager()
@@ -162,12 +159,6 @@ class Alert(models.Model):
             models.Index(fields=["account", "type", "-occurred_at"], name="alert_type_time_idx"),
             # Retention deletes by age.
             models.Index(fields=["occurred_at"], name="alert_occurred_idx"),
-            # The sweeper looks for alerts whose pipeline task was lost.
-            models.Index(
-                fields=["received_at"],
-                condition=models.Q(processed_at__isnull=True),
-                name="alert_unprocessed_idx",
-            ),
         ]
 
     def __str__(self):
@@ -307,3 +298,10 @@ class IngestionRejection(models.Model):
     def __str__(self):
         return f"item {self.index}: {self.field} {self.message}"
 
+
+from alerts.detection_models import (  # noqa: E402, F401
+    CorrelationState,
+    DetectionCursor,
+    DetectionRule,
+    DetectionRuleStats,
+)

@@ -292,7 +292,6 @@ def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> Ingest
                     "exceptions": item.exceptions,
                     "raw": item.raw,
                     "whitelisted": False,
-                    "processed_at": None,
                 }
             )
         inserted = db.insert_on_conflict(

@@ -115,6 +115,18 @@ PREDEFINED_RULES = [
         "risk": RiskLevel.HIGH,
     },
     {
+        "key": "siem-attack-chain-on-host",
+        "name": "Attack chain on a host (SIEM)",
+        "description": "Every detection of our SIEM rules on one host within 24 h, whatever "
+        "the rule: the stages of one intrusion (exploit, shell, download, persistence, "
+        "outbound connection) in a single event.",
+        "match_sources": ["siem"],
+        "group_by": ["asset"],
+        "window_seconds": DAY,
+        "event_name_template": "Attack activity on {asset_name} detected by SIEM rules",
+        "event_description_template": "SIEM detections on host {asset_name} within 24 h.",
+    },
+    {
         "key": "siem-detection-on-host",
         "name": "SIEM detection on a host",
         "description": "Alerts of one SIEM detection rule on one host within 24 h.",

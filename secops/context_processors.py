@@ -18,14 +18,18 @@ NAVIGATION = [
 ]
 
 
-def _navigation():
+def _navigation(path: str):
+    """(label, url, current) of each existing page; the current one is the
+    entry whose URL is the longest prefix of the path (so sub-pages count)."""
     entries = []
     for label, name in NAVIGATION:
         try:
             entries.append((label, reverse(name)))
         except NoReverseMatch:
             continue
-    return entries
+    matches = [url for _, url in entries if url == path or (url != "/" and path.startswith(url))]
+    current = max(matches, key=len, default=None)
+    return [(label, url, url == current) for label, url in entries]
 
 
 def _selector(request):
@@ -43,6 +47,6 @@ def scope(request):
     return {
         "scope": request.scope,
         "View": View,
-        "navigation": SimpleLazyObject(_navigation),
+        "navigation": SimpleLazyObject(lambda: _navigation(request.path)),
         "scope_selector": SimpleLazyObject(lambda: _selector(request)),
     }

@@ -146,6 +146,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
+    # SIEM detection rules read the logs received since their last run.
+    "run-detection-rules": {"task": "alerts.run_detection", "schedule": 60.0},
     # Alert batches whose pipeline task was lost (broker down at enqueue,
     # worker killed past its retries) are taken through the pipeline again.
     "process-stale-alert-batches": {"task": "events.process_stale_batches", "schedule": 60.0},

@@ -15,6 +15,7 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("alerts.urls")),
+    path("", include("alerts.detection_urls")),
     path("", include("events.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urlpatterns()),

@@ -1,4 +1,4 @@
-"""The twelve predefined aggregation rules: what each one gathers into an event
+"""The thirteen predefined aggregation rules: what each one gathers into an event
 (name, risk, grouping values) and what it must leave alone."""
 
 from datetime import timedelta
@@ -67,11 +67,11 @@ def summary(event: SecurityEvent) -> tuple:
 # --- the rules themselves ---------------------------------------------------------
 
 
-def test_it_installs_the_twelve_predefined_rules_enabled(db):
+def test_it_installs_the_thirteen_predefined_rules_enabled(db):
     rules = AggregationRule.objects.filter(organisation=None)
 
     assert sorted(rules.values_list("key", flat=True)) == sorted(r["key"] for r in PREDEFINED_RULES)
-    assert rules.count() == 12
+    assert rules.count() == 13
     assert all(rule.enabled for rule in rules)
 
 
@@ -83,7 +83,7 @@ def test_it_restores_edited_predefined_rules_but_keeps_the_operators_switch(db):
 
     mining.refresh_from_db()
     assert (mining.name, mining.enabled) == ("Cryptomining on a host", False)
-    assert AggregationRule.objects.filter(organisation=None).count() == 12
+    assert AggregationRule.objects.filter(organisation=None).count() == 13
 
 
 # --- webshell-and-reverse-shell -----------------------------------------------------
@@ -388,6 +388,55 @@ def test_it_keeps_rootkits_of_other_hosts_apart(acme, ingest):
     )
 
     assert len(events_of("rootkit-or-compromised-software")) == 2
+
+
+# --- siem-attack-chain-on-host ------------------------------------------------------
+
+
+def test_it_gathers_every_siem_detection_of_one_host(acme, ingest):
+    ingest(
+        native_alert(acme, source="siem", type="web_attack", name="Web server spawns a shell"),
+        native_alert(
+            acme,
+            source="siem",
+            type="malicious_script",
+            name="Curl piped to shell",
+            level="high",
+            occurred_at=at(3),
+        ),
+        native_alert(
+            acme, source="siem", type="persistence", name="New cron job", occurred_at=at(6)
+        ),
+    )
+
+    assert summary(the_event_of("siem-attack-chain-on-host")) == (
+        "Attack activity on web-01 detected by SIEM rules",
+        RiskLevel.HIGH,
+        {"asset": "host-web-01"},
+        DAY,
+        3,
+    )
+
+
+def test_it_keeps_other_hosts_and_other_sources_out_of_the_chain(acme, ingest):
+    ingest(
+        native_alert(acme, source="siem", type="persistence", name="New cron job"),
+        native_alert(
+            acme,
+            source="siem",
+            type="persistence",
+            name="New cron job",
+            asset=on_host("h-2", "db-01"),
+        ),
+        native_alert(acme, source="security_center", type="persistence", name="New cron job"),
+    )
+
+    chains = events_of("siem-attack-chain-on-host")
+    assert sorted(e.name for e in chains) == [
+        "Attack activity on db-01 detected by SIEM rules",
+        "Attack activity on web-01 detected by SIEM rules",
+    ]
+    assert [e.alert_count for e in chains] == [1, 1]
 
 
 # --- siem-detection-on-host ---------------------------------------------------------

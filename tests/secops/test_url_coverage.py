@@ -29,7 +29,8 @@ from django.urls.converters import IntConverter, UUIDConverter
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils.regex_helper import normalize
 
-from alerts.models import Alert, Asset, LogRecord
+from alerts.detection import save_custom_rule
+from alerts.models import Alert, Asset, DetectionRule, LogRecord
 from events import export
 from events.forms import EventFilterForm
 from events.models import AggregationRule, ExportJob, SecurityEvent
@@ -296,6 +297,21 @@ def test_it_sends_anonymous_visitors_to_a_login_page(db, endpoint):
 # --- authenticated outsiders ----------------------------------------------------
 
 
+SIGMA_RULE = """\
+title: Netcat listener
+status: test
+logsource:
+  product: linux
+  category: process_creation
+detection:
+  selection:
+    Image|endswith: '/nc'
+    CommandLine|contains: ' -l'
+  condition: selection
+level: high
+"""
+
+
 @pytest.fixture
 def alice_api_key(tenancy):
     return create_api_key(organisation=tenancy.org, account=None, name="alice")
@@ -314,6 +330,9 @@ def objects_of_account_a(tenancy, alice_api_key):
         owner=tenancy.alice, scope=alice_scope, filters=EventFilterForm.default_filters()
     )
     export.run_export_job(job.id)  # a finished job: its download answers alice
+    sigma_rule = save_custom_rule(
+        tenancy.org, yaml_text=SIGMA_RULE, alert_type="suspicious_process", user=tenancy.alice
+    )
     return {
         Account: account,
         Asset: asset,
@@ -321,6 +340,7 @@ def objects_of_account_a(tenancy, alice_api_key):
         AggregationRule: rule,
         SecurityEvent: event,
         ExportJob: job,
+        DetectionRule: sigma_rule,
         LogRecord: factories.make_log_record(account, asset=asset),
         ApiKey: alice_api_key[0],
     }
@@ -355,6 +375,7 @@ OBJECT_WORDS = {
     "log": LogRecord,
     "key": ApiKey,
     "job": ExportJob,
+    "sigma": DetectionRule,
 }
 NAMESPACE_MODELS = {"alerts": Alert, "events": SecurityEvent}
 

@@ -1,0 +1,928 @@
+"""SIEM detection: Sigma rules over the logs, raising alerts into the pipeline.
+
+The business operations of the Sigma part of the Detection Rules page (check,
+save, dry run, enable, delete a rule) and the periodic run (``run_detection``)
+that reads the logs received since the last run through every enabled rule
+and sends what they find to ``alerts.services.ingest_alerts``, so that SIEM
+alerts are whitelisted and aggregated into events like any other.
+
+Reading each record once per rule
+---------------------------------
+Each organisation has a watermark row (``DetectionCursor``). A run takes the
+row with ``SELECT ... FOR UPDATE SKIP LOCKED`` (on SQLite, whose write
+transactions are serialised, the lock is the database's), reads a batch,
+evaluates it, stores the alerts, the correlation state and the statistics,
+moves the watermark and commits: all in one transaction. A second run at the
+same time skips the organisation; a worker that dies mid-batch rolls the
+whole batch back, and the next run does it again. Alert uuids are derived
+from the rule and the records (or the correlation window), so even a batch
+done twice could not store an alert twice.
+
+Which records are safe to read is decided by ``received_at`` with a lag, and
+the reading itself goes by id:
+
+- ``ingest_logs`` stamps ``received_at`` before its INSERT and commits a
+  moment later, so records become visible out of id order and out of
+  ``received_at`` order. A run only reads records received more than ``LAG``
+  before it started; every ingestion transaction commits within ``LAG`` of
+  its timestamp (batches are capped at 5,000 records and commit in well under
+  a second; the lag also absorbs clock differences between web servers and
+  the worker), so by then all records received that early are visible.
+- A sweep reads the records received in ``[examined_before, sweep_until)``
+  in id order, which the primary key index serves (``received_at`` has no
+  index, and a sweep covers about a minute of records). Ids alone would not
+  do: an id is taken at INSERT, so a record with a smaller id can commit
+  after a larger one has been read.
+- After a sweep, ``low_id`` moves up to the largest id received before
+  ``sweep_until - LAG``: a record with a smaller id was inserted before that
+  one, hence received before ``sweep_until`` and committed before the sweep
+  began, so it has been read. The next sweep starts above ``low_id``.
+"""
+
+import logging
+import re
+import uuid
+from collections import Counter, defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from time import perf_counter
+
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
+from django.db.models import FloatField, Func, Max, TextField
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from alerts.detection_models import (
+    CorrelationState,
+    DetectionCursor,
+    DetectionRule,
+    DetectionRuleKind,
+    DetectionRuleStats,
+)
+from alerts.models import Asset, Entity, EntityType, LogRecord
+from alerts.services import ingest_alerts
+from alerts.sigma.alerting import (
+    AlertContext,
+    Findings,
+    alerting_ids,
+    alerts_for,
+    find,
+)
+from alerts.sigma.compiler import CompiledRule, Problem, RuleProblems, compiled
+from alerts.sigma.correlation import (
+    Group,
+    GroupState,
+    MemoryStore,
+    group_key,
+)
+from alerts.sigma.evaluator import BatchEvaluator, Evaluation
+from secops import db
+from secops.models import Account, Organisation
+from secops.scope import Scope
+
+logger = logging.getLogger(__name__)
+
+# Records received within this time of a run's start wait for the next run
+# (see the module documentation).
+LAG = timedelta(seconds=30)
+BATCH_SIZE = 50_000
+# A new watermark starts this far back: logs received just before the
+# detection rules were set up are read too.
+INITIAL_LOOKBACK = timedelta(hours=24)
+DRY_RUN_WINDOW = timedelta(hours=24)
+DRY_RUN_MAX_RECORDS = 1_000_000
+DRY_RUN_SAMPLE = 20
+PREDEFINED_DIRECTORY = Path(__file__).resolve().parent / "sigma" / "rules"
+ALERT_TYPE_PATTERN = re.compile(r"^[a-z0-9_]{1,64}$")
+# Alert types of the console (the whitelist scenarios) offered in the editor.
+KNOWN_ALERT_TYPES = [
+    "abnormal_network",
+    "brute_force",
+    "log_tampering",
+    "malicious_process",
+    "malicious_script",
+    "mining",
+    "persistence",
+    "privilege_escalation",
+    "reverse_shell",
+    "suspicious_login",
+    "suspicious_process",
+    "webshell",
+]
+
+
+# --- custom rules ---------------------------------------------------------------------
+
+
+def check_rule(yaml_text: str, alert_type: str | None = None) -> CompiledRule:
+    """Compile a rule as the editor sends it; RuleProblems lists everything wrong.
+
+    ``alert_type`` None leaves the alert type alone; otherwise the rule needs
+    one, given here or named in the YAML (``alert_type:``).
+    """
+    problems: list[Problem] = []
+    rule = None
+    try:
+        rule = compiled(yaml_text)
+    except RuleProblems as exc:
+        problems += exc.problems
+    if alert_type is not None:
+        chosen = alert_type.strip() or (rule.alert_type if rule else "")
+        if rule is not None and not chosen:
+            problems.append(
+                Problem(
+                    "Alert type: choose the type of the alerts this rule raises (the "
+                    "whitelist scenario), or name it in the YAML as alert_type."
+                )
+            )
+        elif chosen and not ALERT_TYPE_PATTERN.match(chosen):
+            problems.append(
+                Problem(
+                    "Alert type: lower-case letters, digits and underscores, up to 64 "
+                    "(e.g. reverse_shell)."
+                )
+            )
+    if problems:
+        raise RuleProblems(problems)
+    return rule
+
+
+def _rule_fields(rule: CompiledRule) -> dict:
+    return {
+        "title": rule.title or "Untitled rule",
+        "description": rule.description,
+        "sigma_id": rule.sigma_id[:64],
+        "level": rule.level,
+        "status": rule.status[:16],
+        "kind": DetectionRuleKind.CORRELATION
+        if rule.kind == "correlation"
+        else DetectionRuleKind.DETECTION,
+        "log_types": rule.log_types,
+        "tactic": rule.tactic[:128],
+        "technique": rule.technique[:128],
+    }
+
+
+class PredefinedRuleError(Exception):
+    """Predefined rules can be enabled or disabled, not edited or deleted."""
+
+
+def save_custom_rule(
+    organisation: Organisation,
+    *,
+    yaml_text: str,
+    alert_type: str,
+    enabled: bool = True,
+    user=None,
+    rule: DetectionRule | None = None,
+) -> DetectionRule:
+    """Create or update a custom rule; RuleProblems when the YAML or the alert type is wrong."""
+    if rule is not None and rule.is_predefined:
+        raise PredefinedRuleError("Predefined rules cannot be edited; disable it and add your own.")
+    if rule is not None and rule.organisation_id != organisation.id:
+        raise PredefinedRuleError("The rule belongs to another organisation.")
+    compiled_rule = check_rule(yaml_text, alert_type or "")
+    alert_type = (alert_type or "").strip() or compiled_rule.alert_type
+    if rule is None:
+        rule = DetectionRule(
+            organisation=organisation, key=f"custom-{uuid.uuid4().hex[:12]}", created_by=user
+        )
+    for name, value in _rule_fields(compiled_rule).items():
+        setattr(rule, name, value)
+    rule.yaml = yaml_text
+    rule.alert_type = alert_type
+    rule.enabled = enabled
+    rule.save()
+    return rule
+
+
+def set_rule_enabled(rule: DetectionRule, enabled: bool, organisation: Organisation) -> None:
+    """A custom rule is switched itself; a predefined one only for this organisation."""
+    if rule.is_predefined:
+        if enabled:
+            rule.disabled_by.remove(organisation)
+        else:
+            rule.disabled_by.add(organisation)
+        return
+    if rule.organisation_id != organisation.id:
+        raise PredefinedRuleError("The rule belongs to another organisation.")
+    rule.enabled = enabled
+    rule.save(update_fields=["enabled", "updated_at"])
+
+
+def delete_custom_rule(rule: DetectionRule) -> None:
+    """Its alerts stay: they name the rule by title, not by reference."""
+    if rule.is_predefined:
+        raise PredefinedRuleError("Predefined rules cannot be deleted; disable it instead.")
+    rule.delete()
+
+
+def is_enabled_for(rule: DetectionRule, organisation_id: int) -> bool:
+    if not rule.enabled:
+        return False
+    return not (rule.is_predefined and rule.disabled_by.filter(id=organisation_id).exists())
+
+
+# --- predefined rules -----------------------------------------------------------------
+
+
+def predefined_rule_files() -> dict[str, str]:
+    """Key (the file name without .yml) -> YAML of every predefined rule."""
+    return {
+        path.stem: path.read_text(encoding="utf-8")
+        for path in sorted(PREDEFINED_DIRECTORY.glob("*.yml"))
+    }
+
+
+def sync_predefined_rules(**_signal_kwargs) -> int:
+    """Bring the predefined rules in the database in line with their files.
+
+    Cheap when nothing changed (one query), so the periodic run calls it
+    too; a rule whose file is gone is deleted. ``enabled`` and the
+    organisations' opt-outs are the operators', never touched. Returns how
+    many rules were written.
+    """
+    files = predefined_rule_files()
+    stored = {rule.key: rule for rule in DetectionRule.objects.predefined()}
+    written = 0
+    for key, text in files.items():
+        current = stored.get(key)
+        if current is not None and current.yaml == text:
+            continue
+        rule = compiled(text)
+        alert_type = rule.alert_type or "siem_detection"
+        defaults = {**_rule_fields(rule), "yaml": text, "alert_type": alert_type}
+        try:
+            with transaction.atomic():
+                DetectionRule.objects.update_or_create(
+                    key=key, organisation=None, defaults=defaults
+                )
+        except IntegrityError:
+            # Another process created it at the same moment, from the same file.
+            continue
+        written += 1
+    gone = set(stored) - set(files)
+    if gone:
+        DetectionRule.objects.predefined().filter(key__in=gone).delete()
+    return written
+
+
+# --- reading logs ---------------------------------------------------------------------
+
+
+class EpochSeconds(Func):
+    """A timestamp as seconds since 1970, a float: cheaper to read in bulk than
+    a datetime, and what the correlations count with."""
+
+    arity = 1
+    output_field = FloatField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"EXTRACT(EPOCH FROM {sql})::double precision", params
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"((julianday({sql}) - 2440587.5) * 86400.0)", params
+
+
+def _log_rows(queryset, limit: int) -> list[tuple]:
+    """(id, account id, host uuid, log type, epoch time, JSON text of the
+    fields), by id.
+
+    The JSON stays text: decoding a million documents in Python would cost
+    more than evaluating them, and the evaluator reads JSON text itself. The
+    rows come straight from the cursor: every column is already the type the
+    evaluator wants, and per-row conversion by the ORM would cost a fifth of
+    the reading.
+    """
+    rows = (
+        queryset.order_by("id")
+        .annotate(epoch=EpochSeconds("time"), fields_text=Cast("fields", TextField()))
+        .values_list("id", "account_id", "host_uuid", "log_type", "epoch", "fields_text")[:limit]
+    )
+    sql, params = rows.query.sql_with_params()
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+# Ids per query: SQLite takes at most 32,766 parameters.
+ID_CHUNK = 10_000
+
+
+def _chunks(ids):
+    ids = sorted(ids)
+    for start in range(0, len(ids), ID_CHUNK):
+        yield ids[start : start + ID_CHUNK]
+
+
+def _records(scope: Scope, ids) -> dict[int, dict]:
+    """Whole records, for the alerts and the dry run's sample."""
+    records = {}
+    for chunk in _chunks(ids):
+        for row in (
+            LogRecord.objects.in_scope(scope)
+            .filter(id__in=chunk)
+            .values("id", "account_id", "asset_id", "host_uuid", "log_type", "time", "fields")
+        ):
+            records[row["id"]] = row
+    return records
+
+
+def _list_values(scope: Scope, names) -> dict[str, dict[int, set[str]]]:
+    """The values of the lists the rules look up, per account."""
+    values: dict[str, dict[int, set[str]]] = {}
+    if "bad_ips" in names:
+        by_account: dict[int, set[str]] = defaultdict(set)
+        for account_id, value in (
+            Entity.objects.in_scope(scope)
+            .filter(type=EntityType.IP, malicious=True)
+            .values_list("account_id", "value")
+        ):
+            by_account[account_id].add(value)
+        values["bad_ips"] = dict(by_account)
+    return values
+
+
+# --- one rule over one batch ------------------------------------------------------------
+
+
+class DatabaseStore:
+    """Correlation state in ``CorrelationState``, one row per rule, account and group."""
+
+    def __init__(self, rule: DetectionRule, scope: Scope, now: datetime):
+        self.rule = rule
+        self.scope = scope
+        self.now = now
+        self.row_ids: dict[tuple[str, Group], int] = {}
+        self.keys: dict[Group, str] = {}
+
+    def _key(self, group: Group) -> str:
+        key = self.keys.get(group)
+        if key is None:
+            key = self.keys[group] = group_key(group[1])
+        return key
+
+    def _rows(self, spec):
+        return CorrelationState.objects.in_scope(self.scope).filter(
+            rule=self.rule, correlation=spec.name
+        )
+
+    def load(self, spec, groups):
+        states = {}
+        by_key = {(group[0], self._key(group)): group for group in groups}
+        for chunk in _chunks(by_key):
+            rows = self._rows(spec).filter(
+                account_id__in={account for account, _ in chunk},
+                group_key__in={key for _, key in chunk},
+            )
+            for row_id, account, key, state in rows.values_list(
+                "id", "account_id", "group_key", "state"
+            ):
+                group = by_key.get((account, key))
+                if group is not None:
+                    states[group] = GroupState.from_json(state)
+                    self.row_ids[(spec.name, group)] = row_id
+        return states
+
+    def groups_with_state(self, spec):
+        return {
+            (account, tuple(values.get(name) for name in spec.group_by))
+            for account, values in self._rows(spec).values_list("account_id", "group_values")
+        }
+
+    def save(self, spec, states):
+        live = {
+            group: state for group, state in states.items() if state.events or state.quiet_until
+        }
+        emptied = [
+            self.row_ids[(spec.name, group)]
+            for group in set(states) - set(live)
+            if (spec.name, group) in self.row_ids
+        ]
+        if emptied:
+            CorrelationState.objects.in_scope(self.scope).filter(id__in=emptied).delete()
+        expires = self.now + timedelta(seconds=spec.timespan)
+        rows = sorted(
+            (
+                {
+                    "rule_id": self.rule.id,
+                    "account_id": account,
+                    "correlation": spec.name,
+                    "group_key": self._key((account, values)),
+                    "group_values": dict(zip(spec.group_by, values, strict=True)),
+                    "state": state.as_json(),
+                    "expires_at": expires,
+                    "updated_at": self.now,
+                }
+                for (account, values), state in live.items()
+            ),
+            key=lambda row: (row["account_id"], row["group_key"]),
+        )
+        db.insert_on_conflict(
+            CorrelationState,
+            rows,
+            conflict_fields=["rule_id", "account_id", "correlation", "group_key"],
+            update={
+                name: db.excluded(CorrelationState, name)
+                for name in ("group_values", "state", "expires_at", "updated_at")
+            },
+        )
+
+
+# --- the periodic run --------------------------------------------------------------------
+
+
+@dataclass
+class RunReport:
+    organisations: int = 0
+    busy: int = 0
+    batches: int = 0
+    records: int = 0
+    candidates: int = 0
+    alerts: int = 0
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "organisations": self.organisations,
+            "busy": self.busy,
+            "batches": self.batches,
+            "records": self.records,
+            "candidates": self.candidates,
+            "alerts": self.alerts,
+            "errors": self.errors[:20],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class _RunRules:
+    rules: list[tuple[DetectionRule, CompiledRule]]
+    broken: dict[int, str]
+
+    @property
+    def log_types(self) -> list[str]:
+        return sorted({t for _, c in self.rules for t in c.log_types})
+
+
+def _enabled_rules(organisation_id: int) -> _RunRules:
+    rules, broken = [], {}
+    for rule in DetectionRule.objects.enabled_for(organisation_id).order_by("id"):
+        try:
+            rules.append((rule, compiled(rule.yaml)))
+        except RuleProblems as exc:
+            # Saved rules compile; a rule broken by an upgrade of Sigma is reported, not run.
+            broken[rule.id] = str(exc)
+    return _RunRules(rules, broken)
+
+
+def _claim(organisation_id: int, now: datetime) -> DetectionCursor | None:
+    """The organisation's watermark, locked for this transaction; None while
+    another run holds it."""
+    DetectionCursor.objects.get_or_create(
+        organisation_id=organisation_id,
+        defaults={"examined_before": now - INITIAL_LOOKBACK},
+    )
+    return (
+        DetectionCursor.objects.select_for_update(skip_locked=True)
+        .filter(organisation_id=organisation_id)
+        .first()
+    )
+
+
+def _finish_sweep(cursor: DetectionCursor, scope: Scope, lag: timedelta) -> None:
+    settled = (
+        LogRecord.objects.in_scope(scope)
+        .filter(id__gt=cursor.low_id, received_at__lt=cursor.sweep_until - lag)
+        .aggregate(highest=Max("id"))["highest"]
+    )
+    cursor.low_id = max(cursor.low_id, settled or 0)
+    cursor.examined_before = cursor.sweep_until
+    cursor.sweep_until = None
+    cursor.sweep_after_id = cursor.low_id
+
+
+def _stats_rows(run_id, now, account_ids, run_rules, evaluation, findings, hits) -> list[dict]:
+    examined_by_account: dict[int, Counter] = defaultdict(Counter)
+    for (account_id, log_type), count in evaluation.examined.items():
+        examined_by_account[account_id][log_type] += count
+    rows = []
+
+    def row(rule_id, account_id, *, seconds, records, hits, errors, error):
+        return {
+            "rule_id": rule_id,
+            "account_id": account_id,
+            "last_run_id": run_id,
+            "last_run_at": now,
+            "last_run_seconds": seconds,
+            "last_run_records": records,
+            "last_run_hits": hits,
+            "last_run_errors": errors,
+            "total_hits": hits,
+            "last_error": error[:2000],
+            "last_error_at": now if error else None,
+        }
+
+    for rule, compiled_rule in run_rules.rules:
+        found = findings.get(rule.id, Findings())
+        for account_id in sorted(account_ids):
+            rows.append(
+                row(
+                    rule.id,
+                    account_id,
+                    seconds=found.seconds,
+                    records=sum(
+                        examined_by_account[account_id][t] for t in compiled_rule.log_types
+                    ),
+                    hits=hits.get(rule.id, Counter())[account_id],
+                    errors=len(found.errors),
+                    error="; ".join(found.errors),
+                )
+            )
+    for rule_id, message in run_rules.broken.items():
+        for account_id in sorted(account_ids):
+            rows.append(
+                row(rule_id, account_id, seconds=0.0, records=0, hits=0, errors=1, error=message)
+            )
+    return rows
+
+
+def _save_stats(rows: list[dict]) -> None:
+    S = DetectionRuleStats
+    same_run = f"{db.existing(S, 'last_run_id')} = {db.excluded(S, 'last_run_id')}"
+
+    def added(name):
+        return (
+            f"CASE WHEN {same_run} THEN {db.existing(S, name)} + {db.excluded(S, name)} "
+            f"ELSE {db.excluded(S, name)} END"
+        )
+
+    db.insert_on_conflict(
+        S,
+        rows,
+        conflict_fields=["rule_id", "account_id"],
+        update={
+            "last_run_seconds": added("last_run_seconds"),
+            "last_run_records": added("last_run_records"),
+            "last_run_hits": added("last_run_hits"),
+            "last_run_errors": added("last_run_errors"),
+            "last_run_id": db.excluded(S, "last_run_id"),
+            "last_run_at": db.excluded(S, "last_run_at"),
+            "total_hits": f"{db.existing(S, 'total_hits')} + {db.excluded(S, 'total_hits')}",
+            "last_error": f"CASE WHEN {db.excluded(S, 'last_error')} <> '' "
+            f"THEN {db.excluded(S, 'last_error')} ELSE {db.existing(S, 'last_error')} END",
+            "last_error_at": f"COALESCE({db.excluded(S, 'last_error_at')}, "
+            f"{db.existing(S, 'last_error_at')})",
+        },
+    )
+
+
+def _context(scope: Scope, records: dict[int, dict]) -> AlertContext:
+    hosts = {(r["account_id"], r["host_uuid"]) for r in records.values() if r["host_uuid"]}
+    assets = {}
+    if hosts:
+        for asset in Asset.objects.in_scope(scope).filter(
+            account_id__in={a for a, _ in hosts}, uuid__in={h for _, h in hosts}
+        ):
+            details = {
+                "instance_id": asset.instance_id or None,
+                "name": asset.name or None,
+                "public_ip": asset.public_ip,
+                "private_ip": asset.private_ip,
+                "os": asset.os or None,
+                "region": asset.cloud_region or None,
+            }
+            assets[(asset.account_id, asset.uuid)] = {k: v for k, v in details.items() if v}
+    uids = dict(Account.objects.in_scope(scope).values_list("id", "uid"))
+    return AlertContext(account_uids=uids, assets=assets, records=records)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Which records a batch reads: those of these log types received in
+    ``[since, until)``, with ids above ``after_id``, in id order."""
+
+    since: datetime
+    until: datetime
+    after_id: int
+    log_types: tuple[str, ...]
+    limit: int
+
+    def rows(self, scope: Scope) -> list[tuple]:
+        return _log_rows(
+            LogRecord.objects.in_scope(scope).filter(
+                id__gt=self.after_id,
+                received_at__gte=self.since,
+                received_at__lt=self.until,
+                log_type__in=self.log_types,
+            ),
+            self.limit,
+        )
+
+
+class _Reader:
+    """Reads the next batch on another connection while the current one is
+    evaluated, so that the database works while Python does.
+
+    Reading outside the batch's transaction reads the same records: log
+    records are only inserted (retention deletes months-old ones), and every
+    record of the window was
+    committed before the sweep began (see the module documentation). A
+    prefetched batch is used only if the watermark, once locked, still points
+    where the prefetch started; otherwise it is dropped and the batch read
+    again. Only on PostgreSQL, and never inside an enclosing transaction
+    (whose uncommitted records another connection cannot see).
+    """
+
+    def __init__(self, scope: Scope, enabled: bool):
+        self.scope = scope
+        self.executor = ThreadPoolExecutor(max_workers=1) if enabled else None
+        self.pending: tuple[_Window, Future] | None = None
+
+    def rows(self, window: _Window) -> list[tuple]:
+        if self.pending is not None:
+            prefetched, future = self.pending
+            self.pending = None
+            try:
+                rows = future.result()
+            except DatabaseError:
+                logger.warning(
+                    "Reading the next batch ahead failed; reading it again", exc_info=True
+                )
+            else:
+                if prefetched == window:
+                    return rows
+        return window.rows(self.scope)
+
+    def read_ahead(self, window: _Window) -> None:
+        if self.executor is not None:
+            self.pending = (window, self.executor.submit(self._read, window))
+
+    def _read(self, window: _Window) -> list[tuple]:
+        try:
+            return window.rows(self.scope)
+        finally:
+            connections.close_all()  # this thread's connections
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+
+
+def _run_batch(
+    organisation_id: int,
+    scope: Scope,
+    *,
+    now: datetime,
+    lag: timedelta,
+    batch_size: int,
+    run_id: str,
+    report: RunReport,
+    reader: _Reader,
+) -> bool:
+    """One batch of one organisation, in one transaction. Returns whether more remains."""
+    with transaction.atomic():
+        cursor = _claim(organisation_id, now)
+        if cursor is None:
+            report.busy += 1
+            return False
+        if cursor.sweep_until is None:
+            cursor.sweep_until = now - lag
+            cursor.sweep_after_id = cursor.low_id
+        if cursor.sweep_until <= cursor.examined_before:
+            cursor.sweep_until = None
+            cursor.save()
+            return False
+        run_rules = _enabled_rules(organisation_id)
+        rows = []
+        if run_rules.log_types:
+            window = _Window(
+                since=cursor.examined_before,
+                until=cursor.sweep_until,
+                after_id=cursor.sweep_after_id,
+                log_types=tuple(run_rules.log_types),
+                limit=batch_size,
+            )
+            rows = reader.rows(window)
+            if len(rows) == batch_size:
+                reader.read_ahead(replace(window, after_id=rows[-1][0]))
+        more = len(rows) == batch_size
+        # Even a batch without records is a run to report: its rules found nothing.
+        _detect(scope, rows, run_rules, now=now, run_id=run_id, report=report)
+        if rows:
+            cursor.sweep_after_id = rows[-1][0]
+            report.batches += 1
+            report.records += len(rows)
+        if not more:
+            _finish_sweep(cursor, scope, lag)
+        cursor.save()
+        return more
+
+
+def _detect(scope, rows, run_rules: _RunRules, *, now, run_id, report: RunReport) -> None:
+    queries = {
+        (rule.id, name): query
+        for rule, compiled_rule in run_rules.rules
+        for name, query in compiled_rule.queries.items()
+    }
+    evaluation = Evaluation()
+    if rows:
+        lists = set().union(*(c.lists for _, c in run_rules.rules))
+        evaluator = BatchEvaluator(queries, _list_values(scope, lists))
+        try:
+            evaluation = evaluator.evaluate(rows)
+        finally:
+            evaluator.close()
+    report.candidates += evaluation.candidates
+    keyed = [(rule.id, compiled_rule) for rule, compiled_rule in run_rules.rules]
+
+    findings: dict[int, Findings] = {}
+    for rule, compiled_rule in run_rules.rules:
+        try:
+            # A savepoint: a rule failing half-way leaves no correlation state behind.
+            with transaction.atomic():
+                findings[rule.id] = find(
+                    rule.id, compiled_rule, evaluation, DatabaseStore(rule, scope, now)
+                )
+        except Exception as exc:
+            # One broken rule must not stop the others; its error shows on the page.
+            logger.exception("Detection rule %s failed on a batch", rule.id)
+            findings[rule.id] = Findings(errors=[f"{type(exc).__name__}: {exc}"])
+    # The records behind the alerts (a correlation window reaches back into
+    # records of earlier batches).
+    records = _records(
+        scope,
+        alerting_ids(keyed, evaluation)
+        | {
+            record_id
+            for found in findings.values()
+            for firing in found.firings
+            for record_id in firing.record_ids
+        },
+    )
+
+    context = _context(scope, records)
+    alerts, owners, hits = [], [], {}
+    for rule, compiled_rule in run_rules.rules:
+        raised, hits[rule.id] = alerts_for(rule, compiled_rule, findings[rule.id], context)
+        alerts += raised
+        owners += [rule.id] * len(raised)
+    if alerts:
+        result = ingest_alerts(alerts, scope=scope, partial=True)
+        report.alerts += result.accepted
+        for error in result.errors:
+            rule_id = owners[error["index"]]
+            message = f"alert refused: {error['field']}: {error['message']}"
+            findings[rule_id].errors.append(message)
+            report.errors.append(f"rule {rule_id}: {message}")
+    for rule_id, message in run_rules.broken.items():
+        report.errors.append(f"rule {rule_id}: {message}")
+    _save_stats(_stats_rows(run_id, now, scope.account_ids, run_rules, evaluation, findings, hits))
+    CorrelationState.objects.in_scope(scope).filter(expires_at__lt=now).delete()
+
+
+def run_detection(
+    *,
+    now: datetime | None = None,
+    lag: timedelta = LAG,
+    batch_size: int = BATCH_SIZE,
+    organisation_ids=None,
+) -> RunReport:
+    """Run the enabled rules over the logs each organisation received since the last run.
+
+    ``now`` is when the run happens (tests pass it): never later than the real
+    time, or the watermark would move past logs still to come.
+    """
+    started = perf_counter()
+    now = now or timezone.now()
+    run_id = uuid.uuid4().hex
+    sync_predefined_rules()
+    report = RunReport()
+    read_ahead = connection.vendor == "postgresql" and not connection.in_atomic_block
+    organisations = Organisation.objects.filter(accounts__isnull=False).distinct()
+    if organisation_ids is not None:
+        organisations = organisations.filter(id__in=organisation_ids)
+    for organisation_id in organisations.values_list("id", flat=True).order_by("id"):
+        scope = Scope.for_accounts(
+            organisation_id,
+            Account.objects.filter(organisation_id=organisation_id).values_list("id", flat=True),
+        )
+        report.organisations += 1
+        reader = _Reader(scope, enabled=read_ahead)
+        try:
+            while _run_batch(
+                organisation_id,
+                scope,
+                now=now,
+                lag=lag,
+                batch_size=batch_size,
+                run_id=run_id,
+                report=report,
+                reader=reader,
+            ):
+                pass
+        finally:
+            reader.close()
+    report.seconds = perf_counter() - started
+    return report
+
+
+# --- dry run ----------------------------------------------------------------------------
+
+
+@dataclass
+class DryRun:
+    records: int = 0
+    matches: int = 0
+    sample: list[dict] = field(default_factory=list)
+    truncated: bool = False
+    seconds: float = 0.0
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    kind: str = DetectionRuleKind.DETECTION
+    errors: list[str] = field(default_factory=list)
+
+
+def _sample_row(record: dict, extra: str = "") -> dict:
+    fields = record["fields"] or {}
+    summary = (
+        fields.get("cmdline")
+        or fields.get("path")
+        or fields.get("domain")
+        or " ".join(
+            str(fields[k])
+            for k in ("user", "src_ip", "dst_ip", "dst_port", "result")
+            if k in fields
+        )
+    )
+    return {
+        "id": record["id"],
+        "time": record["time"],
+        "log_type": record["log_type"],
+        "host_uuid": record["host_uuid"],
+        "summary": f"{extra}{summary}",
+        "fields": record["fields"],
+    }
+
+
+def dry_run(
+    yaml_text: str,
+    scope: Scope,
+    *,
+    now: datetime | None = None,
+    window: timedelta = DRY_RUN_WINDOW,
+    sample_size: int = DRY_RUN_SAMPLE,
+    max_records: int = DRY_RUN_MAX_RECORDS,
+    batch_size: int = BATCH_SIZE,
+) -> DryRun:
+    """How often a rule would have matched the scope's logs of the last 24 h.
+
+    Nothing is stored: correlations keep their state in memory. Records are
+    taken by their own time, in id order, up to ``max_records``.
+    """
+    started = perf_counter()
+    compiled_rule = check_rule(yaml_text)
+    now = now or timezone.now()
+    result = DryRun(window_start=now - window, window_end=now, kind=compiled_rule.kind)
+    queries = {(0, name): query for name, query in compiled_rule.queries.items()}
+    store = MemoryStore()
+    evaluator = BatchEvaluator(queries, _list_values(scope, compiled_rule.lists))
+    candidates = LogRecord.objects.in_scope(scope).filter(
+        time__gte=now - window, time__lte=now, log_type__in=compiled_rule.log_types
+    )
+    last_id = 0
+    try:
+        while result.records < max_records:
+            limit = min(batch_size, max_records - result.records)
+            rows = _log_rows(candidates.filter(id__gt=last_id), limit)
+            if not rows:
+                break
+            last_id = rows[-1][0]
+            result.records += len(rows)
+            evaluation = evaluator.evaluate(rows)
+            result.errors += [e for e in evaluation.errors.values() if e not in result.errors]
+            found = find(0, compiled_rule, evaluation, store)
+            result.matches += len(found.detections) + len(found.firings)
+            # Only the records the sample shows are read whole.
+            room = max(sample_size - len(result.sample), 0)
+            shown = [(match.record_id, "") for _, match in found.detections[:room]]
+            shown += [
+                (firing.record_ids[-1], f"{firing.count} within the window, e.g. ")
+                for firing in found.firings[: room - len(shown)]
+            ]
+            records = _records(scope, {record_id for record_id, _ in shown})
+            result.sample += [
+                _sample_row(records[record_id], prefix)
+                for record_id, prefix in shown
+                if record_id in records
+            ]
+        result.truncated = result.records >= max_records
+    finally:
+        evaluator.close()
+    result.seconds = perf_counter() - started
+    return result
