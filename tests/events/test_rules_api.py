@@ -19,7 +19,7 @@ from tests import factories
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
-PREDEFINED_COUNT = 12
+PREDEFINED_COUNT = 13
 
 
 def rule_data(**changes) -> dict:

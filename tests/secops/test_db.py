@@ -44,7 +44,6 @@ def alert_row(account, uuid: str, **fields) -> dict:
         "exceptions": [],
         "raw": {},
         "whitelisted": False,
-        "processed_at": None,
     }
     row.update(fields)
     return row
@@ -247,7 +246,6 @@ def test_it_stores_json_datetimes_and_nulls_as_the_orm_reads_them(account):
                 raw=raw,
                 exceptions=["plain", {"name": "n", "value": "v"}],
                 occurred_at=in_beijing,
-                processed_at=None,
             )
         ]
     )
@@ -256,7 +254,6 @@ def test_it_stores_json_datetimes_and_nulls_as_the_orm_reads_them(account):
     assert alert.raw == raw
     assert alert.exceptions == ["plain", {"name": "n", "value": "v"}]
     assert alert.occurred_at == MOMENT  # the same instant
-    assert alert.processed_at is None
     assert alert.asset_id is None
     assert Alert.objects.filter(raw__nested__list__1=2.5).exists()
 
