@@ -18,10 +18,11 @@ SCENARIOS = {
     "pipeline": "ingest_alerts with the aggregation pipeline after each batch, against COPY",
     "detection": "SIEM detection rules over log records, against a plain scan",
     "tracing": "the source tracing diagram of one large event",
+    "pages": "the event list, event details and Alert page over 1,000,000 alerts",
 }
 # "all" runs them in this order: the pipeline scenario empties the tables
 # the others add their data to.
-ALL = ["pipeline", "detection", "tracing"]
+ALL = ["pipeline", "detection", "tracing", "pages"]
 
 
 def parse_arguments(argv=None) -> tuple[argparse.Namespace, list[str]]:

@@ -357,3 +357,29 @@ def test_it_shows_the_first_page_of_alerts_for_a_bad_page_number(alice_client, i
 
     assert response.status_code == 200
     assert len(listed_alert_ids(response)) == 2
+
+
+def test_it_links_back_to_the_list_with_its_filters(tenancy):
+    event = factories.make_event(tenancy.account_a)
+    client = tenancy.client_for(tenancy.bob)
+    listing = client.get(reverse("events:list"), {"risk": "3", "name": "Web"}).content.decode()
+    detail_link = re.search(rf'href="(/events/{event.pk}/\?list=[^"]+)"', listing).group(1)
+
+    html = client.get(detail_link.replace("&amp;", "&")).content.decode()
+
+    back = re.search(r'href="([^"]+)" data-testid="back-to-list"', html).group(1)
+    assert back.replace("&amp;", "&") == "/events/?risk=3&name=Web"
+
+
+def test_it_builds_the_back_link_from_a_query_string_only(tenancy):
+    event = factories.make_event(tenancy.account_a)
+
+    html = (
+        tenancy.client_for(tenancy.bob)
+        .get(reverse("events:detail", args=[event.pk]), {"list": "https://evil.example/"})
+        .content.decode()
+    )
+
+    back = re.search(r'href="([^"]+)" data-testid="back-to-list"', html).group(1)
+    assert back.startswith("/events/?")
+    assert "evil.example" not in back.split("?")[0]
