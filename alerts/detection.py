@@ -81,6 +81,7 @@ from alerts.sigma.evaluator import BatchEvaluator, Evaluation
 from secops import db
 from secops.models import Account, Organisation
 from secops.scope import Scope
+from secops.services import set_rule_enabled_for
 
 logger = logging.getLogger(__name__)
 
@@ -198,18 +199,9 @@ def save_custom_rule(
     return rule
 
 
-def set_rule_enabled(rule: DetectionRule, enabled: bool, organisation: Organisation) -> None:
-    """A custom rule is switched itself; a predefined one only for this organisation."""
-    if rule.is_predefined:
-        if enabled:
-            rule.disabled_by.remove(organisation)
-        else:
-            rule.disabled_by.add(organisation)
-        return
-    if rule.organisation_id != organisation.id:
-        raise PredefinedRuleError("The rule belongs to another organisation.")
-    rule.enabled = enabled
-    rule.save(update_fields=["enabled", "updated_at"])
+def set_rule_enabled(rule: DetectionRule, enabled: bool, organisation) -> None:
+    """Switch a rule on or off for ``organisation`` (predefined: its opt-out only)."""
+    set_rule_enabled_for(rule, enabled, organisation, foreign_rule_error=PredefinedRuleError)
 
 
 def delete_custom_rule(rule: DetectionRule) -> None:

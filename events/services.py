@@ -38,6 +38,7 @@ from events.models import (
 from secops import db
 from secops.enums import RiskLevel
 from secops.pagination import Page, page_of
+from secops.services import set_rule_enabled_for
 
 logger = logging.getLogger(__name__)
 
@@ -606,21 +607,8 @@ def save_custom_rule(
 
 
 def set_rule_enabled(rule: AggregationRule, enabled: bool, organisation) -> None:
-    """Switch a rule on or off for ``organisation``.
-
-    A custom rule belongs to the organisation and is switched itself; a
-    predefined rule is shared, so only this organisation's opt-out changes.
-    """
-    if rule.is_predefined:
-        if enabled:
-            rule.disabled_by.remove(organisation)
-        else:
-            rule.disabled_by.add(organisation)
-        return
-    if rule.organisation_id != organisation.id:
-        raise PredefinedRuleError("The rule belongs to another organisation.")
-    rule.enabled = enabled
-    rule.save(update_fields=["enabled", "updated_at"])
+    """Switch a rule on or off for ``organisation`` (predefined: its opt-out only)."""
+    set_rule_enabled_for(rule, enabled, organisation, foreign_rule_error=PredefinedRuleError)
 
 
 def delete_custom_rule(rule: AggregationRule) -> None:

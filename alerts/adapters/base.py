@@ -17,6 +17,7 @@ import hashlib
 import ipaddress
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar, Literal
@@ -307,7 +308,7 @@ class EntityList:
             self.add({"type": entity_type.value, "role": role, **present})
 
 
-class Adapter:
+class Adapter(ABC):
     """Maps one product's log-delivery record onto our native alert or log format."""
 
     name: ClassVar[str]
@@ -334,8 +335,9 @@ class Adapter:
                 "__topic__", f"format {self.name} reads {expected} records, not {topic!r}"
             )
 
+    @abstractmethod
     def convert(self, entry: Record, account: str) -> dict:
-        raise NotImplementedError
+        """The native alert or log for one cleaned record of ``account``."""
 
 
 def parse_level(entry: Record, *keys: str) -> str:

@@ -5,6 +5,8 @@ names after them: ``proc_path`` before ``filepath``, ``src_ip`` before
 ``warn_ip``, and so on.
 """
 
+from abc import abstractmethod
+
 from alerts.adapters.base import Adapter, AdapterError, Record, without_empty
 from alerts.models import LogType
 
@@ -34,8 +36,9 @@ class HostLogAdapter(Adapter):
             **without_empty(self.fields(entry)),
         }
 
+    @abstractmethod
     def fields(self, entry: Record) -> dict:
-        raise NotImplementedError
+        """The fields of this log type read from the record."""
 
 
 class ProcessLogAdapter(HostLogAdapter):
