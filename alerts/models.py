@@ -111,11 +111,6 @@ class Entity(models.Model):
         return hashlib.sha256(f"{entity_type}\x00{value}".encode()).hexdigest()
 
 
-class AlertQuerySet(ScopedQuerySet):
-    def not_whitelisted(self):
-        return self.filter(whitelisted=False)
-
-
 class Alert(models.Model):
     scope_region_field = "region"
 
@@ -141,7 +136,7 @@ class Alert(models.Model):
     whitelisted = models.BooleanField(default=False)
     entities = models.ManyToManyField(Entity, through="AlertEntity", related_name="alerts")
 
-    objects = AlertQuerySet.as_manager()
+    objects = ScopedQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -22,11 +22,6 @@ class EventStatus(models.TextChoices):
         return [cls.UNHANDLED, cls.HANDLING, cls.HANDLED]
 
 
-# An event in any of these states no longer takes new alerts: the next matching
-# alert opens a new event (the product's rule).
-CLOSED_TO_NEW_ALERTS = frozenset({EventStatus.HANDLING, EventStatus.HANDLED, EventStatus.FAILED})
-
-
 class AggregationRuleQuerySet(models.QuerySet):
     def in_scope(self, scope):
         """Predefined rules plus the custom rules of the scope's organisation."""

@@ -42,9 +42,6 @@ class Scope:
             region=None,
         )
 
-    def covers_account(self, account_id: int) -> bool:
-        return account_id in self.account_ids
-
 
 class ScopedQuerySet(models.QuerySet):
     """Base queryset of every tenant-owned model.
