@@ -25,6 +25,7 @@ class AlertFacts:
     asset_uuid: str | None
     asset_name: str | None
     asset_public_ip: str | None
+    asset_private_ip: str | None = None
     # (type, role, value, attributes) of each linked entity
     entities: tuple = ()
 

@@ -135,7 +135,7 @@ def _applicable_rules(organisation_ids) -> dict[int, list[CompiledRule]]:
 # --- loading a batch ----------------------------------------------------------
 
 
-def _load_alerts(alert_ids) -> list[tuple[AlertFacts, int]]:
+def load_alert_facts(alert_ids) -> list[tuple[AlertFacts, int]]:
     """The batch's alerts with what rules need, as plain values (no model
     instances: this runs for every alert that arrives)."""
     rows = Alert.objects.filter(id__in=alert_ids).values_list(
@@ -151,6 +151,7 @@ def _load_alerts(alert_ids) -> list[tuple[AlertFacts, int]]:
         "asset__uuid",
         "asset__name",
         "asset__public_ip",
+        "asset__private_ip",
         "account__organisation_id",
     )
     rows = list(rows)
@@ -174,6 +175,7 @@ def _load_alerts(alert_ids) -> list[tuple[AlertFacts, int]]:
                 asset_uuid=asset_uuid,
                 asset_name=(asset_name or asset_uuid) if asset_id else None,
                 asset_public_ip=public_ip,
+                asset_private_ip=private_ip,
                 entities=tuple(entities.get(pk, ())),
             ),
             organisation_id,
@@ -191,6 +193,7 @@ def _load_alerts(alert_ids) -> list[tuple[AlertFacts, int]]:
             asset_uuid,
             asset_name,
             public_ip,
+            private_ip,
             organisation_id,
         ) in rows
     ]
@@ -405,17 +408,15 @@ def process_alerts(alert_ids) -> list[int]:
     Not idempotent by itself (alert counts are added): call it for alerts
     nobody else processes, as ``process_batch`` does for a claimed batch.
     """
-    from whitelist.services import whitelisted_alerts
+    from whitelist.services import apply_whitelist
 
     with transaction.atomic():
-        facts = _load_alerts(alert_ids)
+        facts = load_alert_facts(alert_ids)
         if not facts:
             return []
         now = timezone.now()
 
-        whitelisted = whitelisted_alerts([alert for alert, _ in facts])
-        if whitelisted:
-            Alert.objects.filter(id__in=whitelisted).update(whitelisted=True)
+        whitelisted = apply_whitelist(facts, now)
         candidates = [(a, org) for a, org in facts if a.id not in whitelisted]
 
         groups = _group_alerts(candidates, _applicable_rules({org for _, org in candidates}))

@@ -63,6 +63,17 @@ def tenancy(db) -> Tenancy:
     return Tenancy(org, other, a, b, c, x, alice, bob, charlie)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_whitelist_cache():
+    """Compiled whitelists are cached per process by organisation and revision;
+    a rolled-back test can leave an id and revision the next test reuses."""
+    from whitelist.services import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
 # --- ingestion and the aggregation pipeline -------------------------------------
 
 

@@ -1,11 +1,522 @@
-"""The whitelist matcher the pipeline calls for every batch."""
+"""The whitelist: rule groups kept valid, compiled once per organisation, and
+applied to every pipeline batch.
+
+``apply_whitelist`` is what the pipeline calls. It costs a constant number of
+statements per batch: one to read the rule-set revisions of the batch's
+organisations (the compiled rules are cached per process and rebuilt only when
+a revision moved), and, when alerts matched, one each to flag them, record
+the matches and count the hits.
+"""
+
+import re
+import threading
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Case, F, IntegerField, Value, When
+from django.db.models.fields.json import KT
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from alerts.models import Alert
+from secops.models import Account
+from secops.scope import Scope
+from whitelist.matching import (
+    CompiledGroup,
+    CompiledRuleSet,
+    ConditionError,
+    compile_condition,
+    compile_group,
+)
+from whitelist.models import Condition, Match, Operator, Revision, RuleGroup
+from whitelist.scenarios import OBJECTS, PORT_KEYS, destination_ports, scenario
+
+MAX_CONDITIONS = 20
+SCENARIO_KEY = re.compile(r"^[a-z0-9_]{1,64}$")
+PREVIEW_WINDOW = timedelta(days=7)
+# The preview examines at most this many of the latest alerts of the scenario.
+PREVIEW_MAX_ALERTS = 20_000
+PREVIEW_SAMPLE = 5
 
 
-def whitelisted_alerts(alerts) -> set[int]:
-    """Ids of the alerts of a batch that a whitelist rule group matches.
+class GroupValidationError(Exception):
+    """``errors`` maps a field (``name``, ``conditions[2].value``, ...) to its messages."""
 
-    Matching alerts are stored flagged as whitelisted and never aggregated.
-    Whitelist rule groups (scenarios, conditions, operators) are not part of
-    the product yet, so no alert matches.
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class WhitelistPermissionError(Exception):
+    """The editor may not make or change this group (the message says why)."""
+
+
+@dataclass
+class ConditionSpec:
+    object: str
+    operator: str
+    value: str
+
+
+@dataclass
+class GroupSpec:
+    """A rule group as an editor (form or API) describes it."""
+
+    name: str
+    scenario: str
+    conditions: list[ConditionSpec]
+    description: str = ""
+    enabled: bool = True
+    expires_at: datetime | None = None
+    is_global: bool = True
+    account_ids: list[int] = field(default_factory=list)
+
+
+# --- compiled rule sets, cached per process ------------------------------------
+
+_cache: dict[int, CompiledRuleSet] = {}
+_cache_lock = threading.Lock()
+
+
+def _bump_revision(organisation_id: int) -> None:
+    """Raise the organisation's revision in the caller's transaction, so a
+    batch that sees the new rows also sees the new number."""
+    updated = Revision.objects.filter(organisation_id=organisation_id).update(
+        number=F("number") + 1
+    )
+    if not updated:
+        Revision.objects.get_or_create(organisation_id=organisation_id, defaults={"number": 1})
+
+
+def _compile_rule_set(organisation_id: int, revision: int) -> CompiledRuleSet:
+    groups = list(
+        RuleGroup.objects.filter(organisation_id=organisation_id).prefetch_related(
+            "conditions", "accounts"
+        )
+    )
+    rule_set = CompiledRuleSet(revision=revision)
+    for group in groups:
+        rule_set.add(
+            compile_group(group, group.conditions.all(), [a.id for a in group.accounts.all()])
+        )
+    return rule_set
+
+
+def rule_sets(organisation_ids) -> dict[int, CompiledRuleSet]:
+    """The compiled rules of each organisation, rebuilt only when its revision moved."""
+    organisation_ids = set(organisation_ids)
+    revisions = dict(
+        Revision.objects.filter(organisation_id__in=organisation_ids).values_list(
+            "organisation_id", "number"
+        )
+    )
+    result = {}
+    for organisation_id in organisation_ids:
+        revision = revisions.get(organisation_id, 0)
+        cached = _cache.get(organisation_id)
+        if cached is None or cached.revision != revision:
+            cached = _compile_rule_set(organisation_id, revision) if revision else None
+            cached = cached or CompiledRuleSet(revision=revision)
+            with _cache_lock:
+                _cache[organisation_id] = cached
+        result[organisation_id] = cached
+    return result
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+# --- the pipeline step -----------------------------------------------------------
+
+
+def _ports_of(alert_ids) -> dict[int, tuple[str, ...]]:
+    """Destination ports from the original data, read key by key in the
+    database (never the whole payload)."""
+    columns = {f"port_{i}": KT(f"raw__{key}") for i, key in enumerate(PORT_KEYS)}
+    ports = {}
+    for row in Alert.objects.filter(id__in=alert_ids).annotate(**columns).values("id", *columns):
+        raw = {key: row[f"port_{i}"] for i, key in enumerate(PORT_KEYS) if row[f"port_{i}"]}
+        ports[row["id"]] = destination_ports(raw)
+    return ports
+
+
+def match_alerts(facts, now: datetime) -> dict[int, CompiledGroup]:
+    """The first active group each alert meets (by group id), for (alert facts,
+    organisation id) pairs."""
+    sets = rule_sets({organisation_id for _, organisation_id in facts})
+    candidates_by_alert = []
+    needs_ports = []
+    for alert, organisation_id in facts:
+        groups = [
+            g
+            for g in sets[organisation_id].candidates(alert.type)
+            if g.active(now) and g.applies_to(alert.account_id)
+        ]
+        if groups:
+            candidates_by_alert.append((alert, groups))
+            if any(g.needs_raw for g in groups):
+                needs_ports.append(alert.id)
+    ports = _ports_of(needs_ports) if needs_ports else {}
+    matched = {}
+    for alert, groups in candidates_by_alert:
+        for group in sorted(groups, key=lambda g: g.id):
+            if group.matches(alert, ports.get(alert.id, ())):
+                matched[alert.id] = group
+                break
+    return matched
+
+
+def apply_whitelist(facts, now: datetime) -> set[int]:
+    """Flag the batch's alerts that a group matches, record which group, count
+    its hits; returns their ids. Runs inside the pipeline's transaction."""
+    matched = match_alerts(facts, now)
+    if not matched:
+        return set()
+    Alert.objects.filter(id__in=matched).update(whitelisted=True)
+    Match.objects.bulk_create(
+        [
+            Match(alert_id=alert_id, group_id=group.id, group_name=group.name, matched_at=now)
+            for alert_id, group in matched.items()
+        ],
+        ignore_conflicts=True,
+    )
+    hits = Counter(group.id for group in matched.values())
+    # Lock the counted groups in id order first: concurrent batches then wait
+    # for each other instead of deadlocking on a different row order.
+    locked = list(
+        RuleGroup.objects.select_for_update()
+        .filter(id__in=hits)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    if locked:
+        RuleGroup.objects.filter(id__in=locked).update(
+            hit_count=F("hit_count")
+            + Case(
+                *[When(id=group_id, then=Value(hits[group_id])) for group_id in locked],
+                default=Value(0),
+                output_field=IntegerField(),
+            ),
+            last_hit_at=Case(
+                When(last_hit_at__isnull=True, then=Value(now)),
+                default=Greatest(F("last_hit_at"), Value(now)),
+            ),
+        )
+    return set(matched)
+
+
+# --- editing ---------------------------------------------------------------------
+
+
+def validate(spec: GroupSpec, scope: Scope, *, allow_global: bool, now=None) -> None:
+    """Every problem of a group at once, keyed by field."""
+    errors: dict[str, list[str]] = defaultdict(list)
+    if not spec.name.strip():
+        errors["name"].append("Enter a name.")
+    elif len(spec.name) > 200:
+        errors["name"].append("At most 200 characters.")
+    if not SCENARIO_KEY.match(spec.scenario or ""):
+        errors["scenario"].append(
+            "Choose a scenario (an alert type: lower-case letters, digits and _)."
+        )
+    if not spec.conditions:
+        errors["conditions"].append("Add at least one condition.")
+    elif len(spec.conditions) > MAX_CONDITIONS:
+        errors["conditions"].append(f"At most {MAX_CONDITIONS} conditions in a group.")
+    for index, condition in enumerate(spec.conditions):
+        try:
+            compile_condition(
+                condition.object,
+                condition.operator,
+                condition.value,
+                spec.scenario if not errors.get("scenario") else None,
+            )
+        except ConditionError as exc:
+            where = "value"
+            if condition.object not in OBJECTS or "not an object" in str(exc):
+                where = "object"
+            elif condition.operator not in Operator.values or "takes these" in str(exc):
+                where = "operator"
+            errors[f"conditions[{index}].{where}"].append(str(exc))
+    if spec.expires_at is not None and spec.expires_at <= (now or timezone.now()):
+        errors["expires_at"].append("The expiry must be in the future.")
+    if spec.is_global:
+        if not allow_global:
+            errors["is_global"].append(
+                "Only a global administrator (or an organisation API key) can make a group "
+                "for every account; choose accounts instead."
+            )
+    else:
+        if not spec.account_ids:
+            errors["account_ids"].append("Choose at least one account, or make the group global.")
+        outside = set(spec.account_ids) - set(scope.account_ids)
+        if outside:
+            errors["account_ids"].append(
+                "Accounts outside your current view: " + ", ".join(map(str, sorted(outside)))
+            )
+    if errors:
+        raise GroupValidationError(dict(errors))
+
+
+def check_may_change(group: RuleGroup, scope: Scope, *, allow_global: bool) -> None:
+    """A group may be changed only by someone whose scope covers all it applies to."""
+    if group.is_global and not allow_global:
+        raise WhitelistPermissionError(
+            "This group applies to every account; only a global administrator can change it."
+        )
+    if not group.is_global:
+        outside = {a.id for a in group.accounts.all()} - set(scope.account_ids)
+        if outside:
+            raise WhitelistPermissionError(
+                "This group also applies to accounts outside your current view."
+            )
+
+
+def save_group(
+    spec: GroupSpec,
+    scope: Scope,
+    *,
+    allow_global: bool,
+    group: RuleGroup | None = None,
+    user=None,
+    source_event=None,
+) -> RuleGroup:
+    """Create or replace a group (its conditions and accounts too), atomically."""
+    if group is not None:
+        check_may_change(group, scope, allow_global=allow_global)
+    validate(spec, scope, allow_global=allow_global)
+    with transaction.atomic():
+        if group is None:
+            group = RuleGroup(
+                organisation_id=scope.organisation_id,
+                created_by=user if getattr(user, "is_authenticated", False) else None,
+                source_event=source_event,
+            )
+        group.name = spec.name.strip()
+        group.scenario = spec.scenario
+        group.description = spec.description
+        group.enabled = spec.enabled
+        group.expires_at = spec.expires_at
+        group.is_global = spec.is_global
+        group.save()
+        group.accounts.set([] if spec.is_global else spec.account_ids)
+        group.conditions.all().delete()
+        Condition.objects.bulk_create(
+            Condition(
+                group=group,
+                object=c.object,
+                operator=c.operator,
+                value=c.value.strip(),
+                position=index,
+            )
+            for index, c in enumerate(spec.conditions)
+        )
+        _bump_revision(group.organisation_id)
+    return group
+
+
+def set_group_enabled(group: RuleGroup, enabled: bool, scope: Scope, *, allow_global: bool):
+    check_may_change(group, scope, allow_global=allow_global)
+    with transaction.atomic():
+        group.enabled = enabled
+        group.save(update_fields=["enabled", "updated_at"])
+        _bump_revision(group.organisation_id)
+    return group
+
+
+def delete_group(group: RuleGroup, scope: Scope, *, allow_global: bool) -> None:
+    check_may_change(group, scope, allow_global=allow_global)
+    with transaction.atomic():
+        organisation_id = group.organisation_id
+        group.delete()
+        _bump_revision(organisation_id)
+
+
+def spec_of(group: RuleGroup) -> GroupSpec:
+    return GroupSpec(
+        name=group.name,
+        scenario=group.scenario,
+        description=group.description,
+        enabled=group.enabled,
+        expires_at=group.expires_at,
+        is_global=group.is_global,
+        account_ids=[a.id for a in group.accounts.all()],
+        conditions=[ConditionSpec(c.object, c.operator, c.value) for c in group.conditions.all()],
+    )
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+def groups_in_scope(scope: Scope):
+    return (
+        RuleGroup.objects.in_scope(scope)
+        .prefetch_related("conditions", "accounts")
+        .order_by("scenario", "name", "id")
+    )
+
+
+def scenario_summary(scope: Scope) -> list[dict]:
+    """Each scenario with its groups in scope (known scenarios first, then the
+    other alert types that have groups)."""
+    from whitelist.scenarios import SCENARIOS
+
+    counts = Counter()
+    enabled = Counter()
+    hits = Counter()
+    for key, is_enabled, hit_count in groups_in_scope(scope).values_list(
+        "scenario", "enabled", "hit_count"
+    ):
+        counts[key] += 1
+        enabled[key] += int(is_enabled)
+        hits[key] += hit_count
+    keys = list(SCENARIOS) + sorted(set(counts) - set(SCENARIOS))
+    return [
+        {
+            "scenario": scenario(key),
+            "groups": counts[key],
+            "enabled": enabled[key],
+            "hits": hits[key],
+        }
+        for key in keys
+    ]
+
+
+def is_active(group: RuleGroup, now=None) -> bool:
+    now = now or timezone.now()
+    return group.enabled and (group.expires_at is None or group.expires_at > now)
+
+
+@dataclass
+class Preview:
+    matched: int
+    examined: int
+    # True when more alerts of the window exist than the preview examines.
+    capped: bool
+    sample: list = field(default_factory=list)
+    error: str = ""
+
+
+def preview(spec: GroupSpec, scope: Scope, now=None) -> Preview:
+    """How many alerts of the last 7 days in scope the group would have matched.
+
+    Bounded: at most ``PREVIEW_MAX_ALERTS`` of the latest alerts of the
+    scenario are examined, and the result says so when there were more.
     """
-    return set()
+    from events.services import load_alert_facts
+
+    now = now or timezone.now()
+    conditions = []
+    try:
+        for c in spec.conditions:
+            conditions.append(compile_condition(c.object, c.operator, c.value, spec.scenario))
+    except ConditionError as exc:
+        return Preview(0, 0, False, error=str(exc))
+    if not conditions:
+        return Preview(0, 0, False, error="Add a condition to see what it would match.")
+    group = CompiledGroup(
+        id=0,
+        name=spec.name,
+        scenario=spec.scenario,
+        enabled=True,
+        expires_at=None,
+        account_ids=None if spec.is_global else frozenset(spec.account_ids),
+        conditions=conditions,
+    )
+    alerts = Alert.objects.in_scope(scope).filter(
+        type=spec.scenario, occurred_at__gte=now - PREVIEW_WINDOW, occurred_at__lte=now
+    )
+    if not spec.is_global:
+        alerts = alerts.filter(account_id__in=spec.account_ids)
+    ids = list(
+        alerts.order_by("-occurred_at", "-id").values_list("id", flat=True)[
+            : PREVIEW_MAX_ALERTS + 1
+        ]
+    )
+    capped = len(ids) > PREVIEW_MAX_ALERTS
+    ids = ids[:PREVIEW_MAX_ALERTS]
+    matched = []
+    chunk = 2_000
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        facts = load_alert_facts(part)
+        ports = _ports_of(part) if group.needs_raw else {}
+        matched += [a for a, _ in facts if group.matches(a, ports.get(a.id, ()))]
+    matched.sort(key=lambda a: (a.occurred_at, a.id), reverse=True)
+    return Preview(
+        matched=len(matched),
+        examined=len(ids),
+        capped=capped,
+        sample=[
+            {"id": a.id, "name": a.name, "occurred_at": a.occurred_at}
+            for a in matched[:PREVIEW_SAMPLE]
+        ],
+    )
+
+
+# --- "Add to Whitelist" from an event ----------------------------------------------
+
+DRAFT_ALERTS = 500
+DRAFT_MAX_LIST = 20
+
+
+def draft_from_event(event) -> GroupSpec:
+    """A group pre-filled from an event's alerts: the scenario most of them
+    share and, for the scenario's key objects, the values they carry."""
+    from events.models import EventAlert
+    from events.services import load_alert_facts
+
+    alert_ids = list(
+        EventAlert.objects.filter(event=event)
+        .order_by("-alert__occurred_at")
+        .values_list("alert_id", flat=True)[:DRAFT_ALERTS]
+    )
+    facts = [a for a, _ in load_alert_facts(alert_ids)]
+    if not facts:
+        return GroupSpec(name=f"Whitelist: {event.name}", scenario="", conditions=[])
+    scenario_key = Counter(a.type for a in facts).most_common(1)[0][0]
+    chosen = scenario(scenario_key)
+    of_scenario = [a for a in facts if a.type == scenario_key]
+    conditions = []
+    for key in chosen.draft_objects:
+        values = sorted({v for a in of_scenario for v in OBJECTS[key].read(a)})
+        if len(values) == 1:
+            conditions.append(ConditionSpec(key, Operator.EQUALS, values[0]))
+        elif 1 < len(values) <= DRAFT_MAX_LIST:
+            conditions.append(ConditionSpec(key, Operator.IN_LIST, "\n".join(values)))
+    if not conditions:
+        conditions.append(ConditionSpec("alert_name", Operator.EQUALS, of_scenario[0].name))
+    return GroupSpec(
+        name=f"{chosen.label}: {event.name}"[:200],
+        scenario=scenario_key,
+        description=f"Made from event #{event.id}.",
+        conditions=conditions,
+        is_global=False,
+        account_ids=[event.account_id],
+    )
+
+
+def event_values(event) -> dict[str, list[str]]:
+    """Every object's values among the event's (latest) alerts: suggestions for the editor."""
+    from events.models import EventAlert
+    from events.services import load_alert_facts
+
+    alert_ids = list(
+        EventAlert.objects.filter(event=event)
+        .order_by("-alert__occurred_at")
+        .values_list("alert_id", flat=True)[:DRAFT_ALERTS]
+    )
+    facts = [a for a, _ in load_alert_facts(alert_ids)]
+    values: dict[str, set[str]] = defaultdict(set)
+    for alert in facts:
+        for key, obj in OBJECTS.items():
+            values[key].update(obj.read(alert))
+    return {key: sorted(v)[:50] for key, v in values.items() if v}
+
+
+def accounts_for_editor(scope: Scope):
+    return Account.objects.in_scope(scope).order_by("name")

@@ -390,11 +390,18 @@ def test_it_explains_the_window_of_a_custom_rule(tenancy, ingest):
 # --- whitelisting -------------------------------------------------------------
 
 
-def test_it_never_aggregates_a_whitelisted_alert(tenancy, ingest, monkeypatch):
-    monkeypatch.setattr(
-        "whitelist.services.whitelisted_alerts",
-        lambda alerts: {alert.id for alert in alerts if alert.name == "Known scanner"},
+def whitelist(tenancy, scenario, *conditions, name="Known noise"):
+    from whitelist.services import ConditionSpec, GroupSpec, save_group
+
+    return save_group(
+        GroupSpec(name=name, scenario=scenario, conditions=[ConditionSpec(*c) for c in conditions]),
+        organisation_scope(tenancy.org),
+        allow_global=True,
     )
+
+
+def test_it_never_aggregates_a_whitelisted_alert(tenancy, ingest):
+    group = whitelist(tenancy, "mining", ("alert_name", "equals", "Known scanner"))
 
     ingest(
         mining_alert(tenancy.account_a, uuid="allowed", name="Known scanner"),
@@ -403,15 +410,16 @@ def test_it_never_aggregates_a_whitelisted_alert(tenancy, ingest, monkeypatch):
 
     allowed, real = Alert.objects.get(source_uuid="allowed"), Alert.objects.get(source_uuid="real")
     assert (allowed.whitelisted, real.whitelisted) == (True, False)
+    assert allowed.whitelist_match.group == group
     assert not PendingAlertBatch.objects.exists()
     assert not EventAlert.objects.filter(alert=allowed).exists()
     assert alert_ids_of(events_of("mining-on-host").get()) == {"real"}
+    group.refresh_from_db()
+    assert (group.hit_count, group.last_hit_at is not None) == (1, True)
 
 
-def test_it_opens_no_event_for_a_batch_that_is_all_whitelisted(tenancy, ingest, monkeypatch):
-    monkeypatch.setattr(
-        "whitelist.services.whitelisted_alerts", lambda alerts: {alert.id for alert in alerts}
-    )
+def test_it_opens_no_event_for_a_batch_that_is_all_whitelisted(tenancy, ingest):
+    whitelist(tenancy, "mining", ("alert_name", "starts_with", "Mining"))
 
     ingest(mining_alert(tenancy.account_a), mining_alert(tenancy.account_a, level="high"))
 

@@ -1,0 +1,267 @@
+"""Conditions compiled to predicates, and rule sets compiled per organisation.
+
+Compiling validates: a bad regex, CIDR block, IP or port raises
+``ConditionError`` with a message for the form or the API. Regular
+expressions run on RE2, whose matching time is linear in the input, so no
+pattern can stall the pipeline (the time bound); inputs are also capped.
+"""
+
+import ipaddress
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import re2
+
+from events.grouping import AlertFacts
+from whitelist.models import Operator
+from whitelist.scenarios import FOLDED, IP, OBJECTS, PORT, scenario
+
+MAX_LIST_ENTRIES = 1_000
+MAX_VALUE_LENGTH = 4_000
+MAX_REGEX_LENGTH = 1_000
+# RE2 reads at most this much of a value: a megabyte-long command line cannot
+# make one condition slow.
+MAX_MATCHED_LENGTH = 16_384
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.max_mem = 8 << 20
+_LIST_SEPARATORS = re.compile(r"[\r\n]+")
+
+OPERATORS_BY_KIND = {
+    "text": [
+        Operator.EQUALS,
+        Operator.NOT_EQUALS,
+        Operator.CONTAINS,
+        Operator.NOT_CONTAINS,
+        Operator.STARTS_WITH,
+        Operator.REGEX,
+        Operator.IN_LIST,
+    ],
+    FOLDED: [
+        Operator.EQUALS,
+        Operator.NOT_EQUALS,
+        Operator.CONTAINS,
+        Operator.NOT_CONTAINS,
+        Operator.STARTS_WITH,
+        Operator.REGEX,
+        Operator.IN_LIST,
+    ],
+    IP: [
+        Operator.EQUALS,
+        Operator.NOT_EQUALS,
+        Operator.IN_CIDR,
+        Operator.IN_LIST,
+        Operator.STARTS_WITH,
+        Operator.REGEX,
+    ],
+    PORT: [Operator.EQUALS, Operator.NOT_EQUALS, Operator.IN_LIST],
+}
+
+
+class ConditionError(ValueError):
+    """A condition that cannot be compiled; the message names the problem."""
+
+
+def list_entries(value: str) -> list[str]:
+    """Entries of an In list / In CIDR value: one per line (commas also split
+    entries of IPs, ports and CIDR blocks, which never contain one)."""
+    return [entry.strip() for entry in _LIST_SEPARATORS.split(value) if entry.strip()]
+
+
+def _split_commas(entries: list[str]) -> list[str]:
+    return [part.strip() for entry in entries for part in entry.split(",") if part.strip()]
+
+
+def _ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ConditionError(f"“{text}” is not an IP address.") from None
+
+
+def _port(text: str) -> str:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ConditionError(f"“{text}” is not a port (0 to 65535).")
+    return str(int(text))
+
+
+def _network(text: str):
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ConditionError(f"“{text}” is not a CIDR block (e.g. 10.0.0.0/8).") from None
+
+
+def _regex(pattern: str):
+    if len(pattern) > MAX_REGEX_LENGTH:
+        raise ConditionError(
+            f"The regular expression is longer than {MAX_REGEX_LENGTH} characters."
+        )
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        raise ConditionError(
+            f"Invalid regular expression: {exc}. Look-around and back-references are not "
+            "supported (matching must stay linear in time)."
+        ) from None
+
+
+def _address_in(networks) -> Callable[[str], bool]:
+    def test(value: str) -> bool:
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        return any(address.version == n.version and address in n for n in networks)
+
+    return test
+
+
+def compile_condition(object_key: str, operator: str, value: str, scenario_key: str | None = None):
+    """(object key, the test on one value, whether the operator is negative);
+    ``ConditionError`` if anything is wrong."""
+    obj = OBJECTS.get(object_key)
+    if obj is None:
+        raise ConditionError(f"Unknown object “{object_key}”.")
+    if scenario_key is not None and object_key not in scenario(scenario_key).objects:
+        raise ConditionError(
+            f"{obj.label} is not an object of the scenario “{scenario(scenario_key).label}”."
+        )
+    if operator not in OPERATORS_BY_KIND[obj.kind]:
+        allowed = ", ".join(Operator(o).label for o in OPERATORS_BY_KIND[obj.kind])
+        raise ConditionError(f"{obj.label} takes these conditions: {allowed}.")
+    value = (value or "").strip()
+    if not value:
+        raise ConditionError("Enter a condition value.")
+    if len(value) > MAX_VALUE_LENGTH and operator != Operator.IN_LIST:
+        raise ConditionError(f"The value is longer than {MAX_VALUE_LENGTH} characters.")
+    fold = obj.kind == FOLDED
+    if fold:
+        value = value.lower()
+    canonical = {IP: _ip, PORT: _port}.get(obj.kind)
+
+    if operator in (Operator.EQUALS, Operator.NOT_EQUALS):
+        expected = canonical(value) if canonical else value
+
+        def test(v):
+            return v == expected
+
+    elif operator in (Operator.CONTAINS, Operator.NOT_CONTAINS):
+
+        def test(v):
+            return value in v
+
+    elif operator == Operator.STARTS_WITH:
+
+        def test(v):
+            return v.startswith(value)
+
+    elif operator == Operator.REGEX:
+        pattern = _regex(value)
+
+        def test(v):
+            return pattern.search(v[:MAX_MATCHED_LENGTH]) is not None
+
+    elif operator == Operator.IN_CIDR:
+        entries = _split_commas(list_entries(value))
+        if len(entries) > MAX_LIST_ENTRIES:
+            raise ConditionError(f"At most {MAX_LIST_ENTRIES} CIDR blocks.")
+        test = _address_in([_network(entry) for entry in entries])
+    elif operator == Operator.IN_LIST:
+        entries = list_entries(value)
+        if canonical:
+            entries = [canonical(e) for e in _split_commas(entries)]
+        if len(entries) > MAX_LIST_ENTRIES:
+            raise ConditionError(f"At most {MAX_LIST_ENTRIES} entries in a list.")
+        allowed_values = frozenset(entries)
+
+        def test(v):
+            return v in allowed_values
+
+    else:  # pragma: no cover - guarded by OPERATORS_BY_KIND
+        raise ConditionError(f"Unknown condition “{operator}”.")
+    return object_key, test, operator in Operator.negative(), fold
+
+
+@dataclass
+class CompiledGroup:
+    id: int
+    name: str
+    scenario: str
+    enabled: bool
+    expires_at: datetime | None
+    # None: every account of the organisation.
+    account_ids: frozenset[int] | None
+    conditions: list = field(default_factory=list)
+    # A group with a condition that no longer compiles never matches.
+    broken: bool = False
+
+    @property
+    def needs_raw(self) -> bool:
+        return any(OBJECTS[key].needs_raw for key, *_ in self.conditions)
+
+    def active(self, now: datetime) -> bool:
+        return (
+            self.enabled and not self.broken and (self.expires_at is None or self.expires_at > now)
+        )
+
+    def applies_to(self, account_id: int) -> bool:
+        return self.account_ids is None or account_id in self.account_ids
+
+    def matches(self, alert: AlertFacts, ports: tuple[str, ...] = ()) -> bool:
+        """Every condition met (AND). A condition on an object the alert does
+        not have is never met, whatever its operator: a whitelist must not
+        hide an alert it was not written for."""
+        if not self.conditions:
+            return False
+        for key, test, negative, fold in self.conditions:
+            values = ports if key == "destination_port" else OBJECTS[key].read(alert)
+            if not values:
+                return False
+            if fold:
+                values = [v.lower() for v in values]
+            if negative:
+                if any(test(v) for v in values):
+                    return False
+            elif not any(test(v) for v in values):
+                return False
+        return True
+
+
+def compile_group(group, conditions: Iterable, account_ids) -> CompiledGroup:
+    compiled = CompiledGroup(
+        id=group.id,
+        name=group.name,
+        scenario=group.scenario,
+        enabled=group.enabled,
+        expires_at=group.expires_at,
+        account_ids=None if group.is_global else frozenset(account_ids),
+    )
+    for condition in conditions:
+        try:
+            compiled.conditions.append(
+                compile_condition(condition.object, condition.operator, condition.value)
+            )
+        except ConditionError:
+            compiled.broken = True
+    return compiled
+
+
+@dataclass
+class CompiledRuleSet:
+    """An organisation's groups by scenario."""
+
+    revision: int
+    by_scenario: dict[str, list[CompiledGroup]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, group: CompiledGroup) -> None:
+        self.by_scenario[group.scenario].append(group)
+
+    def candidates(self, alert_type: str) -> list[CompiledGroup]:
+        return self.by_scenario.get(alert_type, [])
+
+    @property
+    def needs_raw(self) -> bool:
+        return any(g.needs_raw for groups in self.by_scenario.values() for g in groups)
