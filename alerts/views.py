@@ -131,9 +131,9 @@ def alert_list(request):
         # the last moments; the browser drops rows it already shows.
         recent = timezone.now() - LIVE_LOOKBACK
         fresh = list(
-            alerts.filter(Q(id__gt=filters["after"]) | Q(received_at__gte=recent)).order_by(
-                "-id"
-            )[:LIVE_LIMIT]
+            alerts.filter(Q(id__gt=filters["after"]) | Q(received_at__gte=recent)).order_by("-id")[
+                :LIVE_LIMIT
+            ]
         )
         newest = max([a.id for a in fresh], default=filters["after"])
         return render(

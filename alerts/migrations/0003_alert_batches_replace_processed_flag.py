@@ -4,18 +4,17 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('alerts', '0002_detection_rules'),
+        ("alerts", "0002_detection_rules"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='alert',
-            name='alert_unprocessed_idx',
+            model_name="alert",
+            name="alert_unprocessed_idx",
         ),
         migrations.RemoveField(
-            model_name='alert',
-            name='processed_at',
+            model_name="alert",
+            name="processed_at",
         ),
     ]
