@@ -98,7 +98,9 @@ def revoke_api_key(request, key_id: int):
 
 def alert_detail(request, alert_id: int):
     alert = get_in_scope_or_404(
-        Alert.objects.select_related("account", "asset"), request.scope, id=alert_id
+        Alert.objects.select_related("account", "asset", "whitelist_match"),
+        request.scope,
+        id=alert_id,
     )
     context = {
         "alert": alert,
@@ -121,7 +123,9 @@ def alert_list(request):
     """Every alert in scope, newest first; page 1 polls for new arrivals."""
     form = AlertFilterForm({"period": "7d", **request.GET.dict()})
     filters = form.cleaned_data if form.is_valid() else AlertFilterForm.defaults()
-    alerts = services.filtered_alerts(request.scope, filters).select_related("account", "asset")
+    alerts = services.filtered_alerts(request.scope, filters).select_related(
+        "account", "asset", "whitelist_match"
+    )
     query = request.GET.copy()
     for key in ("page", "after"):
         query.pop(key, None)

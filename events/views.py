@@ -175,6 +175,8 @@ def event_list(request):
         "list_query": request.GET.urlencode(),
         "counts": services.event_counts(tallies),
         "chart": _chart(services.new_events_per_day(tallies, filters["start"], filters["end"])),
+        # "Add to Whitelist" creates a policy group: administrators only.
+        "can_whitelist": secops_services.can_manage(request.user, request.scope),
     }
     template = "events/event_list.html"
     if request.htmx and not request.htmx.boosted:

@@ -27,8 +27,9 @@ api = NinjaAPI(
     version="1",
     urls_namespace="api",
     auth=ApiKeyAuth(),
-    description="Ingestion of alerts and logs, aggregation rules. Authenticate with an API key "
-    "(`manage.py create_api_key`, or the Data Sources page) as `Authorization: Bearer <key>`.",
+    description="Ingestion of alerts and logs, aggregation rules, whitelist rule groups. "
+    "Authenticate with an API key (`manage.py create_api_key`, or the Data Sources page) "
+    "as `Authorization: Bearer <key>`.",
 )
 
 
@@ -47,9 +48,11 @@ def _http_error(request, exc):
 def _add_routers():
     from alerts.api import router as ingestion_router
     from events.api import router as events_router
+    from whitelist.api import router as whitelist_router
 
     api.add_router("/", ingestion_router)
     api.add_router("/", events_router)
+    api.add_router("/", whitelist_router)
 
 
 _add_routers()

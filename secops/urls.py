@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("alerts.urls")),
     path("", include("alerts.detection_urls")),
     path("", include("events.urls")),
+    path("", include("whitelist.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urlpatterns()),
 ]

@@ -27,6 +27,14 @@ MAX_REGEX_LENGTH = 1_000
 MAX_MATCHED_LENGTH = 16_384
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.max_mem = 8 << 20
+# A bad pattern is the editor's mistake, reported in the form, not a server log line.
+_RE2_OPTIONS.log_errors = False
+# For folded objects, whose values are compared lower-cased: the pattern itself
+# is not lower-cased, which would turn \S, \D or \W into their opposites.
+_RE2_FOLDED_OPTIONS = re2.Options()
+_RE2_FOLDED_OPTIONS.max_mem = _RE2_OPTIONS.max_mem
+_RE2_FOLDED_OPTIONS.log_errors = False
+_RE2_FOLDED_OPTIONS.case_sensitive = False
 _LIST_SEPARATORS = re.compile(r"[\r\n]+")
 
 OPERATORS_BY_KIND = {
@@ -82,7 +90,9 @@ def _ip(text: str) -> str:
 
 
 def _port(text: str) -> str:
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
+    # isdigit() alone also accepts "²", which int() refuses, and int() refuses
+    # digit strings longer than 4,300 characters.
+    if not (text.isascii() and text.isdigit()) or len(text) > 5 or int(text) > 65535:
         raise ConditionError(f"“{text}” is not a port (0 to 65535).")
     return str(int(text))
 
@@ -94,16 +104,20 @@ def _network(text: str):
         raise ConditionError(f"“{text}” is not a CIDR block (e.g. 10.0.0.0/8).") from None
 
 
-def _regex(pattern: str):
+def _regex(pattern: str, *, ignore_case: bool = False):
     if len(pattern) > MAX_REGEX_LENGTH:
         raise ConditionError(
             f"The regular expression is longer than {MAX_REGEX_LENGTH} characters."
         )
     try:
-        return re2.compile(pattern, _RE2_OPTIONS)
+        return re2.compile(pattern, _RE2_FOLDED_OPTIONS if ignore_case else _RE2_OPTIONS)
     except re2.error as exc:
+        # RE2 gives its reason as bytes.
+        reason = exc.args[0] if exc.args else ""
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
         raise ConditionError(
-            f"Invalid regular expression: {exc}. Look-around and back-references are not "
+            f"Invalid regular expression: {reason}. Look-around and back-references are not "
             "supported (matching must stay linear in time)."
         ) from None
 
@@ -138,7 +152,7 @@ def compile_condition(object_key: str, operator: str, value: str, scenario_key: 
     if len(value) > MAX_VALUE_LENGTH and operator != Operator.IN_LIST:
         raise ConditionError(f"The value is longer than {MAX_VALUE_LENGTH} characters.")
     fold = obj.kind == FOLDED
-    if fold:
+    if fold and operator != Operator.REGEX:
         value = value.lower()
     canonical = {IP: _ip, PORT: _port}.get(obj.kind)
 
@@ -159,13 +173,15 @@ def compile_condition(object_key: str, operator: str, value: str, scenario_key: 
             return v.startswith(value)
 
     elif operator == Operator.REGEX:
-        pattern = _regex(value)
+        pattern = _regex(value, ignore_case=fold)
 
         def test(v):
             return pattern.search(v[:MAX_MATCHED_LENGTH]) is not None
 
     elif operator == Operator.IN_CIDR:
         entries = _split_commas(list_entries(value))
+        if not entries:
+            raise ConditionError("Enter at least one CIDR block.")
         if len(entries) > MAX_LIST_ENTRIES:
             raise ConditionError(f"At most {MAX_LIST_ENTRIES} CIDR blocks.")
         test = _address_in([_network(entry) for entry in entries])
@@ -173,6 +189,8 @@ def compile_condition(object_key: str, operator: str, value: str, scenario_key: 
         entries = list_entries(value)
         if canonical:
             entries = [canonical(e) for e in _split_commas(entries)]
+        if not entries:
+            raise ConditionError("Enter at least one entry.")
         if len(entries) > MAX_LIST_ENTRIES:
             raise ConditionError(f"At most {MAX_LIST_ENTRIES} entries in a list.")
         allowed_values = frozenset(entries)

@@ -103,8 +103,14 @@ def destination_ports(raw) -> tuple[str, ...]:
         value = raw.get(key)
         if isinstance(value, bool):
             continue
-        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-            return (str(int(value)),)
+        if isinstance(value, int) and 0 <= value <= 65535:
+            return (str(value),)
+        # The original data is the sender's: "²" passes isdigit() but not
+        # int(), and int() refuses digit strings longer than 4,300 characters.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.isascii() and text.isdigit() and len(text) <= 5 and int(text) <= 65535:
+                return (str(int(text)),)
     return ()
 
 

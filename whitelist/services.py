@@ -212,8 +212,20 @@ def apply_whitelist(facts, now: datetime) -> set[int]:
 # --- editing ---------------------------------------------------------------------
 
 
-def validate(spec: GroupSpec, scope: Scope, *, allow_global: bool, now=None) -> None:
-    """Every problem of a group at once, keyed by field."""
+def _same_minute(one: datetime, other: datetime | None) -> bool:
+    # The editor's date-time field has no seconds.
+    return other is not None and one.replace(second=0, microsecond=0) == other.replace(
+        second=0, microsecond=0
+    )
+
+
+def validate(
+    spec: GroupSpec, scope: Scope, *, allow_global: bool, now=None, unchanged_expiry=None
+) -> None:
+    """Every problem of a group at once, keyed by field.
+
+    ``unchanged_expiry`` is the expiry the group already has: keeping a past
+    one is allowed, so an expired group can still be renamed or edited."""
     errors: dict[str, list[str]] = defaultdict(list)
     if not spec.name.strip():
         errors["name"].append("Enter a name.")
@@ -242,7 +254,11 @@ def validate(spec: GroupSpec, scope: Scope, *, allow_global: bool, now=None) -> 
             elif condition.operator not in Operator.values or "takes these" in str(exc):
                 where = "operator"
             errors[f"conditions[{index}].{where}"].append(str(exc))
-    if spec.expires_at is not None and spec.expires_at <= (now or timezone.now()):
+    if (
+        spec.expires_at is not None
+        and not _same_minute(spec.expires_at, unchanged_expiry)
+        and spec.expires_at <= (now or timezone.now())
+    ):
         errors["expires_at"].append("The expiry must be in the future.")
     if spec.is_global:
         if not allow_global:
@@ -255,8 +271,11 @@ def validate(spec: GroupSpec, scope: Scope, *, allow_global: bool, now=None) -> 
             errors["account_ids"].append("Choose at least one account, or make the group global.")
         outside = set(spec.account_ids) - set(scope.account_ids)
         if outside:
+            names = (
+                Account.objects.filter(id__in=outside).order_by("uid").values_list("uid", flat=True)
+            )
             errors["account_ids"].append(
-                "Accounts outside your current view: " + ", ".join(map(str, sorted(outside)))
+                "Accounts outside your current view: " + (", ".join(names) or "unknown accounts")
             )
     if errors:
         raise GroupValidationError(dict(errors))
@@ -288,7 +307,12 @@ def save_group(
     """Create or replace a group (its conditions and accounts too), atomically."""
     if group is not None:
         check_may_change(group, scope, allow_global=allow_global)
-    validate(spec, scope, allow_global=allow_global)
+    validate(
+        spec,
+        scope,
+        allow_global=allow_global,
+        unchanged_expiry=group.expires_at if group is not None else None,
+    )
     with transaction.atomic():
         if group is None:
             group = RuleGroup(
@@ -316,6 +340,8 @@ def save_group(
             for index, c in enumerate(spec.conditions)
         )
         _bump_revision(group.organisation_id)
+    # The conditions were replaced: drop any prefetched copy the caller holds.
+    group._prefetched_objects_cache = {}
     return group
 
 
@@ -491,7 +517,7 @@ def draft_from_event(event) -> GroupSpec:
     if not conditions:
         conditions.append(ConditionSpec("alert_name", Operator.EQUALS, of_scenario[0].name))
     return GroupSpec(
-        name=f"{chosen.label}: {event.name}"[:200],
+        name=f"Whitelist: {event.name}"[:200],
         scenario=scenario_key,
         description=f"Made from event #{event.id}.",
         conditions=conditions,
@@ -515,7 +541,7 @@ def event_values(event) -> dict[str, list[str]]:
     for alert in facts:
         for key, obj in OBJECTS.items():
             values[key].update(obj.read(alert))
-    return {key: sorted(v)[:50] for key, v in values.items() if v}
+    return {OBJECTS[key].label: sorted(v)[:50] for key, v in values.items() if v}
 
 
 def accounts_for_editor(scope: Scope):

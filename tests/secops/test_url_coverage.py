@@ -38,6 +38,8 @@ from secops.enums import Role
 from secops.models import Account, AccountMembership, ApiKey, OrganisationMembership
 from secops.services import build_scope, create_api_key
 from tests import factories
+from whitelist.models import RuleGroup
+from whitelist.services import ConditionSpec, GroupSpec, save_group
 
 # Pages anyone may open, by URL name: the status an anonymous visitor gets and
 # why the page is public. Keep this short: the whole internet reaches these.
@@ -333,9 +335,21 @@ def objects_of_account_a(tenancy, alice_api_key):
     sigma_rule = save_custom_rule(
         tenancy.org, yaml_text=SIGMA_RULE, alert_type="suspicious_process", user=tenancy.alice
     )
+    whitelist_group = save_group(
+        GroupSpec(
+            name="Known scanner",
+            scenario="web_attack",
+            conditions=[ConditionSpec("source_ip", "equals", "192.0.2.1")],
+            is_global=False,
+            account_ids=[account.id],
+        ),
+        alice_scope,
+        allow_global=True,
+    )
     return {
         Account: account,
         Asset: asset,
+        RuleGroup: whitelist_group,
         Alert: alert,
         AggregationRule: rule,
         SecurityEvent: event,
@@ -376,6 +390,7 @@ OBJECT_WORDS = {
     "key": ApiKey,
     "job": ExportJob,
     "sigma": DetectionRule,
+    "group": RuleGroup,
 }
 NAMESPACE_MODELS = {"alerts": Alert, "events": SecurityEvent}
 
