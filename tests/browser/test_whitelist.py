@@ -43,9 +43,7 @@ def log_in(page, username="alice"):
     page.get_by_role("button", name="Log in").click()
 
 
-def test_it_whitelists_from_an_event_row_and_keeps_the_next_alert_out(
-    page, tenancy, screenshot
-):
+def test_it_whitelists_from_an_event_row_and_keeps_the_next_alert_out(page, tenancy, screenshot):
     send(tenancy, brute_force(tenancy, SCANNER, name="SSH brute force by the scanner"))
     event = SecurityEvent.objects.get(account=tenancy.account_a)
     log_in(page)
@@ -99,7 +97,9 @@ def test_it_whitelists_from_an_event_row_and_keeps_the_next_alert_out(
     assert SecurityEvent.objects.get(id=event.id).alert_count == 1
     assert SecurityEvent.objects.count() == 2
 
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Alert", exact=True).click()
+    page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="Alert", exact=True
+    ).click()
     alert_row = page.get_by_test_id("alert-table").get_by_role(
         "row", name=re.compile("SSH brute force by the scanner whitelisted")
     )
