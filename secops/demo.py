@@ -27,6 +27,12 @@ from secops.enums import RegionGroup, Role
 DEMO_ORGANISATION = "Demo Corp"
 DEFAULT_SEED = 20240611
 DEFAULT_ALERT_COUNT = 2400
+# A whitelist policy group of the demo: name, scenario, conditions.
+DEMO_WHITELIST_GROUP = (
+    "Routine port scans",
+    "abnormal_network",
+    [("alert_name", "equals", "TCP port scan")],
+)
 HISTORY = timedelta(days=30)
 
 _NAMESPACE = uuid.UUID("af379452-038c-47e9-9ff4-0472b6dd5d6c")

@@ -14,11 +14,12 @@ from pydantic import TypeAdapter
 
 from alerts.models import Alert, AlertSource, LogRecord
 from alerts.schemas import AlertIn, LogIn
-from events.models import EventStatus, EventStatusChange, SecurityEvent
+from events.models import EventAlert, EventStatus, EventStatusChange, SecurityEvent
 from secops import demo
 from secops.enums import RegionGroup, RiskLevel
 from secops.models import Account, Organisation
 from secops.services import SESSION_REGION, build_scope
+from whitelist.models import RuleGroup
 
 NOW = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
 SEED = demo.DEFAULT_SEED
@@ -305,6 +306,12 @@ def test_it_loads_a_month_of_alerts_from_every_source_by_default():
     assert LogRecord.objects.count() == len(demo.build_logs(SEED, NOW))
     # Every log belongs to a host the alerts introduced.
     assert not LogRecord.objects.filter(asset__isnull=True).exists()
+    # The demo's whitelist group keeps routine port scans out of events.
+    scans = Alert.objects.filter(name="TCP port scan", type="abnormal_network")
+    group = RuleGroup.objects.get(name=demo.DEMO_WHITELIST_GROUP[0])
+    assert scans.exists() and not scans.filter(whitelisted=False).exists()
+    assert group.hit_count == Alert.objects.filter(whitelisted=True).count() == scans.count()
+    assert not EventAlert.objects.filter(alert__in=scans).exists()
 
 
 @pytest.mark.django_db

@@ -74,6 +74,7 @@ class Command(BaseCommand):
         except ProvisioningError as error:
             raise CommandError(str(error)) from error
 
+        add_demo_whitelist(scope)
         now = timezone.now()
         alert_totals = send_in_batches(ingest_alerts, demo.build_alerts(seed, alerts, now), scope)
         story_host = demo.build_story(seed, now).host
@@ -120,6 +121,28 @@ class Command(BaseCommand):
             "These are demo only accounts with printed passwords: do not load the demo into "
             "an installation that holds real data."
         )
+
+
+def add_demo_whitelist(scope) -> None:
+    """One policy group, so the whitelist has hits to show: routine port scans
+    are stored as whitelisted alerts and kept out of events. Made once; an
+    edited or deleted demo group is left as the user left it."""
+    from whitelist.models import RuleGroup
+    from whitelist.services import ConditionSpec, GroupSpec, save_group
+
+    name, scenario, conditions = demo.DEMO_WHITELIST_GROUP
+    if RuleGroup.objects.filter(organisation_id=scope.organisation_id, name=name).exists():
+        return
+    save_group(
+        GroupSpec(
+            name=name,
+            scenario=scenario,
+            description="Low-risk port scans the edge firewall already blocks.",
+            conditions=[ConditionSpec(*condition) for condition in conditions],
+        ),
+        scope,
+        allow_global=True,
+    )
 
 
 def provision(passwords: dict[str, str]):
