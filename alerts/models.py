@@ -5,6 +5,7 @@ import json
 from datetime import UTC
 
 from django.db import models
+from django.db.models import Value
 
 from secops.enums import RegionGroup, RiskLevel
 from secops.models import Account
@@ -164,6 +165,12 @@ class AlertEntity(models.Model):
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="entity_links")
     entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="alert_links")
     role = models.CharField(max_length=16, choices=EntityRole.choices)
+    # What this alert says of the entity (a process's pid and user, a file's
+    # path, ...). The entity row keeps the first alert's attributes for the
+    # whole account; rules and the whitelist must judge each alert by its own.
+    attributes = models.JSONField(
+        default=dict, db_default=Value({}, output_field=models.JSONField()), blank=True
+    )
 
     class Meta:
         constraints = [

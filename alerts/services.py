@@ -331,14 +331,17 @@ def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> Ingest
                     row["first_seen_at"] = min(row["first_seen_at"], item.occurred_at)
                     row["last_seen_at"] = max(row["last_seen_at"], item.occurred_at)
                     row["malicious"] = row["malicious"] or entity.role == "attacker"
-                links.append((alert_id, entity_key, entity.role))
+                links.append((alert_id, entity_key, entity.role, entity.attributes()))
         entity_ids = _upsert_entities(entity_rows)
-        link_rows = {
-            (alert_id, entity_ids[entity_key], role): None for alert_id, entity_key, role in links
-        }
+        link_rows: dict[tuple[int, int, str], dict] = {}
+        for alert_id, entity_key, role, attributes in links:
+            link_rows.setdefault((alert_id, entity_ids[entity_key], role), attributes)
         db.insert_on_conflict(
             AlertEntity,
-            [{"alert_id": a, "entity_id": e, "role": r} for a, e, r in link_rows],
+            [
+                {"alert_id": a, "entity_id": e, "role": r, "attributes": attributes}
+                for (a, e, r), attributes in link_rows.items()
+            ],
             conflict_fields=["alert_id", "entity_id", "role"],
         )
         _record_stats(IngestionKind.ALERT, stats, now)

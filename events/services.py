@@ -156,10 +156,14 @@ def load_alert_facts(alert_ids) -> list[tuple[AlertFacts, int]]:
     )
     rows = list(rows)
     entities = defaultdict(list)
-    for alert_id, role, etype, value, attributes in AlertEntity.objects.filter(
+    for alert_id, role, etype, value, own, shared in AlertEntity.objects.filter(
         alert_id__in=alert_ids
-    ).values_list("alert_id", "role", "entity__type", "entity__value", "entity__attributes"):
-        entities[alert_id].append((etype, role, value, attributes or {}))
+    ).values_list(
+        "alert_id", "role", "entity__type", "entity__value", "attributes", "entity__attributes"
+    ):
+        # The alert's own attributes; links stored before they were kept per
+        # alert fall back to the entity's (its first alert's).
+        entities[alert_id].append((etype, role, value, own or shared or {}))
     return [
         (
             AlertFacts(
