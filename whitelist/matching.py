@@ -21,6 +21,8 @@ from whitelist.scenarios import FOLDED, IP, OBJECTS, PORT, scenario
 
 MAX_LIST_ENTRIES = 1_000
 MAX_VALUE_LENGTH = 4_000
+# An In list as a whole (up to MAX_LIST_ENTRIES entries).
+MAX_LIST_LENGTH = 200_000
 MAX_REGEX_LENGTH = 1_000
 # RE2 reads at most this much of a value: a megabyte-long command line cannot
 # make one condition slow.
@@ -151,6 +153,8 @@ def compile_condition(object_key: str, operator: str, value: str, scenario_key: 
         raise ConditionError("Enter a condition value.")
     if len(value) > MAX_VALUE_LENGTH and operator != Operator.IN_LIST:
         raise ConditionError(f"The value is longer than {MAX_VALUE_LENGTH} characters.")
+    if len(value) > MAX_LIST_LENGTH:
+        raise ConditionError(f"The list is longer than {MAX_LIST_LENGTH} characters.")
     fold = obj.kind == FOLDED
     if fold and operator != Operator.REGEX:
         value = value.lower()

@@ -24,6 +24,7 @@ from alerts.models import Alert
 from secops.models import Account
 from secops.scope import Scope
 from whitelist.matching import (
+    MAX_VALUE_LENGTH,
     CompiledGroup,
     CompiledRuleSet,
     ConditionError,
@@ -87,7 +88,13 @@ def _bump_revision(organisation_id: int) -> None:
         number=F("number") + 1
     )
     if not updated:
-        Revision.objects.get_or_create(organisation_id=organisation_id, defaults={"number": 1})
+        _, created = Revision.objects.get_or_create(
+            organisation_id=organisation_id, defaults={"number": 1}
+        )
+        if not created:
+            # A concurrent first change created the row between the two
+            # statements: this change still needs a number of its own.
+            Revision.objects.filter(organisation_id=organisation_id).update(number=F("number") + 1)
 
 
 def _compile_rule_set(organisation_id: int, revision: int) -> CompiledRuleSet:
@@ -326,7 +333,22 @@ def save_group(
         group.enabled = spec.enabled
         group.expires_at = spec.expires_at
         group.is_global = spec.is_global
-        group.save()
+        if group.pk is None:
+            group.save()
+        else:
+            # Never the hit counters: the pipeline raises them meanwhile, and
+            # the copy the editor loaded is stale.
+            group.save(
+                update_fields=[
+                    "name",
+                    "scenario",
+                    "description",
+                    "enabled",
+                    "expires_at",
+                    "is_global",
+                    "updated_at",
+                ]
+            )
         group.accounts.set([] if spec.is_global else spec.account_ids)
         group.conditions.all().delete()
         Condition.objects.bulk_create(
@@ -510,6 +532,12 @@ def draft_from_event(event) -> GroupSpec:
     conditions = []
     for key in chosen.draft_objects:
         values = sorted({v for a in of_scenario for v in OBJECTS[key].read(a)})
+        # A value a condition cannot hold: too long for one, or, in a list,
+        # spanning lines (a list takes one entry per line).
+        if any(len(v) > MAX_VALUE_LENGTH for v in values) or (
+            len(values) > 1 and any("\n" in v or "\r" in v for v in values)
+        ):
+            continue
         if len(values) == 1:
             conditions.append(ConditionSpec(key, Operator.EQUALS, values[0]))
         elif 1 < len(values) <= DRAFT_MAX_LIST:
