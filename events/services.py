@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Min, Q
-from django.db.models.functions import TruncDate
+from django.db.models import Count, JSONField, Max, Min, Q, Value
+from django.db.models.functions import Coalesce, NullIf, TruncDate
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -156,14 +156,17 @@ def load_alert_facts(alert_ids) -> list[tuple[AlertFacts, int]]:
     )
     rows = list(rows)
     entities = defaultdict(list)
-    for alert_id, role, etype, value, own, shared in AlertEntity.objects.filter(
-        alert_id__in=alert_ids
-    ).values_list(
-        "alert_id", "role", "entity__type", "entity__value", "attributes", "entity__attributes"
+    # The alert's own attributes; links stored before they were kept per alert
+    # fall back to the entity's (its first alert's). One JSON value per link.
+    own_or_shared = Coalesce(
+        NullIf("attributes", Value({}, output_field=JSONField())), "entity__attributes"
+    )
+    for alert_id, role, etype, value, attributes in (
+        AlertEntity.objects.filter(alert_id__in=alert_ids)
+        .annotate(own_attributes=own_or_shared)
+        .values_list("alert_id", "role", "entity__type", "entity__value", "own_attributes")
     ):
-        # The alert's own attributes; links stored before they were kept per
-        # alert fall back to the entity's (its first alert's).
-        entities[alert_id].append((etype, role, value, own or shared or {}))
+        entities[alert_id].append((etype, role, value, attributes or {}))
     return [
         (
             AlertFacts(

@@ -670,3 +670,24 @@ def test_it_takes_the_oldest_stale_batches_first_up_to_a_limit(
     assert process_stale_batches(older_than_seconds=60, limit=3) == 3
 
     assert queued == [b.id for b in batches[:3]]
+
+
+def test_it_reads_the_entitys_attributes_for_a_link_stored_without_its_own(tenancy):
+    """Links stored before attributes were kept per alert have none of their own."""
+    from alerts.models import AlertEntity, Entity
+
+    alert = factories.make_alert(tenancy.account_a)
+    entity = Entity.objects.create(
+        account=tenancy.account_a,
+        type="file",
+        value="/tmp/x",
+        digest=Entity.digest_for("file", "/tmp/x"),
+        attributes={"path": "/tmp/x"},
+        first_seen_at=alert.occurred_at,
+        last_seen_at=alert.occurred_at,
+    )
+    AlertEntity.objects.create(alert=alert, entity=entity, role="related")
+
+    ((facts, _),) = services.load_alert_facts([alert.id])
+
+    assert facts.entities == (("file", "related", "/tmp/x", {"path": "/tmp/x"}),)
