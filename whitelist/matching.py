@@ -6,6 +6,7 @@ expressions run on RE2, whose matching time is linear in the input, so no
 pattern can stall the pipeline (the time bound); inputs are also capped.
 """
 
+import functools
 import ipaddress
 import re
 from collections import defaultdict
@@ -124,13 +125,26 @@ def _regex(pattern: str, *, ignore_case: bool = False):
         ) from None
 
 
+@functools.lru_cache(maxsize=65_536)
+def _address(value: str) -> tuple[int, int] | None:
+    """(IP version, integer) of an address, or None; cached because a batch
+    tests the same few addresses against many CIDR conditions."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    return address.version, int(address)
+
+
 def _address_in(networks) -> Callable[[str], bool]:
+    ranges = [(n.version, int(n.network_address), int(n.broadcast_address)) for n in networks]
+
     def test(value: str) -> bool:
-        try:
-            address = ipaddress.ip_address(value)
-        except ValueError:
+        parsed = _address(value)
+        if parsed is None:
             return False
-        return any(address.version == n.version and address in n for n in networks)
+        version, number = parsed
+        return any(v == version and low <= number <= high for v, low, high in ranges)
 
     return test
 
@@ -232,24 +246,58 @@ class CompiledGroup:
     def applies_to(self, account_id: int) -> bool:
         return self.account_ids is None or account_id in self.account_ids
 
-    def matches(self, alert: AlertFacts, ports: tuple[str, ...] = ()) -> bool:
+    def matches(self, alert: AlertFacts, ports: tuple[str, ...] = (), values=None) -> bool:
         """Every condition met (AND). A condition on an object the alert does
         not have is never met, whatever its operator: a whitelist must not
-        hide an alert it was not written for."""
+        hide an alert it was not written for.
+
+        ``values`` is an ``AlertValues`` of the alert, shared by every group
+        tested against it so each object is read once."""
         if not self.conditions:
             return False
+        values = values or AlertValues(alert, ports)
         for key, test, negative, fold in self.conditions:
-            values = ports if key == "destination_port" else OBJECTS[key].read(alert)
-            if not values:
+            found = values.get(key, fold)
+            if not found:
                 return False
-            if fold:
-                values = [v.lower() for v in values]
             if negative:
-                if any(test(v) for v in values):
+                if any(test(v) for v in found):
                     return False
-            elif not any(test(v) for v in values):
+            elif not any(test(v) for v in found):
                 return False
         return True
+
+
+class PortsNeeded(Exception):
+    """A condition needs the destination port, which is read from the
+    original data only for the alerts that get that far."""
+
+
+class AlertValues:
+    """An alert's values per object, read on first use (lower-cased on request).
+
+    ``ports`` None: not loaded yet; a condition on the port raises ``PortsNeeded``."""
+
+    __slots__ = ("_alert", "_ports", "_read")
+
+    def __init__(self, alert: AlertFacts, ports: tuple[str, ...] | None = ()):
+        self._alert = alert
+        self._ports = ports
+        self._read: dict = {}
+
+    def get(self, key: str, fold: bool = False) -> tuple[str, ...]:
+        cached = self._read.get((key, fold))
+        if cached is None:
+            if fold:
+                cached = tuple(v.lower() for v in self.get(key))
+            elif key == "destination_port":
+                if self._ports is None:
+                    raise PortsNeeded
+                cached = self._ports
+            else:
+                cached = OBJECTS[key].read(self._alert)
+            self._read[(key, fold)] = cached
+        return cached
 
 
 def compile_group(group, conditions: Iterable, account_ids) -> CompiledGroup:
@@ -268,6 +316,9 @@ def compile_group(group, conditions: Iterable, account_ids) -> CompiledGroup:
             )
         except ConditionError:
             compiled.broken = True
+    # AND is order-free: test what the alert carries first, and the port,
+    # which costs a read of the original data, only when all else holds.
+    compiled.conditions.sort(key=lambda condition: OBJECTS[condition[0]].needs_raw)
     return compiled
 
 
@@ -279,7 +330,9 @@ class CompiledRuleSet:
     by_scenario: dict[str, list[CompiledGroup]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, group: CompiledGroup) -> None:
-        self.by_scenario[group.scenario].append(group)
+        groups = self.by_scenario[group.scenario]
+        groups.append(group)
+        groups.sort(key=lambda g: g.id)  # the first matching group by id wins
 
     def candidates(self, alert_type: str) -> list[CompiledGroup]:
         return self.by_scenario.get(alert_type, [])

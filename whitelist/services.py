@@ -25,9 +25,11 @@ from secops.models import Account
 from secops.scope import Scope
 from whitelist.matching import (
     MAX_VALUE_LENGTH,
+    AlertValues,
     CompiledGroup,
     CompiledRuleSet,
     ConditionError,
+    PortsNeeded,
     compile_condition,
     compile_group,
 )
@@ -152,29 +154,36 @@ def _ports_of(alert_ids) -> dict[int, tuple[str, ...]]:
 
 
 def match_alerts(facts, now: datetime) -> dict[int, CompiledGroup]:
-    """The first active group each alert meets (by group id), for (alert facts,
+    """The first active group (by id) each alert meets, for (alert facts,
     organisation id) pairs."""
     sets = rule_sets({organisation_id for _, organisation_id in facts})
-    candidates_by_alert = []
-    needs_ports = []
+    # Which groups are active depends on the batch, not on the alert.
+    active: dict[tuple[int, str], list[CompiledGroup]] = {}
+    matched: dict[int, CompiledGroup] = {}
+    # Alerts that met every condition of a group but its port condition.
+    waiting_for_ports = []
     for alert, organisation_id in facts:
-        groups = [
-            g
-            for g in sets[organisation_id].candidates(alert.type)
-            if g.active(now) and g.applies_to(alert.account_id)
-        ]
+        key = (organisation_id, alert.type)
+        if key not in active:
+            active[key] = [g for g in sets[organisation_id].candidates(alert.type) if g.active(now)]
+        groups = [g for g in active[key] if g.applies_to(alert.account_id)]
         if groups:
-            candidates_by_alert.append((alert, groups))
-            if any(g.needs_raw for g in groups):
-                needs_ports.append(alert.id)
-    ports = _ports_of(needs_ports) if needs_ports else {}
-    matched = {}
-    for alert, groups in candidates_by_alert:
-        for group in sorted(groups, key=lambda g: g.id):
-            if group.matches(alert, ports.get(alert.id, ())):
-                matched[alert.id] = group
-                break
+            try:
+                _first_match(alert, groups, AlertValues(alert, ports=None), matched)
+            except PortsNeeded:
+                waiting_for_ports.append((alert, groups))
+    if waiting_for_ports:
+        ports = _ports_of([alert.id for alert, _ in waiting_for_ports])
+        for alert, groups in waiting_for_ports:
+            _first_match(alert, groups, AlertValues(alert, ports.get(alert.id, ())), matched)
     return matched
+
+
+def _first_match(alert, groups, values: AlertValues, matched: dict) -> None:
+    for group in groups:
+        if group.matches(alert, values=values):
+            matched[alert.id] = group
+            return
 
 
 def apply_whitelist(facts, now: datetime) -> set[int]:

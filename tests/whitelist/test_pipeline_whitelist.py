@@ -192,6 +192,41 @@ def test_it_never_meets_a_negative_port_condition_without_a_port(tenancy, ingest
     assert [whitelisted_by(uuid) for uuid in ("rdp", "ssh", "unknown")] == ["not ssh", None, None]
 
 
+def test_it_keeps_the_first_group_by_id_when_an_earlier_one_needs_the_port(tenancy, ingest):
+    whitelist(
+        tenancy,
+        "brute_force",
+        ("destination_port", "equals", "22"),
+        ("source_ip", "equals", "203.0.113.7"),
+        name="ssh from the scanner",
+    )
+    whitelist(tenancy, "brute_force", ("alert_name", "equals", "SSH brute force"), name="any")
+
+    ingest(
+        brute_force(tenancy.account_a, "ssh", {"dst_port": 22}),
+        brute_force(tenancy.account_a, "rdp", {"dst_port": 3389}),
+    )
+
+    assert [whitelisted_by(uuid) for uuid in ("ssh", "rdp")] == ["ssh from the scanner", "any"]
+
+
+def test_it_reads_ports_only_for_alerts_that_meet_everything_else(tenancy, ingest):
+    whitelist(
+        tenancy,
+        "brute_force",
+        ("destination_port", "equals", "22"),
+        ("source_ip", "equals", "192.0.2.1"),
+    )
+    ingest(brute_force(tenancy.account_a, "ssh", {"dst_port": 22}))
+    facts = load_alert_facts(list(Alert.objects.values_list("id", flat=True)))
+
+    with CaptureQueriesContext(connection) as queries:
+        matched = services.match_alerts(facts, timezone.now())
+
+    assert matched == {}
+    assert not [q for q in queries.captured_queries if "dst_port" in q["sql"]]
+
+
 def process_entity(path, cmdline, **attributes):
     return {"type": "process", "path": path, "cmdline": cmdline, **attributes}
 
