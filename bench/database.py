@@ -12,10 +12,13 @@ from bench.generate import BenchAccount
 from events.models import EventAlert, EventStatusChange, SecurityEvent
 from secops.models import Account, Organisation
 from secops.scope import Scope
+from whitelist.models import Match
 
 BENCH_ORGANISATION = "Bench Org"
 
-# Everything the pipeline scenario writes; emptied at the start of a run.
+# Everything the pipeline scenario writes; emptied at the start of a run. The
+# CASCADE empties what refers to them too: whitelist rule groups name the
+# event they were made from, so the bench database's groups go as well.
 TOUCHED_MODELS = [
     Alert,
     AlertEntity,
@@ -27,6 +30,7 @@ TOUCHED_MODELS = [
     SecurityEvent.affected_assets.through,
     EventAlert,
     EventStatusChange,
+    Match,
 ]
 
 
