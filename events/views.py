@@ -208,7 +208,13 @@ def event_detail(request, event_id: int):
     # The list's filters, passed along by the list's links: re-encoded, so only
     # a query string can come back out of it.
     list_query = QueryDict(request.GET.get("list", "")).urlencode()
-    context = {"event": event, "tab": tab, "tabs": DETAIL_TABS, "list_query": list_query}
+    context = {
+        "event": event,
+        "tab": tab,
+        "tabs": DETAIL_TABS,
+        "list_query": list_query,
+        "can_whitelist": secops_services.can_manage(request.user, request.scope),
+    }
     alerts = Alert.objects.filter(event_links__event=event)
     if tab == "info":
         context.update(

@@ -422,3 +422,24 @@ def test_it_leaves_out_of_a_draft_values_no_condition_can_hold(tenancy, ingest):
     # One path spans two lines, one is too long: no file path condition.
     assert draft.conditions == [ConditionSpec("host_uuid", Operator.EQUALS, HOST_X)]
     validate(draft, organisation_scope(tenancy.org), allow_global=True)
+
+
+def test_it_keeps_a_group_when_retention_removes_its_matches_and_event(tenancy):
+    from events.services import purge_expired
+    from whitelist.models import Match
+
+    old = timezone.now() - timedelta(days=200)
+    event = factories.make_event(tenancy.account_a, first_occurred_at=old, last_occurred_at=old)
+    group = save_group(
+        spec("From an old event"),
+        organisation_scope(tenancy.org),
+        allow_global=True,
+        source_event=event,
+    )
+    alert = factories.make_alert(tenancy.account_a, occurred_at=old, whitelisted=True)
+    Match.objects.create(alert=alert, group=group, group_name=group.name, matched_at=old)
+
+    purge_expired()
+
+    group.refresh_from_db()
+    assert (Match.objects.count(), group.source_event) == (0, None)

@@ -321,6 +321,14 @@ def test_it_offers_add_to_whitelist_on_each_event_row_to_administrators(tenancy,
     assert link not in bob_html and "Incident Whitelist Settings" in bob_html
 
 
+def test_it_offers_add_to_whitelist_on_the_event_details_to_administrators(tenancy, rootkit_event):
+    url = reverse("events:detail", args=[rootkit_event.id])
+    link = f"{NEW}?event={rootkit_event.id}"
+
+    assert link in tenancy.client_for(tenancy.alice).get(url).content.decode()
+    assert link not in tenancy.client_for(tenancy.bob).get(url).content.decode()
+
+
 def test_it_prefills_the_group_from_the_events_alerts(tenancy, rootkit_event):
     html = tenancy.client_for(tenancy.alice).get(NEW, {"event": rootkit_event.id}).content.decode()
 
