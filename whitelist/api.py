@@ -143,7 +143,7 @@ def _out(group: RuleGroup, request, now) -> dict:
         "scenario_label": scenario(group.scenario).label,
         "description": group.description,
         "enabled": group.enabled,
-        "active": services.is_active(group, now),
+        "active": group.is_active(now),
         "expires_at": group.expires_at,
         "is_global": group.is_global,
         # A key of one account does not learn the uids of the organisation's other accounts.

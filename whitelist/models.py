@@ -80,6 +80,13 @@ class RuleGroup(models.Model):
     def __str__(self):
         return self.name
 
+    def is_expired(self, now) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    def is_active(self, now) -> bool:
+        """Applied by the pipeline: enabled and not expired."""
+        return self.enabled and not self.is_expired(now)
+
 
 class Condition(models.Model):
     group = models.ForeignKey(RuleGroup, on_delete=models.CASCADE, related_name="conditions")

@@ -126,8 +126,11 @@ def rule_sets(organisation_ids) -> dict[int, CompiledRuleSet]:
         revision = revisions.get(organisation_id, 0)
         cached = _cache.get(organisation_id)
         if cached is None or cached.revision != revision:
-            cached = _compile_rule_set(organisation_id, revision) if revision else None
-            cached = cached or CompiledRuleSet(revision=revision)
+            cached = (
+                _compile_rule_set(organisation_id, revision)
+                if revision
+                else CompiledRuleSet(revision=0)
+            )
             with _cache_lock:
                 _cache[organisation_id] = cached
         result[organisation_id] = cached
@@ -425,8 +428,9 @@ def scenario_summary(scope: Scope) -> list[dict]:
     counts = Counter()
     enabled = Counter()
     hits = Counter()
-    for key, is_enabled, hit_count in groups_in_scope(scope).values_list(
-        "scenario", "enabled", "hit_count"
+    # The id keeps groups with equal values apart under the scope's DISTINCT.
+    for _, key, is_enabled, hit_count in groups_in_scope(scope).values_list(
+        "id", "scenario", "enabled", "hit_count"
     ):
         counts[key] += 1
         enabled[key] += int(is_enabled)
@@ -441,11 +445,6 @@ def scenario_summary(scope: Scope) -> list[dict]:
         }
         for key in keys
     ]
-
-
-def is_active(group: RuleGroup, now=None) -> bool:
-    now = now or timezone.now()
-    return group.enabled and (group.expires_at is None or group.expires_at > now)
 
 
 @dataclass

@@ -48,10 +48,9 @@ def _scenario_or_404(key: str):
 def _describe(group: RuleGroup, scope, now) -> dict:
     in_scope = [a for a in group.accounts.all() if a.id in scope.account_ids]
     hidden = len(group.accounts.all()) - len(in_scope)
-    if group.expires_at is not None and group.expires_at <= now:
+    state = "Enabled" if group.enabled else "Disabled"
+    if group.is_expired(now):
         state = "Expired"
-    else:
-        state = "Enabled" if group.enabled else "Disabled"
     return {
         "group": group,
         "state": state,

@@ -2,6 +2,7 @@
 the group editor (from scratch and from "Add to Whitelist" on an event), its
 preview, enable/disable/delete, and what the Alert page shows."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -402,3 +403,18 @@ def test_it_previews_what_the_group_would_have_matched(tenancy, rootkit_event):
     assert "<strong>1</strong> of 1 alert" in hit and "Rootkit module loaded" in hit
     assert "<strong>0</strong> of 1 alert" in miss
     assert "Invalid regular expression" in broken
+
+
+def test_it_counts_every_group_of_a_scenario_on_the_settings_page(tenancy):
+    make_group(tenancy, name="One")
+    make_group(tenancy, name="Two")
+
+    html = tenancy.client_for(tenancy.bob).get(SETTINGS, {"scenario": "rootkit"}).content.decode()
+
+    row = html[
+        html.index('data-scenario="rootkit"') : html.index(
+            "</tr>", html.index('data-scenario="rootkit"')
+        )
+    ]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+    assert cells == ["Rootkit", "rootkit", "2", "2", "0"]  # ..., policy groups, enabled, hits
