@@ -61,6 +61,10 @@ def test_it_whitelists_from_an_event_row_and_keeps_the_next_alert_out(page, tena
 
     # Narrow the object list to the scenario's objects, the conditions to the object's kind.
     first.get_by_test_id("condition-operator").select_option("in_cidr")
+    first.get_by_test_id("condition-value").fill("10.9.0.0/16")
+    expect(page.get_by_test_id("preview-count")).to_contain_text("0 of 1 alert")
+    first.get_by_test_id("condition-value").fill("10.0.5.0/33")
+    expect(page.get_by_test_id("preview-message")).to_contain_text("is not a CIDR block")
     first.get_by_test_id("condition-value").fill("10.0.5.0/24")
     page.get_by_test_id("add-condition").click()
     second = page.get_by_test_id("condition-row").nth(1)
