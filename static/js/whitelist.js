@@ -81,6 +81,16 @@
     for (const radio of form.querySelectorAll("input[name=applies_to]")) {
       radio.addEventListener("change", syncAccounts);
     }
+    // Condition values grow with their content (lists take one entry per line).
+    function fit(textarea) {
+      textarea.style.height = "auto";
+      textarea.style.height = Math.min(textarea.scrollHeight + 2, 240) + "px";
+    }
+    rows.addEventListener("input", function (event) {
+      if (event.target.tagName === "TEXTAREA") fit(event.target);
+    });
+    for (const textarea of rows.querySelectorAll("textarea")) fit(textarea);
+
     showOther();
     narrowObjects();
     syncAccounts();
