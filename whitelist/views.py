@@ -80,7 +80,7 @@ def whitelist_settings(request):
         "whitelist/settings.html",
         {
             "summary": summary,
-            "scenarios": [s for s in SCENARIOS.values()],
+            "scenarios": list(SCENARIOS.values()),
             "chosen": chosen,
             "may_edit": may_edit,
             "recent": [
@@ -192,9 +192,7 @@ def group_form(request, group_id: int | None = None):
             raise PermissionDenied(str(exc)) from None
         spec = services.spec_of(group)
     elif event is not None:
-        spec = services.draft_from_event(event)
-        if allow_global is False or not request.scope.is_global:
-            spec.is_global = False
+        spec = services.draft_from_event(event)  # limited to the event's account
     else:
         key = request.GET.get("scenario", "")
         spec = services.GroupSpec(
