@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import re2
 
@@ -149,9 +150,23 @@ def _address_in(networks) -> Callable[[str], bool]:
     return test
 
 
-def compile_condition(object_key: str, operator: str, value: str, scenario_key: str | None = None):
-    """(object key, the test on one value, whether the operator is negative);
-    ``ConditionError`` if anything is wrong."""
+class CompiledCondition(NamedTuple):
+    key: str
+    # The test on one of the alert's values of the object.
+    test: Callable[[str], bool]
+    # Met when no value passes the test (and the alert has the object).
+    negative: bool
+    # Values compared lower-cased.
+    fold: bool
+    # Equal to / In list: exactly the values that meet the condition, so the
+    # groups of a batch can be looked up by an alert's values.
+    literals: frozenset[str] | None = None
+
+
+def compile_condition(
+    object_key: str, operator: str, value: str, scenario_key: str | None = None
+) -> CompiledCondition:
+    """The condition ready to test alerts; ``ConditionError`` if anything is wrong."""
     obj = OBJECTS.get(object_key)
     if obj is None:
         raise ConditionError(f"Unknown object “{object_key}”.")
@@ -173,9 +188,11 @@ def compile_condition(object_key: str, operator: str, value: str, scenario_key: 
     if fold and operator != Operator.REGEX:
         value = value.lower()
     canonical = {IP: _ip, PORT: _port}.get(obj.kind)
+    literals = None
 
     if operator in (Operator.EQUALS, Operator.NOT_EQUALS):
         expected = canonical(value) if canonical else value
+        literals = frozenset({expected})
 
         def test(v):
             return v == expected
@@ -211,14 +228,15 @@ def compile_condition(object_key: str, operator: str, value: str, scenario_key: 
             raise ConditionError("Enter at least one entry.")
         if len(entries) > MAX_LIST_ENTRIES:
             raise ConditionError(f"At most {MAX_LIST_ENTRIES} entries in a list.")
-        allowed_values = frozenset(entries)
+        allowed_values = literals = frozenset(entries)
 
         def test(v):
             return v in allowed_values
 
     else:  # pragma: no cover - guarded by OPERATORS_BY_KIND
         raise ConditionError(f"Unknown condition “{operator}”.")
-    return object_key, test, operator in Operator.negative(), fold
+    negative = operator in Operator.negative()
+    return CompiledCondition(object_key, test, negative, fold, None if negative else literals)
 
 
 @dataclass
@@ -236,7 +254,17 @@ class CompiledGroup:
 
     @property
     def needs_raw(self) -> bool:
-        return any(OBJECTS[key].needs_raw for key, *_ in self.conditions)
+        return any(OBJECTS[c.key].needs_raw for c in self.conditions)
+
+    @property
+    def index_condition(self) -> CompiledCondition | None:
+        """The most selective Equal to / In list condition on a value the alert
+        carries (not the port, read later): the group can only match alerts
+        that have one of its values."""
+        indexable = [
+            c for c in self.conditions if c.literals is not None and not OBJECTS[c.key].needs_raw
+        ]
+        return min(indexable, key=lambda c: len(c.literals), default=None)
 
     def active(self, now: datetime) -> bool:
         return (
@@ -256,7 +284,7 @@ class CompiledGroup:
         if not self.conditions:
             return False
         values = values or AlertValues(alert, ports)
-        for key, test, negative, fold in self.conditions:
+        for key, test, negative, fold, _ in self.conditions:
             found = values.get(key, fold)
             if not found:
                 return False
@@ -300,6 +328,40 @@ class AlertValues:
         return cached
 
 
+class GroupIndex:
+    """The active groups of one scenario in a batch, found by an alert's values.
+
+    A group with an Equal to / In list condition is filed under that
+    condition's values and is tested only against alerts carrying one of them;
+    the others are tested against every alert. Candidates come back in id
+    order, so the first group that matches is the same as without the index."""
+
+    def __init__(self, groups: Iterable[CompiledGroup]):
+        self.unindexed: list[CompiledGroup] = []
+        self.by_value: dict[tuple[str, bool], dict[str, list[CompiledGroup]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        for group in groups:
+            condition = group.index_condition
+            if condition is None:
+                self.unindexed.append(group)
+                continue
+            table = self.by_value[(condition.key, condition.fold)]
+            for value in condition.literals:
+                table[value].append(group)
+
+    def __bool__(self) -> bool:
+        return bool(self.unindexed or self.by_value)
+
+    def candidates(self, values: "AlertValues") -> list[CompiledGroup]:
+        found = {group.id: group for group in self.unindexed}
+        for (key, fold), table in self.by_value.items():
+            for value in values.get(key, fold):
+                for group in table.get(value, ()):
+                    found[group.id] = group
+        return [found[group_id] for group_id in sorted(found)]
+
+
 def compile_group(group, conditions: Iterable, account_ids) -> CompiledGroup:
     compiled = CompiledGroup(
         id=group.id,
@@ -318,7 +380,7 @@ def compile_group(group, conditions: Iterable, account_ids) -> CompiledGroup:
             compiled.broken = True
     # AND is order-free: test what the alert carries first, and the port,
     # which costs a read of the original data, only when all else holds.
-    compiled.conditions.sort(key=lambda condition: OBJECTS[condition[0]].needs_raw)
+    compiled.conditions.sort(key=lambda condition: OBJECTS[condition.key].needs_raw)
     return compiled
 
 

@@ -29,6 +29,7 @@ from whitelist.matching import (
     CompiledGroup,
     CompiledRuleSet,
     ConditionError,
+    GroupIndex,
     PortsNeeded,
     compile_condition,
     compile_group,
@@ -161,18 +162,23 @@ def match_alerts(facts, now: datetime) -> dict[int, CompiledGroup]:
     organisation id) pairs."""
     sets = rule_sets({organisation_id for _, organisation_id in facts})
     # Which groups are active depends on the batch, not on the alert.
-    active: dict[tuple[int, str], list[CompiledGroup]] = {}
+    active: dict[tuple[int, str], GroupIndex] = {}
     matched: dict[int, CompiledGroup] = {}
     # Alerts that met every condition of a group but its port condition.
     waiting_for_ports = []
     for alert, organisation_id in facts:
         key = (organisation_id, alert.type)
         if key not in active:
-            active[key] = [g for g in sets[organisation_id].candidates(alert.type) if g.active(now)]
-        groups = [g for g in active[key] if g.applies_to(alert.account_id)]
+            active[key] = GroupIndex(
+                g for g in sets[organisation_id].candidates(alert.type) if g.active(now)
+            )
+        if not active[key]:
+            continue
+        values = AlertValues(alert, ports=None)
+        groups = [g for g in active[key].candidates(values) if g.applies_to(alert.account_id)]
         if groups:
             try:
-                _first_match(alert, groups, AlertValues(alert, ports=None), matched)
+                _first_match(alert, groups, values, matched)
             except PortsNeeded:
                 waiting_for_ports.append((alert, groups))
     if waiting_for_ports:

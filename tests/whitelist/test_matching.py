@@ -8,8 +8,10 @@ import pytest
 from events.grouping import AlertFacts
 from whitelist.matching import (
     MAX_MATCHED_LENGTH,
+    AlertValues,
     CompiledGroup,
     ConditionError,
+    GroupIndex,
     compile_condition,
 )
 from whitelist.scenarios import destination_ports
@@ -335,6 +337,81 @@ def test_it_refuses_an_object_that_is_not_of_the_scenario():
 
 
 def test_it_offers_every_object_to_an_alert_type_outside_the_catalogue():
-    key, test, negative, fold = compile_condition("url", "equals", "http://a.io/", "custom_type")
+    key, test, negative, fold, literals = compile_condition(
+        "url", "equals", "http://a.io/", "custom_type"
+    )
 
-    assert (key, negative, fold, test("http://a.io/")) == ("url", False, False, True)
+    assert (key, negative, fold, test("http://a.io/"), literals) == (
+        "url",
+        False,
+        False,
+        True,
+        frozenset({"http://a.io/"}),
+    )
+
+
+# --- the index of a batch's groups by value ------------------------------------------
+
+
+def numbered(group_id, *conditions, scenario="malicious_process") -> CompiledGroup:
+    made = group(*conditions, scenario=scenario)
+    made.id = group_id
+    return made
+
+
+def candidates(index: GroupIndex, facts: AlertFacts) -> list[int]:
+    return [g.id for g in index.candidates(AlertValues(facts))]
+
+
+def test_it_offers_a_group_only_to_alerts_carrying_one_of_its_values():
+    index = GroupIndex(
+        [
+            numbered(3, ("host_uuid", "in_list", "host-1\nhost-2")),
+            numbered(1, ("host_uuid", "equals", "host-1"), ("file_path", "contains", "/tmp")),
+            numbered(2, ("file_path", "contains", "/tmp")),  # no value to file it under
+            numbered(4, ("host_uuid", "not_equals", "host-9")),  # a negative is never filed
+        ]
+    )
+
+    assert candidates(index, alert()) == [1, 2, 3, 4]
+    assert candidates(index, alert(asset_uuid="host-2")) == [2, 3, 4]
+    assert candidates(index, alert(asset_uuid="host-7")) == [2, 4]
+    assert candidates(index, alert(asset_uuid=None)) == [2, 4]
+
+
+def test_it_files_a_group_under_its_most_selective_condition():
+    index = GroupIndex(
+        [
+            numbered(
+                1,
+                ("host_uuid", "in_list", "host-1\nhost-2\nhost-3"),
+                ("alert_name", "equals", "Malicious process"),
+            )
+        ]
+    )
+
+    assert list(index.by_value) == [("alert_name", False)]
+    assert candidates(index, alert()) == [1]
+    assert candidates(index, alert(name="Other")) == []
+
+
+def test_it_finds_folded_and_canonical_values_in_the_index():
+    index = GroupIndex(
+        [
+            numbered(1, ("domain", "equals", "Pool.Example.COM"), scenario="mining"),
+            numbered(2, ("source_ip", "equals", "2001:DB8:0::1"), scenario="mining"),
+        ]
+    )
+    facts = alert(
+        entity("domain", "pool.example.com"),
+        entity("ip", "2001:db8::1", role="attacker"),
+        type="mining",
+    )
+
+    assert candidates(index, facts) == [1, 2]
+
+
+def test_it_never_files_a_group_under_the_port():
+    index = GroupIndex([numbered(1, ("destination_port", "equals", "22"), scenario="brute_force")])
+
+    assert index.unindexed and not index.by_value
