@@ -526,9 +526,8 @@ DRAFT_ALERTS = 500
 DRAFT_MAX_LIST = 20
 
 
-def draft_from_event(event) -> GroupSpec:
-    """A group pre-filled from an event's alerts: the scenario most of them
-    share and, for the scenario's key objects, the values they carry."""
+def _latest_alert_facts(event) -> list:
+    """The facts of the event's latest alerts (at most ``DRAFT_ALERTS``)."""
     from events.models import EventAlert
     from events.services import load_alert_facts
 
@@ -537,7 +536,13 @@ def draft_from_event(event) -> GroupSpec:
         .order_by("-alert__occurred_at")
         .values_list("alert_id", flat=True)[:DRAFT_ALERTS]
     )
-    facts = [a for a, _ in load_alert_facts(alert_ids)]
+    return [facts for facts, _ in load_alert_facts(alert_ids)]
+
+
+def draft_from_event(event) -> GroupSpec:
+    """A group pre-filled from an event's alerts: the scenario most of them
+    share and, for the scenario's key objects, the values they carry."""
+    facts = _latest_alert_facts(event)
     if not facts:
         return GroupSpec(name=f"Whitelist: {event.name}", scenario="", conditions=[])
     scenario_key = Counter(a.type for a in facts).most_common(1)[0][0]
@@ -570,15 +575,7 @@ def draft_from_event(event) -> GroupSpec:
 
 def event_values(event) -> dict[str, list[str]]:
     """Every object's values among the event's (latest) alerts: suggestions for the editor."""
-    from events.models import EventAlert
-    from events.services import load_alert_facts
-
-    alert_ids = list(
-        EventAlert.objects.filter(event=event)
-        .order_by("-alert__occurred_at")
-        .values_list("alert_id", flat=True)[:DRAFT_ALERTS]
-    )
-    facts = [a for a, _ in load_alert_facts(alert_ids)]
+    facts = _latest_alert_facts(event)
     values: dict[str, set[str]] = defaultdict(set)
     for alert in facts:
         for key, obj in OBJECTS.items():
