@@ -3,7 +3,7 @@
 The business operations of the Sigma part of the Detection Rules page (check,
 save, dry run, enable, delete a rule) and the periodic run (``run_detection``)
 that reads the logs received since the last run through every enabled rule
-and sends what they find to ``alerts.services.ingest_alerts``, so that SIEM
+and sends what they find to ``alerts.services.ingest_detections``, so that SIEM
 alerts are whitelisted and aggregated into events like any other.
 
 Reading each record once per rule
@@ -62,7 +62,7 @@ from alerts.detection_models import (
     DetectionRuleStats,
 )
 from alerts.models import Asset, Entity, EntityType, LogRecord
-from alerts.services import ingest_alerts
+from alerts.services import ingest_detections
 from alerts.sigma.alerting import (
     AlertContext,
     Findings,
@@ -318,7 +318,9 @@ def _records(scope: Scope, ids) -> dict[int, dict]:
         for row in (
             LogRecord.objects.in_scope(scope)
             .filter(id__in=chunk)
-            .values("id", "account_id", "asset_id", "host_uuid", "log_type", "time", "fields")
+            .values(
+                "id", "account_id", "asset_id", "host_uuid", "log_type", "time", "fields", "digest"
+            )
         ):
             records[row["id"]] = row
     return records
@@ -765,7 +767,7 @@ def _detect(scope, rows, run_rules: _RunRules, *, now, run_id, report: RunReport
         alerts += raised
         owners += [rule.id] * len(raised)
     if alerts:
-        result = ingest_alerts(alerts, scope=scope, partial=True)
+        result = ingest_detections(alerts, scope=scope)
         report.alerts += result.accepted
         for error in result.errors:
             rule_id = owners[error["index"]]
@@ -853,7 +855,7 @@ def _sample_row(record: dict, extra: str = "") -> dict:
         )
     )
     return {
-        "id": record["id"],
+        "ref": LogRecord.reference_for(record["digest"]),
         "time": record["time"],
         "log_type": record["log_type"],
         "host_uuid": record["host_uuid"],

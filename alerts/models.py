@@ -141,9 +141,12 @@ class Alert(models.Model):
 
     class Meta:
         constraints = [
-            # Ingestion is idempotent on (source, source uuid).
+            # Ingestion is idempotent on (account, source, source uuid). The
+            # account is part of the key so that what one tenant sends can never
+            # collide with, reveal or pre-empt another tenant's alerts.
             models.UniqueConstraint(
-                fields=["source", "source_uuid"], name="alert_unique_source_uuid"
+                fields=["account", "source", "source_uuid"],
+                name="alert_unique_source_uuid_per_account",
             )
         ]
         indexes = [
@@ -228,6 +231,13 @@ class LogRecord(models.Model):
             default=str,
         )
         return hashlib.sha1(canonical.encode(), usedforsecurity=False).hexdigest()
+
+    @staticmethod
+    def reference_for(digest: str) -> str:
+        """How a record is named to its tenant (in tracing, dry runs and SIEM
+        alerts): part of its content digest. Row ids are a sequence shared by
+        every tenant, which would tell one tenant how much others log."""
+        return digest[:16]
 
 
 class IngestionKind(models.TextChoices):

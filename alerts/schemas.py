@@ -8,8 +8,10 @@ nothing is interpreted beyond its type.
 
 import ipaddress
 import json
+import math
 import re
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -27,6 +29,14 @@ from secops.enums import RiskLevel
 MAX_TEXT = 8192  # command lines, URLs and payloads longer than this are cut
 EPOCH_MS_MIN = 946_684_800_000  # 2000-01-01: smaller numbers are not epoch milliseconds
 EPOCH_MS_MAX = 4_102_444_800_000  # 2100-01-01
+# Times outside these bounds are refused, whatever their shape: near the ends
+# of datetime's range, converting to UTC or adding a window would overflow.
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+# Containers (objects and arrays) nested deeper than this in one item are refused:
+# real records nest a few levels, and every recursive reader downstream is safe
+# within it.
+MAX_NESTING = 64
 
 
 def _parse_time(value: Any) -> datetime:
@@ -36,7 +46,7 @@ def _parse_time(value: Any) -> datetime:
     if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
         try:
             millis = int(value)
-        except (OverflowError, ValueError):  # inf, nan
+        except (OverflowError, ValueError):  # inf, nan, digits int() cannot read
             raise ValueError("not a finite epoch time") from None
         if millis < EPOCH_MS_MIN:
             raise ValueError("epoch time must be in milliseconds (a 13-digit number)")
@@ -54,6 +64,12 @@ def _parse_time(value: Any) -> datetime:
         raise ValueError("expected an ISO-8601 time or epoch milliseconds")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not EARLIEST_TIME <= in_utc < LATEST_TIME:
+        raise ValueError("time must be between the years 2000 and 2100")
     return parsed
 
 
@@ -80,6 +96,84 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     return value
+
+
+class UnstorableValueError(ValueError):
+    """A value no JSON column can hold; ``field`` is its dotted path in the item."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+        self.path: list[str] = []
+
+    @property
+    def field(self) -> str:
+        return ".".join(self.path)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_SHOWN_KEY_LENGTH = 64
+
+
+def storable_json(item: Any) -> Any:
+    """One item of a request as the database can store it, else ``UnstorableValueError``.
+
+    NUL characters (PostgreSQL stores none) and lone UTF-16 surrogates (an
+    escape such as ``"\\ud800"`` that is not Unicode, so no UTF-8 encoder takes
+    it) in keys and text become U+FFFD, as ``scrub_nul`` does: the rest of an
+    attack payload is kept and the gap is visible. NaN and infinite numbers,
+    which Python's JSON reader accepts and PostgreSQL's refuses, and containers
+    nested deeper than ``MAX_NESTING`` levels are refused. Containers are
+    changed in place; nothing is copied when nothing needs replacing.
+    """
+    return _storable(item, 1)
+
+
+def _storable(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return _storable_text(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise UnstorableValueError(
+                f"{value} is not a JSON number (NaN and Infinity cannot be stored)"
+            )
+        return value
+    if isinstance(value, dict | list) and depth > MAX_NESTING:
+        raise UnstorableValueError(f"nested deeper than {MAX_NESTING} levels")
+    if isinstance(value, list):
+        for index, element in enumerate(value):
+            try:
+                cleaned = _storable(element, depth + 1)
+            except UnstorableValueError as exc:
+                exc.path.insert(0, str(index))
+                raise
+            if cleaned is not element:
+                value[index] = cleaned
+        return value
+    if isinstance(value, dict):
+        renamed = []
+        for key, element in value.items():
+            try:
+                cleaned = _storable(element, depth + 1)
+            except UnstorableValueError as exc:
+                exc.path.insert(0, _storable_text(str(key))[:_SHOWN_KEY_LENGTH])
+                raise
+            if cleaned is not element:
+                value[key] = cleaned  # an existing key: the dict keeps its size
+            if isinstance(key, str) and _storable_text(key) is not key:
+                renamed.append(key)
+        for key in renamed:
+            value[_storable_text(key)] = value.pop(key)
+        return value
+    return value
+
+
+def _storable_text(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not text.isascii() and _LONE_SURROGATE.search(text):
+        text = _LONE_SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def _cut(value: Any) -> Any:
@@ -120,14 +214,54 @@ Key = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$"),
 ]
 Uid = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{6,32}$")]
-Hex = Annotated[
-    str | None,
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+Hex = Annotated[str | None, BeforeValidator(_blank_to_none), BeforeValidator(_lower)]
+MAX_PID = 2**32 - 1  # process ids of every OS fit in 32 bits
+MAX_COUNT = 2**31 - 1
+# Constraints go on the number or text inside the optional, not on the
+# optional: pydantic would apply them to None too, and fail on the comparison.
+Port = Annotated[Annotated[int, Field(ge=0, le=65535)] | None, BeforeValidator(_blank_to_none)]
+Pid = Annotated[Annotated[int, Field(ge=0, le=MAX_PID)] | None, BeforeValidator(_blank_to_none)]
+Md5 = Annotated[
+    Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None,
     BeforeValidator(_blank_to_none),
-    BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
+    BeforeValidator(_lower),
+]
+Sha256 = Annotated[
+    Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None,
+    BeforeValidator(_blank_to_none),
+    BeforeValidator(_lower),
+]
+HttpStatus = Annotated[
+    Annotated[int, Field(ge=100, le=999)] | None, BeforeValidator(_blank_to_none)
 ]
 
 
-class _Strict(BaseModel):
+@cache
+def _optional_fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(name for name, info in model.model_fields.items() if not info.is_required())
+
+
+class _NullMeansAbsent(BaseModel):
+    """An explicit ``null`` in a field that may be left out counts as left out
+    (real exports write nulls for values they do not have): the field takes its
+    default. A null in a required field is still refused."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls_of_optional_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or None not in data.values():
+            return data
+        optional = _optional_fields(cls)
+        return {k: v for k, v in data.items() if v is not None or k not in optional}
+
+
+class _Strict(_NullMeansAbsent):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -142,9 +276,16 @@ class AssetIn(_Strict):
 
     @model_validator(mode="after")
     def _needs_identity(self):
-        if not (self.uuid or self.instance_id):
-            raise ValueError("an asset needs a uuid or an instance_id")
+        if not (self.uuid or self.instance_id or self.public_ip or self.private_ip):
+            raise ValueError("an asset needs a uuid, an instance_id or an IP address")
         return self
+
+    @property
+    def host_key(self) -> str | None:
+        """The key the host is stored under, or None when only its addresses are
+        known (a firewall sees sessions, not agents): such an asset is looked up
+        among the account's known hosts by address."""
+        return self.uuid or self.instance_id or None
 
 
 # The fields of which an entity needs at least one, by type (others: "value").
@@ -156,7 +297,7 @@ _IDENTITY_FIELDS = {
 }
 
 
-class EntityIn(BaseModel):
+class EntityIn(_NullMeansAbsent):
     """One entity of an alert. Which fields identify it depends on its type."""
 
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
@@ -166,11 +307,11 @@ class EntityIn(BaseModel):
     value: Text = None
     # file
     path: Text = None
-    md5: Annotated[Hex, Field(pattern=r"^[0-9a-f]{32}$")] = None
-    sha256: Annotated[Hex, Field(pattern=r"^[0-9a-f]{64}$")] = None
+    md5: Md5 = None
+    sha256: Sha256 = None
     # process
-    pid: int | None = Field(default=None, ge=0)
-    ppid: int | None = Field(default=None, ge=0)
+    pid: Pid = None
+    ppid: Pid = None
     cmdline: Text = None
     user: Text = None
     # user / logon
@@ -236,11 +377,7 @@ class AlertIn(_Strict):
         return RiskLevel.parse(value)
 
 
-Port = Annotated[int | None, BeforeValidator(_blank_to_none), Field(ge=0, le=65535)]
-Pid = Annotated[int | None, BeforeValidator(_blank_to_none), Field(ge=0)]
-
-
-class _LogBase(BaseModel):
+class _LogBase(_NullMeansAbsent):
     """Common part of a native log record. Fields of the record's type are
     checked and normalised; any other field is kept verbatim in ``raw`` so
     nothing sent is lost (see ``split_fields``)."""
@@ -294,7 +431,7 @@ class LoginLogIn(_LogBase):
     src_port: Port = None
     result: Literal["success", "failure"] | None = None
     method: Text = None
-    count: Annotated[int, Field(ge=1)] = 1
+    count: Annotated[int, Field(ge=1, le=MAX_COUNT)] = 1
 
 
 class FileLogIn(_LogBase):
@@ -321,7 +458,7 @@ class HttpLogIn(_LogBase):
     method: Text = None
     host: Text = None
     path: Text = None
-    status: Annotated[int | None, Field(ge=100, le=999)] = None
+    status: HttpStatus = None
     src_ip: IP = None
     user_agent: Text = None
 

@@ -12,13 +12,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 from pydantic import TypeAdapter, ValidationError
 
 from alerts.models import (
     Alert,
     AlertEntity,
+    AlertSource,
     Asset,
     Entity,
     IngestionKind,
@@ -119,10 +120,12 @@ def _record_rejections(scope: Scope, kind: str, items: list, errors: list[dict],
                 organisation_id=scope.organisation_id,
                 account=account,
                 kind=kind,
-                source=str(item.get("source") or item.get("type") or "")[:32],
+                # Callers other than the API hand over unscrubbed items: a NUL
+                # in any of these would make PostgreSQL refuse the whole record.
+                source=scrub_nul(str(item.get("source") or item.get("type") or ""))[:32],
                 index=error["index"],
-                field=error["field"][:200],
-                message=error["message"],
+                field=scrub_nul(error["field"])[:200],
+                message=scrub_nul(error["message"]),
                 excerpt=json.dumps(item, default=str)[:2000],
             )
         )
@@ -222,6 +225,47 @@ def _upsert_assets(
     return {(account_id, uuid): (pk, region) for pk, account_id, uuid, region in returned}
 
 
+def _known_hosts_by_address(
+    address_only: list[tuple[int, AssetIn]],
+) -> dict[tuple[int, str, str], tuple[int, str]]:
+    """The account's known hosts at the addresses of assets that name no host:
+    (account id, "public_ip" or "private_ip", address) -> (asset id, region)."""
+    if not address_only:
+        return {}
+    account_ids = {account_id for account_id, _ in address_only}
+    public = {asset.public_ip for _, asset in address_only if asset.public_ip}
+    private = {asset.private_ip for _, asset in address_only if asset.private_ip}
+    found = {}
+    hosts = (
+        Asset.objects.filter(account_id__in=account_ids)
+        .filter(models.Q(public_ip__in=public) | models.Q(private_ip__in=private))
+        # The oldest host wins when two claim one address (an address reused).
+        .order_by("-id")
+        .values_list("id", "account_id", "public_ip", "private_ip", "region")
+    )
+    for pk, account_id, public_ip, private_ip, region in hosts:
+        if public_ip in public:
+            found[(account_id, "public_ip", public_ip)] = (pk, region)
+        if private_ip in private:
+            found[(account_id, "private_ip", private_ip)] = (pk, region)
+    return found
+
+
+def _host_at_address(
+    hosts: dict[tuple[int, str, str], tuple[int, str]],
+    account_id: int,
+    asset: AssetIn,
+    fallback_region: str,
+) -> tuple[int | None, str]:
+    """A known host of the account at the asset's addresses (the public one
+    first: private ranges repeat across VPCs), else no host."""
+    for slot in ("public_ip", "private_ip"):
+        address = getattr(asset, slot)
+        if address and (account_id, slot, address) in hosts:
+            return hosts[(account_id, slot, address)]
+    return None, fallback_region
+
+
 def _upsert_entities(entities: dict[tuple[int, str, str], dict]) -> dict[tuple[int, str, str], int]:
     rows = [entities[key] for key in sorted(entities)]
     returned = db.insert_on_conflict(
@@ -242,16 +286,60 @@ def _upsert_entities(entities: dict[tuple[int, str, str], dict]) -> dict[tuple[i
     return {(account_id, etype, digest): pk for pk, account_id, etype, digest in returned}
 
 
-def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> IngestResult:
-    """Validate and store native alerts; new ones go to the pipeline after commit."""
+ALL_ALERT_SOURCES = frozenset(AlertSource.values)
+# Sources a client may send. SIEM alerts are raised by this console's own
+# detection rules only: a client that could send them could also pre-empt a
+# detection's (deterministic) uuid and have the real alert dropped as a repeat.
+CLIENT_ALERT_SOURCES = ALL_ALERT_SOURCES - {AlertSource.SIEM}
+
+
+def ingest_detections(items: list, *, scope: Scope) -> IngestResult:
+    """Store the alerts raised by the SIEM detection rules."""
+    return ingest_alerts(items, scope=scope, partial=True, sources=frozenset({AlertSource.SIEM}))
+
+
+def _refuse_other_sources(valid: list, allowed: frozenset[str], errors: list[dict]) -> list:
+    kept = []
+    for index, item in valid:
+        if item.source in allowed:
+            kept.append((index, item))
+        else:
+            reason = (
+                "is reserved for the alerts of this console's detection rules"
+                if item.source == AlertSource.SIEM
+                else "is not accepted here"
+            )
+            expected = ", ".join(sorted(allowed))
+            errors.append(_error(index, "source", f"{item.source!r} {reason}; use {expected}"))
+    return kept
+
+
+def ingest_alerts(
+    items: list,
+    *,
+    scope: Scope,
+    partial: bool = False,
+    sources: frozenset[str] = CLIENT_ALERT_SOURCES,
+) -> IngestResult:
+    """Validate and store alerts; new ones go to the pipeline after commit.
+
+    An alert is identified by (account, source, source uuid): the answer for
+    one account never depends on what another account holds. An item whose
+    source is not in ``sources`` is refused like any invalid item.
+    """
     valid, accounts, result = _accept(items, _alert_adapter, scope, IngestionKind.ALERT)
+    source_errors: list[dict] = []
+    valid = _refuse_other_sources(valid, sources, source_errors)
+    if source_errors:
+        _record_rejections(scope, IngestionKind.ALERT, items, source_errors, accounts)
+        result.errors = sorted(result.errors + source_errors, key=lambda e: e["index"])
     if result.errors and not partial:
         return result
 
     # Repeats inside one batch are duplicates, not errors.
-    unique: dict[tuple[str, str], AlertIn] = {}
+    unique: dict[tuple[str, str, str], AlertIn] = {}
     for _, item in valid:
-        unique.setdefault((item.source, item.uuid), item)
+        unique.setdefault((item.account, item.source, item.uuid), item)
     if not unique:
         result.duplicates = len(valid)
         return result
@@ -260,24 +348,32 @@ def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> Ingest
     with transaction.atomic():
         assets: dict[tuple[int, str], tuple[AssetIn, Account]] = {}
         for item in unique.values():
-            if item.asset:
+            if item.asset and item.asset.host_key:
                 account = accounts[item.account]
-                assets[(account.id, item.asset.uuid or item.asset.instance_id)] = (
-                    item.asset,
-                    account,
-                )
+                assets[(account.id, item.asset.host_key)] = (item.asset, account)
         stored_assets = _upsert_assets(assets)
+        hosts_by_address = _known_hosts_by_address(
+            [
+                (accounts[item.account].id, item.asset)
+                for item in unique.values()
+                if item.asset and not item.asset.host_key
+            ]
+        )
 
         alert_rows = []
         for item in unique.values():
             account = accounts[item.account]
-            asset_key = (
-                (account.id, item.asset.uuid or item.asset.instance_id) if item.asset else None
-            )
+            asset_id, region = None, account.home_region
+            if item.asset and item.asset.host_key:
+                asset_id, region = stored_assets[(account.id, item.asset.host_key)]
+            elif item.asset:
+                asset_id, region = _host_at_address(
+                    hosts_by_address, account.id, item.asset, _region(item.asset.region, account)
+                )
             alert_rows.append(
                 {
                     "account_id": account.id,
-                    "asset_id": stored_assets[asset_key][0] if asset_key else None,
+                    "asset_id": asset_id,
                     "source": item.source,
                     "source_uuid": item.uuid,
                     "type": item.type,
@@ -285,7 +381,7 @@ def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> Ingest
                     "level": int(item.level),
                     "occurred_at": item.occurred_at,
                     "received_at": now,
-                    "region": stored_assets[asset_key][1] if asset_key else account.home_region,
+                    "region": region,
                     "tactic": (item.attck.tactic or "") if item.attck else "",
                     "technique": (item.attck.technique or "") if item.attck else "",
                     "description": item.description,
@@ -297,10 +393,14 @@ def ingest_alerts(items: list, *, scope: Scope, partial: bool = False) -> Ingest
         inserted = db.insert_on_conflict(
             Alert,
             alert_rows,
-            conflict_fields=["source", "source_uuid"],
-            returning=["id", "source", "source_uuid"],
+            conflict_fields=["account_id", "source", "source_uuid"],
+            returning=["id", "account_id", "source", "source_uuid"],
         )
-        new_ids = {(source, uuid): pk for pk, source, uuid in inserted}
+        account_uids = {account.id: uid for uid, account in accounts.items()}
+        new_ids = {
+            (account_uids[account_id], source, uuid): pk
+            for pk, account_id, source, uuid in inserted
+        }
 
         entity_rows: dict[tuple[int, str, str], dict] = {}
         links: list[tuple[int, tuple[int, str, str], str]] = []

@@ -461,7 +461,7 @@ def phase_timers():
     seconds: Counter = Counter()
     originals = {
         "read": detection._Reader.rows,
-        "alerts": detection.ingest_alerts,
+        "alerts": detection.ingest_detections,
         "evaluate": BatchEvaluator.evaluate,
     }
 
@@ -476,13 +476,13 @@ def phase_timers():
         return wrapper
 
     detection._Reader.rows = timed("read", originals["read"])
-    detection.ingest_alerts = timed("alerts", originals["alerts"])
+    detection.ingest_detections = timed("alerts", originals["alerts"])
     BatchEvaluator.evaluate = timed("evaluate", originals["evaluate"])
     try:
         yield seconds
     finally:
         detection._Reader.rows = originals["read"]
-        detection.ingest_alerts = originals["alerts"]
+        detection.ingest_detections = originals["alerts"]
         BatchEvaluator.evaluate = originals["evaluate"]
 
 

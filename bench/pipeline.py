@@ -36,7 +36,7 @@ from django.db import connection
 from django.db.models import Count, Q, Sum
 
 from alerts.models import Alert, Asset, Entity
-from alerts.services import MAX_BATCH_ITEMS, ingest_alerts
+from alerts.services import ALL_ALERT_SOURCES, MAX_BATCH_ITEMS, ingest_alerts
 from bench import database, whitelist_rules
 from bench.generate import BenchAccount, Dataset, generate
 from events import services as event_services
@@ -313,7 +313,7 @@ def run_batches(
             before = len(pipeline_calls)
             steps_before = len(steps.whitelist), len(steps.matching)
             began = Clocks.read()
-            result = ingest_alerts(batch, scope=scope)
+            result = ingest_alerts(batch, scope=scope, sources=ALL_ALERT_SOURCES)
             spent = Clocks.read().since(began)
             if result.errors:
                 raise RuntimeError(f"the ingestion refused generated alerts: {result.errors[:3]}")
@@ -525,7 +525,7 @@ def run_pipeline(
     # The first batch of a process pays for imports, compiled queries and
     # cold caches; untimed here, so that the first timed run does not carry it.
     log("Warming up with one untimed batch ...")
-    warm_up = ingest_alerts(dataset.items[:batch_size], scope=scope)
+    warm_up = ingest_alerts(dataset.items[:batch_size], scope=scope, sources=ALL_ALERT_SOURCES)
     if warm_up.errors:
         raise RuntimeError(f"the ingestion refused generated alerts: {warm_up.errors[:3]}")
     database.empty_touched_tables()

@@ -67,13 +67,14 @@ from alerts.models import (
 )
 from events.models import SecurityEvent
 from secops.pagination import Page
+from secops.params import positive_int
 from secops.scope import Scope
 
 DEFAULT_CONTEXT_WINDOW = timedelta(hours=1)
 MAX_LOG_RECORDS = 20_000
 MAX_NODES = 300
 MAX_EVENTS_ON_ONE_GRAPH = 10
-# Ids of the records behind one node or edge sent to the browser; the preview
+# References of the records behind one node or edge sent to the browser; the preview
 # table shows all of them.
 RECORD_IDS_PER_ELEMENT = 50
 ALERT_IDS_PER_NODE = 20
@@ -290,7 +291,7 @@ class TracingGraph:
 
     def _shown_record(self, row: dict) -> dict:
         return {
-            "id": row["id"],
+            "ref": LogRecord.reference_for(row["digest"]),
             "time": row["time"],
             "host": self.host_names.get(row["host_uuid"], row["host_uuid"]),
             "log_type": row["log_type"],
@@ -332,8 +333,8 @@ def parse_event_ids(values: list[str]) -> list[int]:
             part = part.strip()
             if not part:
                 continue
-            number = int(part)
-            if number < 1:
+            number = positive_int(part)
+            if number is None:
                 raise ValueError(f"not an event id: {part!r}")
             ids[number] = None
     return list(ids)
@@ -487,7 +488,7 @@ class _Tracer:
             LogRecord.objects.in_scope(self.scope)
             .filter(where)
             .order_by("time", "id")
-            .values("id", "host_uuid", "log_type", "time", "fields")[: limit + 1]
+            .values("id", "host_uuid", "log_type", "time", "fields", "digest")[: limit + 1]
         )
         return rows[:limit], len(rows) > limit
 
@@ -978,7 +979,7 @@ class _Tracer:
                 "relation": relation,
                 "time": _iso(edge.time) if edge.time else None,
                 "count": edge.count,
-                "log_records": sorted(edge.records)[:RECORD_IDS_PER_ELEMENT],
+                "log_records": self._references(edge.records),
             }
             for (source, target, relation), edge in shown_edges
         ]
@@ -1006,6 +1007,13 @@ class _Tracer:
             joins=joins,
         )
 
+    def _references(self, record_ids: list[int]) -> list[str]:
+        """What the browser is told of the records behind a node or edge."""
+        return [
+            LogRecord.reference_for(self.rows[record_id]["digest"])
+            for record_id in sorted(set(record_ids))[:RECORD_IDS_PER_ELEMENT]
+        ]
+
     def _node_dict(self, node_id: str) -> dict:
         node = self.nodes[node_id]
         data = {
@@ -1015,7 +1023,7 @@ class _Tracer:
             "malicious": node.malicious,
             "attributes": node.attributes,
             "first_seen": _iso(node.first_seen) if node.first_seen else None,
-            "log_records": sorted(node.records)[:RECORD_IDS_PER_ELEMENT],
+            "log_records": self._references(node.records),
             "log_record_count": len(node.records),
             "alerts": sorted(node.alerts)[:ALERT_IDS_PER_NODE],
             "alert_count": len(node.alerts),

@@ -14,7 +14,7 @@ from uuid import uuid4
 import pytest
 from django.test import Client
 
-from alerts.services import ingest_alerts
+from alerts.services import ALL_ALERT_SOURCES, ingest_alerts
 from secops.enums import RegionGroup
 from secops.models import Account, Organisation
 from secops.scope import Scope
@@ -118,13 +118,16 @@ def organisation_scope(organisation) -> Scope:
 def ingest_and_aggregate(django_capture_on_commit_callbacks):
     """``ingest_alerts`` followed by the pipeline its commit queues, as in production.
 
+    Every source is accepted by default, SIEM included, as the detection
+    rules send them; pass ``sources=CLIENT_ALERT_SOURCES`` for a client's view.
+
     Under the ``db`` fixture the test's transaction never commits, so the
     on-commit callbacks are run when the ingestion returns.
     """
 
-    def ingest(items, *, scope, partial=False):
+    def ingest(items, *, scope, partial=False, sources=ALL_ALERT_SOURCES):
         with django_capture_on_commit_callbacks(execute=True):
-            return ingest_alerts(items, scope=scope, partial=partial)
+            return ingest_alerts(items, scope=scope, partial=partial, sources=sources)
 
     return ingest
 

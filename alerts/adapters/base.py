@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar, Literal
 
 from alerts.models import EntityRole, EntityType
+from alerts.schemas import EARLIEST_TIME, LATEST_TIME, MAX_PID
 from secops.enums import RiskLevel
 
 # A field value longer than this is cut to this many characters.
@@ -120,20 +121,25 @@ def parse_time(value: Any, field: str) -> datetime:
         raise AdapterError(field, f"expected a time, got {value!r}")
     try:
         if isinstance(value, int | float):
-            return _from_epoch(value)
-        text = str(value).strip()
-        if _EPOCH_PATTERN.match(text):
-            return _from_epoch(float(text) if "." in text else int(text))
-        moment = datetime.fromisoformat(text)
+            moment = _from_epoch(value)
+        else:
+            text = str(value).strip()
+            if _EPOCH_PATTERN.match(text):
+                moment = _from_epoch(float(text) if "." in text else int(text))
+            else:
+                moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=NAIVE_TIME_ZONE)
+        moment = moment.astimezone(UTC)
     except (ValueError, OverflowError, OSError):
         shown = cap(str(value), 64)
         raise AdapterError(
             field,
             f"cannot read {shown!r} as a time (epoch seconds, ISO-8601 or YYYY-MM-DD HH:MM:SS)",
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=NAIVE_TIME_ZONE)
-    return moment.astimezone(UTC)
+    if not EARLIEST_TIME <= moment < LATEST_TIME:
+        raise AdapterError(field, f"{moment.isoformat()} is not between the years 2000 and 2100")
+    return moment
 
 
 def _from_epoch(number: float) -> datetime:
@@ -221,18 +227,22 @@ class Record:
                 return cap(text, limit)
         return None
 
-    def integer(self, *keys: str) -> int | None:
+    def integer(self, *keys: str, minimum: int, maximum: int) -> int | None:
+        """A whole number from ``minimum`` to ``maximum``; any other value is missing."""
         text = self.text(*keys)
         if text is None:
             return None
         try:
-            return int(text)
+            number = int(text)
         except ValueError:
             return None
+        return number if minimum <= number <= maximum else None
 
     def port(self, *keys: str) -> int | None:
-        number = self.integer(*keys)
-        return number if number is not None and 0 <= number <= 65535 else None
+        return self.integer(*keys, minimum=0, maximum=65535)
+
+    def pid(self, *keys: str) -> int | None:
+        return self.integer(*keys, minimum=0, maximum=MAX_PID)
 
     def ip(self, *keys: str) -> str | None:
         for key in keys:

@@ -9,6 +9,7 @@ from abc import abstractmethod
 
 from alerts.adapters.base import Adapter, AdapterError, Record, without_empty
 from alerts.models import LogType
+from alerts.schemas import MAX_COUNT
 
 HOST_UUID_KEYS = ("uuid",)
 HOST_IP_KEYS = ("host_ip", "ip")
@@ -48,8 +49,8 @@ class ProcessLogAdapter(HostLogAdapter):
 
     def fields(self, entry: Record) -> dict:
         return {
-            "pid": entry.integer("pid"),
-            "ppid": entry.integer("ppid"),
+            "pid": entry.pid("pid"),
+            "ppid": entry.pid("ppid"),
             "path": entry.text("proc_path", "filepath"),
             "cmdline": entry.text("cmdline"),
             "user": entry.text("username", "user"),
@@ -68,7 +69,7 @@ class NetworkLogAdapter(HostLogAdapter):
         src_ip = entry.ip("src_ip")
         dst_ip = entry.ip("dst_ip")
         return {
-            "pid": entry.integer("pid"),
+            "pid": entry.pid("pid"),
             "process_path": entry.text("proc_path"),
             "src_ip": src_ip,
             "src_port": entry.port("src_port"),
@@ -109,7 +110,7 @@ class LoginLogAdapter(HostLogAdapter):
             "src_port": entry.port("src_port"),
             "result": self.result,
             "method": logon_method(entry.text("warn_type", "login_type")),
-            "count": max(entry.integer("warn_count") or 1, 1),
+            "count": entry.integer("warn_count", minimum=1, maximum=MAX_COUNT) or 1,
         }
 
 

@@ -30,6 +30,7 @@ from alerts.adapters.base import (
     without_empty,
 )
 from alerts.models import AlertSource, EntityType
+from alerts.schemas import MAX_PID
 
 # Scenario keys by alert category. Keys are ``label_key`` forms of the
 # category names and codes Security Center uses: the English console names
@@ -414,19 +415,21 @@ def entities_from_details(details: list[tuple[str, str]], host_ips: set[str]) ->
 
 def process_attributes(fields: dict[str, str]) -> dict:
     return {
-        "pid": as_int(fields.get("pid")),
-        "ppid": as_int(fields.get("ppid")),
+        "pid": as_pid(fields.get("pid")),
+        "ppid": as_pid(fields.get("ppid")),
         "path": fields.get("path"),
         "cmdline": fields.get("cmdline"),
         "user": fields.get("user"),
     }
 
 
-def as_int(text: str | None) -> int | None:
+def as_pid(text: str | None) -> int | None:
+    """A process id, or None for anything that cannot be one."""
     try:
-        return int(text) if text is not None else None
+        number = int(text) if text is not None else None
     except ValueError:
         return None
+    return number if number is not None and 0 <= number <= MAX_PID else None
 
 
 def description_of(entry: Record, details: list[tuple[str, str]]) -> str:

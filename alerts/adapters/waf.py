@@ -276,7 +276,7 @@ class HttpRequest:
             path=path,
             target=target,
             url=cap(url) if url else None,
-            status=entry.integer("status"),
+            status=entry.integer("status", minimum=100, maximum=999),
             client_ip=client_ip(entry),
         )
 

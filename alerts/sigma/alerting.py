@@ -3,12 +3,12 @@
 ``find`` collects what one rule's file raises alerts for in a batch: the
 matches of its alert-raising detection rules and the firings of its
 correlations (whose state the caller's store keeps). ``alerts_for`` turns
-those into native alerts for ``alerts.services.ingest_alerts``: source SIEM,
+those into native alerts for ``alerts.services.ingest_detections``: source SIEM,
 the rule's title as name and its alert type, the level as risk, the entities
 the records name, the records themselves as the original data, the asset of
-the host, ATT&CK from the rule's tags. Alert uuids are made of the rule and
-the record (or the correlation window), so a batch done twice stores nothing
-twice.
+the host, ATT&CK from the rule's tags. Alert uuids are digests of the rule
+and the record's content (or the correlation window), so a batch done twice
+stores nothing twice, and they reveal no row id.
 """
 
 import hashlib
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from time import perf_counter
 
-from alerts.models import AlertSource, LogType
+from alerts.models import AlertSource, LogRecord, LogType
 from alerts.sigma.compiler import CompiledRule
 from alerts.sigma.correlation import CorrelationEngine, Firing
 from alerts.sigma.evaluator import Evaluation, Match
@@ -128,7 +128,7 @@ def _unique_entities(records: list[dict]) -> list[dict]:
 
 def raw_record(record: dict) -> dict:
     return {
-        "id": record["id"],
+        "ref": LogRecord.reference_for(record["digest"]),
         "log_type": record["log_type"],
         "host_uuid": record["host_uuid"],
         "time": record["time"].isoformat(),
@@ -263,7 +263,7 @@ def alerts_for(
             native_alert(
                 rule,
                 compiled_rule,
-                source_uuid=f"siem-{rule.id}-{_slug(document)}-{match.record_id}",
+                source_uuid=detection_uuid(rule.id, document, record["digest"]),
                 name=name_of(document),
                 records=[record],
                 context=context,
@@ -279,7 +279,7 @@ def alerts_for(
             native_alert(
                 rule,
                 compiled_rule,
-                source_uuid=f"siem-{rule.id}-w{window_digest(firing)}",
+                source_uuid=detection_uuid(rule.id, "window", window_digest(firing)),
                 name=name_of(firing.correlation),
                 records=records,
                 context=context,
@@ -301,11 +301,11 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).isoformat()
 
 
-def _slug(document: str) -> str:
-    """A document's name as a short, stable part of an alert uuid."""
-    if re.fullmatch(r"[\w.-]{1,40}", document):
-        return document
-    return hashlib.sha256(document.encode()).hexdigest()[:16]
+def detection_uuid(rule_id: int, document: str, what: str) -> str:
+    """The uuid of the alert a rule's document raises for one record (by its
+    content digest) or one correlation window: stable across runs, opaque."""
+    canonical = json.dumps([rule_id, document, what])
+    return "siem-" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
 
 
 def alerting_ids(keyed_rules, evaluation: Evaluation) -> set[int]:

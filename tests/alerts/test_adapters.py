@@ -384,7 +384,20 @@ def test_it_reads_every_time_shape_as_utc(value, expected):
     assert parse_time(value, "start_time").isoformat() == expected
 
 
-@pytest.mark.parametrize("value", ["N/A", "yesterday", "2024-13-01 10:00:00", True])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "N/A",
+        "yesterday",
+        "2024-13-01 10:00:00",
+        True,
+        # Outside the years 2000 to 2100; the first two overflow when moved to UTC.
+        "0001-01-01 00:00:00",
+        "9999-12-31T23:59:59-23:59",
+        "1",
+        99999999999999,
+    ],
+)
 def test_it_rejects_an_unreadable_time_naming_the_field(value):
     with pytest.raises(AdapterError) as caught:
         parse_time(value, "start_time")
@@ -1258,3 +1271,41 @@ def test_it_keeps_unknown_firewall_fields_in_raw():
 @pytest.mark.parametrize("format_name", sorted(FORMATS))
 def test_it_refuses_a_record_that_is_not_an_object(format_name):
     assert field_at_fault(format_name, ["not", "an", "object"], ACCOUNT) == "record"
+
+
+# --- numbers out of range -------------------------------------------------------------------
+# Like any optional value that cannot be read, a number no process id, port,
+# status or count can be is treated as missing (the record keeps it in raw),
+# rather than refusing the record after mapping it.
+
+
+@pytest.mark.parametrize("pid", ["99999999999", "-1", "1" * 5000])
+def test_it_treats_an_impossible_process_id_as_missing(pid):
+    native = to_native("sas_process", process_row_v2(pid=pid, ppid=pid))
+
+    assert "pid" not in native
+    assert "ppid" not in native
+    assert native["raw"]["pid"] == pid
+
+
+def test_it_treats_an_impossible_process_id_in_alert_details_as_missing():
+    detail = json.loads(sas_reverse_shell_row()["detail"])
+    detail["Process ID"] = "99999999999"
+
+    native = to_native("sas_alert", sas_reverse_shell_row(detail=json.dumps(detail)))
+
+    assert "pid" not in native["entities"][1]
+
+
+@pytest.mark.parametrize("status", ["0", "-1", "1000", "99999999999999999999"])
+def test_it_treats_an_impossible_http_status_as_missing(status):
+    native = to_native("waf_access", waf_plain_row(status=status))
+
+    assert "status" not in native
+
+
+@pytest.mark.parametrize("count", ["0", "-3", "99999999999999"])
+def test_it_counts_a_logon_with_an_impossible_count_once(count):
+    native = to_native("sas_crack", login_row(topic="aegis-log-crack", warn_count=count))
+
+    assert native["count"] == 1

@@ -132,7 +132,11 @@ def test_it_names_a_missing_required_field_and_the_item_it_is_missing_from(tenan
             "asset.public_ip",
             "not an IP address: '203.0.113.300'",
         ),
-        ({"asset": {"name": "web-01"}}, "asset", "an asset needs a uuid or an instance_id"),
+        (
+            {"asset": {"name": "web-01"}},
+            "asset",
+            "an asset needs a uuid, an instance_id or an IP address",
+        ),
         (
             {"entities": [{"type": "ip", "role": "attacker", "value": "not-an-ip"}]},
             "entities.0",
@@ -459,6 +463,54 @@ def test_it_keeps_known_asset_fields_that_a_later_alert_leaves_empty(tenancy):
         "10.0.0.5",
     )
     assert Alert.objects.filter(asset=asset).count() == 2
+
+
+def test_it_links_an_asset_known_only_by_address_to_the_accounts_host_there(tenancy):
+    ingest_alerts(
+        [native_alert(tenancy.account_a, asset={"uuid": "h-a", "public_ip": "198.51.100.10"})],
+        scope=scope_of_account(tenancy.account_a),
+    )
+    ingest_alerts(
+        [native_alert(tenancy.account_x, asset={"uuid": "h-x", "public_ip": "198.51.100.10"})],
+        scope=scope_of_account(tenancy.account_x),
+    )
+    firewall_alert = native_alert(
+        tenancy.account_a,
+        source="cloud_firewall",
+        asset={"public_ip": "198.51.100.10", "private_ip": "10.0.0.5", "region": "cn-beijing"},
+    )
+
+    result = ingest_alerts([firewall_alert], scope=scope_of_account(tenancy.account_a))
+
+    assert (result.accepted, result.errors) == (1, [])
+    alert = Alert.objects.get(source="cloud_firewall")
+    assert alert.asset.uuid == "h-a"
+    # A firewall record names no host: it never creates or changes one.
+    assert Asset.objects.count() == 2
+    assert Asset.objects.get(uuid="h-a").private_ip is None
+
+
+def test_it_never_links_an_address_to_a_host_of_another_account(tenancy):
+    ingest_alerts(
+        [native_alert(tenancy.account_x, asset={"uuid": "h-x", "public_ip": "198.51.100.10"})],
+        scope=scope_of_account(tenancy.account_x),
+    )
+
+    ingest_alerts(
+        [
+            native_alert(
+                tenancy.account_b,
+                source="cloud_firewall",
+                asset={"public_ip": "198.51.100.10", "region": "cn-hangzhou"},
+            )
+        ],
+        scope=scope_of_account(tenancy.account_b),
+    )
+
+    alert = Alert.objects.get(source="cloud_firewall")
+    assert alert.asset is None
+    # The firewall's cloud region places the alert, not the account's home region.
+    assert alert.region == RegionGroup.CHINA
 
 
 def test_it_stores_an_entity_shared_by_alerts_once(tenancy):
@@ -796,3 +848,14 @@ def test_it_ingests_a_log_batch_in_a_constant_number_of_statements(tenancy):
         return len(queries)
 
     assert statements(500, "large") == statements(10, "small")
+
+
+def test_it_records_a_refused_item_whose_text_holds_nul_characters(tenancy):
+    item = native_alert(tenancy.account_a, source="waf\x00", type="web\x00shell")
+
+    result = ingest_alerts([item], scope=scope_of_account(tenancy.account_a))
+
+    assert [error["field"] for error in result.errors] == ["source", "type"]
+    rejection = IngestionRejection.objects.get(field="source")
+    assert rejection.source == "waf\ufffd"
+    assert not Alert.objects.exists()

@@ -349,17 +349,19 @@ def test_it_lets_an_outsiders_key_post_to_its_own_account(tenancy, keys):
     assert Alert.objects.get().account == tenancy.account_x
 
 
-def test_it_keeps_one_organisations_alert_uuid_from_hiding_anothers(tenancy, keys):
-    """(source, uuid) is unique across the installation: the same uuid sent by
-    another organisation is a duplicate, never an overwrite."""
+def test_the_same_uuid_in_two_organisations_is_two_alerts(tenancy, keys):
+    """An alert's identity includes its account: another organisation's uuid
+    neither collides with nor reveals this one's."""
     post("alerts", {"alerts": [native_alert(tenancy.account_a, uuid="shared")]}, key=keys.acme)
 
     response = post(
         "alerts", {"alerts": [native_alert(tenancy.account_x, uuid="shared")]}, key=keys.umbrella
     )
 
-    assert response.json()["duplicates"] == 1
-    assert Alert.objects.get().account == tenancy.account_a
+    assert (response.json()["accepted"], response.json()["duplicates"]) == (1, 0)
+    assert sorted(Alert.objects.values_list("account__uid", flat=True)) == sorted(
+        [tenancy.account_a.uid, tenancy.account_x.uid]
+    )
 
 
 # --- logs ---------------------------------------------------------------------
@@ -488,6 +490,43 @@ def test_it_skips_the_records_of_a_cloud_format_that_hold_no_attack(tenancy, key
     assert Alert.objects.get().source == AlertSource.WAF
 
 
+def test_it_stores_a_cloud_firewall_ips_hit_on_a_host_it_knows_by_address(tenancy, keys):
+    post(
+        "alerts",
+        {
+            "alerts": [
+                {
+                    **native_alert(tenancy.account_a),
+                    "asset": {"uuid": "h-1", "public_ip": "198.51.100.10"},
+                }
+            ]
+        },
+        key=keys.account_a,
+    )
+    ips_hit = {
+        "__topic__": "cloudfirewall_access_log",
+        "aliuid": "1111111111111111",
+        "src_ip": "203.0.113.7",
+        "src_port": "51515",
+        "dst_ip": "198.51.100.10",
+        "dst_port": "6379",
+        "direction": "in",
+        "rule_result": "alert",
+        "ips_rule_id": "5a2e7c1d-0b3f-4d9e-8a61-2f0c9e7b4d11",
+        "ips_rule_name_en": "Redis unauthorized access",
+        "attack_type_name_en": "Command Execution",
+        "start_time": "1714528800",
+        "region_id": "cn-beijing",
+    }
+
+    response = post("alerts", {"alerts": [ips_hit]}, key=keys.account_a, format="cloud_firewall")
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["accepted"] == 1
+    alert = Alert.objects.get(source=AlertSource.CLOUD_FIREWALL)
+    assert alert.asset.uuid == "h-1"
+
+
 @pytest.mark.parametrize(
     ("path", "format_name", "detail"),
     [
@@ -526,8 +565,9 @@ def test_it_prints_a_working_key_as_the_last_word(tenancy, target):
 # --- the OpenAPI document -----------------------------------------------------
 
 
-def openapi_document() -> dict:
-    response = Client().get("/api/v1/openapi.json")
+def openapi_document(key: str) -> dict:
+    """The document as an API client reads it: only with a key."""
+    response = Client().get("/api/v1/openapi.json", HTTP_AUTHORIZATION=f"Bearer {key}")
     assert response.status_code == 200
     return response.json()
 
@@ -537,9 +577,9 @@ def openapi_document() -> dict:
     [("/api/v1/alerts", "alerts", "occurred_at"), ("/api/v1/logs", "logs", None)],
 )
 def test_it_documents_the_ingestion_endpoints_with_their_request_schemas(
-    db, path, key, item_property
+    keys, path, key, item_property
 ):
-    document = openapi_document()
+    document = openapi_document(keys.account_a)
 
     operation = document["paths"][path]["post"]
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
@@ -569,8 +609,17 @@ def test_it_documents_the_ingestion_endpoints_with_their_request_schemas(
     assert {p["name"] for p in operation["parameters"]} == {"format", "partial"}
 
 
-def test_it_publishes_an_openapi_document_whose_references_all_resolve(db):
-    document = openapi_document()
+def test_it_documents_only_the_alert_sources_a_client_may_send(keys):
+    document = openapi_document(keys.account_a)
+
+    operation = document["paths"]["/api/v1/alerts"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    source = schema["properties"]["alerts"]["items"]["properties"]["source"]
+    assert source["enum"] == ["security_center", "waf", "cloud_firewall"]
+
+
+def test_it_publishes_an_openapi_document_whose_references_all_resolve(keys):
+    document = openapi_document(keys.account_a)
 
     def references(node):
         if isinstance(node, dict):

@@ -2,12 +2,13 @@
 available, the pages that show it, and several events on one diagram."""
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 
-from alerts.models import AlertEntity, AlertSource, Entity, EntityType, LogType
+from alerts.models import AlertEntity, AlertSource, Entity, EntityType, LogRecord, LogType
 from events import tracing
 from events.models import EventAlert
 from secops.scope import Scope
@@ -516,6 +517,26 @@ def test_it_pages_and_filters_the_log_preview(tenancy, attack, monkeypatch):
     assert len(third.context["preview"].items) == 1
     assert not third.context["preview"].has_next
     assert [r["log_type"] for r in of_c2.context["preview"].items] == ["network"] * 3
+
+
+def test_it_names_log_records_by_reference_never_by_row_id(tenancy, attack):
+    """Row ids of log records are one sequence for every tenant: shown, they
+    would tell a tenant how much the others log."""
+    graph = tracing.trace_event(attack["event"], attack["scope"])
+    references = {digest[:16]: pk for pk, digest in LogRecord.objects.values_list("id", "digest")}
+
+    shown = [ref for element in graph.nodes + graph.edges for ref in element["log_records"]]
+    preview = graph.preview(1).items
+    page = tenancy.client_for(tenancy.alice).get(
+        reverse("events:tracing_logs", args=[attack["event"].id])
+    )
+
+    assert shown and set(shown) <= set(references)
+    assert set(preview[0]) == {"ref", "time", "host", "log_type", "fields"}
+    assert {row["ref"] for row in preview} <= set(references)
+    cells = re.findall(r'<td class="mono">([^<]*)</td>', page.content.decode())
+    assert {row["ref"] for row in preview} <= set(cells)
+    assert not {str(pk) for pk in references.values()} & set(cells)
 
 
 def test_it_escapes_what_the_attacker_wrote(tenancy):

@@ -70,7 +70,7 @@ def insert_alerts(rows) -> list[tuple]:
     return db.insert_on_conflict(
         Alert,
         rows,
-        conflict_fields=["source", "source_uuid"],
+        conflict_fields=["account_id", "source", "source_uuid"],
         returning=["id", "source_uuid"],
     )
 

@@ -16,7 +16,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from alerts.models import LogRecord
-from alerts.services import ingest_alerts, ingest_logs
+from alerts.services import ALL_ALERT_SOURCES, ingest_alerts, ingest_logs
 from events.models import EventStatus, SecurityEvent
 from events.services import change_event_status, mark_event_failed, process_pending_batches
 from secops import demo
@@ -76,7 +76,9 @@ class Command(BaseCommand):
 
         add_demo_whitelist(scope)
         now = timezone.now()
-        alert_totals = send_in_batches(ingest_alerts, demo.build_alerts(seed, alerts, now), scope)
+        alert_totals = send_in_batches(
+            ingest_demo_alerts, demo.build_alerts(seed, alerts, now), scope, aggregate=True
+        )
         story_host = demo.build_story(seed, now).host
         # Log records have no uuid and their times follow "now": sent again
         # they would be new rows, so the story's logs are sent only once.
@@ -172,7 +174,14 @@ def provision(passwords: dict[str, str]):
     return scope, users
 
 
-def send_in_batches(ingest, items: list[dict], scope: Scope) -> tuple[int, int]:
+def ingest_demo_alerts(items: list[dict], *, scope: Scope):
+    # The demo includes alerts of simulated SIEM rules, which no client may send.
+    return ingest_alerts(items, scope=scope, sources=ALL_ALERT_SOURCES)
+
+
+def send_in_batches(
+    ingest, items: list[dict], scope: Scope, *, aggregate: bool = False
+) -> tuple[int, int]:
     """Ingest ``items`` in batches; returns (accepted, duplicates). Fails on any refusal."""
     accepted = duplicates = 0
     for start in range(0, len(items), BATCH_SIZE):
@@ -185,7 +194,7 @@ def send_in_batches(ingest, items: list[dict], scope: Scope) -> tuple[int, int]:
             raise CommandError(f"Ingestion refused {len(result.errors)} items: {first}")
         accepted += result.accepted
         duplicates += result.duplicates
-        if ingest is ingest_alerts:
+        if aggregate:
             # The status changes below need the events now, whether or not a
             # worker is running; batches a worker already took are gone.
             process_pending_batches()
