@@ -24,8 +24,10 @@ MAX_UPLOAD_BYTES = 100_000
 
 
 def _require_manager(request):
-    if not secops_services.can_manage(request.user, request.scope):
-        raise PermissionDenied("Only administrators can change detection rules.")
+    """Detection rules apply to the whole organisation, and checking or dry
+    running a rule is part of writing one."""
+    if not secops_services.can_manage_organisation(request.user):
+        raise PermissionDenied("Only global administrators can change detection rules.")
 
 
 def _organisation(request) -> Organisation:
@@ -103,7 +105,7 @@ def rules(request):
     context = {
         "custom": _entries([r for r in all_rules if not r.is_predefined], summaries, disabled),
         "predefined": _entries([r for r in all_rules if r.is_predefined], summaries, disabled),
-        "can_manage": secops_services.can_manage(request.user, scope),
+        "can_manage": secops_services.can_manage_organisation(request.user),
     }
     return render(request, "alerts/detection/rules.html", context)
 
@@ -122,7 +124,7 @@ def _editor_context(
         "known_alert_types": detection.KNOWN_ALERT_TYPES,
         "log_sources": LOG_SOURCES.values(),
         "lists": LISTS,
-        "can_manage": secops_services.can_manage(request.user, request.scope),
+        "can_manage": secops_services.can_manage_organisation(request.user),
         "run": _run_summaries(request.scope, [rule]).get(rule.id) if rule else None,
     }
 
@@ -156,8 +158,8 @@ def _posted_yaml(request) -> str:
 def rule_form(request, sigma_id: int | None = None):
     """New custom rule, or edit one: GET shows the editor, POST saves or shows
     every problem at its line."""
-    _require_manager(request)
     rule = _custom_rule(request, sigma_id) if sigma_id is not None else None
+    _require_manager(request)
     if request.method != "POST":
         context = _editor_context(
             request,
@@ -207,6 +209,7 @@ def predefined(request, key: str):
 @require_POST
 def check(request):
     """The editor's Check button: the problems at their lines, or what the rule is."""
+    _require_manager(request)
     yaml_text = request.POST.get("yaml", "")
     try:
         compiled = detection.check_rule(yaml_text, request.POST.get("alert_type", ""))
@@ -222,6 +225,7 @@ def check(request):
 @require_POST
 def dry_run(request):
     """The editor's Dry run button: how often the rule would have matched in 24 h."""
+    _require_manager(request)
     yaml_text = request.POST.get("yaml", "")
     try:
         result = detection.dry_run(yaml_text, request.scope)

@@ -9,6 +9,8 @@ from events.grouping import GROUPING_CHOICES, MAX_GROUP_FIELDS
 from events.models import AggregationRule, EventStatus
 from events.services import _PLACEHOLDER
 from secops.enums import RiskLevel
+from secops.params import MAX_DATABASE_INTEGER, page_number
+from secops.regex import RegexError, compile_linear_time
 
 KNOWN_PLACEHOLDERS = {key for key, _ in GROUPING_CHOICES} | {
     "alert_name",
@@ -98,11 +100,13 @@ class AggregationRuleForm(forms.ModelForm):
         return fields
 
     def clean_name_pattern(self):
+        # Matched against alert names, which senders choose: RE2, as in the pipeline.
         pattern = self.cleaned_data.get("name_pattern") or ""
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise forms.ValidationError(f"Not a valid regular expression: {exc}.") from None
+        if pattern:
+            try:
+                compile_linear_time(pattern, ignore_case=True)
+            except RegexError as exc:
+                raise forms.ValidationError(str(exc)) from None
         return pattern
 
     def clean_window_seconds(self):
@@ -163,13 +167,15 @@ class EventFilterForm(forms.Form):
         choices=EventStatus.choices, required=False, widget=forms.CheckboxSelectMultiple
     )
     name = forms.CharField(required=False, max_length=200)
-    event_id = forms.IntegerField(required=False, min_value=1, label="Event ID")
+    event_id = forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_DATABASE_INTEGER, label="Event ID"
+    )
     asset = forms.CharField(required=False, max_length=64, label="Asset ID")
     sort = forms.ChoiceField(
         choices=[(k, label) for k, (_, label) in SORTS.items()], required=False, initial="-last"
     )
     # A bad page number means page 1; it must not void the other filters.
-    page = forms.CharField(required=False, max_length=9)
+    page = forms.CharField(required=False)
 
     @classmethod
     def default_filters(cls) -> dict:
@@ -194,11 +200,14 @@ class EventFilterForm(forms.Form):
                     "start",
                     f"Events are kept for {EVENT_VISIBLE_DAYS} days: start on {oldest} or later.",
                 )
+            # A day of slack for a browser whose date is ahead of the server's.
+            latest = today + timedelta(days=1)
+            if end > latest:
+                self.add_error("end", f"The end date is in the future: end on {latest} or earlier.")
         else:
             days = next(d for k, _, d in OCCURRED_PRESETS if k == preset)
             data["start"], data["end"] = today - timedelta(days=days - 1), today
         data["occurred"] = preset
         data["sort"] = data.get("sort") or "-last"
-        page = data.get("page") or ""
-        data["page"] = max(1, int(page)) if page.isdigit() else 1
+        data["page"] = page_number(data.get("page"))
         return data

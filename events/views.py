@@ -13,12 +13,14 @@ from secops import services as secops_services
 from secops.enums import RiskLevel
 from secops.models import Organisation
 from secops.pagination import page_of
+from secops.params import page_number
 from secops.scope import get_in_scope_or_404
 
 
 def _require_manager(request):
-    if not secops_services.can_manage(request.user, request.scope):
-        raise PermissionDenied("Only administrators can change detection rules.")
+    """Aggregation rules, and the opt-outs of predefined ones, apply to the whole organisation."""
+    if not secops_services.can_manage_organisation(request.user):
+        raise PermissionDenied("Only global administrators can change aggregation rules.")
 
 
 def _describe(rule: AggregationRule, disabled_ids: set[int]) -> dict:
@@ -49,21 +51,19 @@ def rules(request):
     context = {
         "predefined": [_describe(r, disabled) for r in all_rules if r.is_predefined],
         "custom": [_describe(r, disabled) for r in all_rules if not r.is_predefined],
-        "can_manage": secops_services.can_manage(request.user, scope),
+        "can_manage": secops_services.can_manage_organisation(request.user),
     }
     return render(request, "events/rules.html", context)
 
 
 def rule_form(request, rule_id: int | None = None):
-    _require_manager(request)
     rule = None
     if rule_id is not None:
         rule = get_in_scope_or_404(AggregationRule, request.scope, id=rule_id)
-        if rule.is_predefined:
-            messages.error(
-                request, "Predefined rules cannot be edited; disable it and add your own."
-            )
-            return redirect("events:rules")
+    _require_manager(request)
+    if rule is not None and rule.is_predefined:
+        messages.error(request, "Predefined rules cannot be edited; disable it and add your own.")
+        return redirect("events:rules")
     if request.method == "POST":
         organisation = Organisation.objects.get(id=request.scope.organisation_id)
         try:
@@ -81,8 +81,8 @@ def rule_form(request, rule_id: int | None = None):
 
 @require_POST
 def rule_toggle(request, rule_id: int):
-    _require_manager(request)
     rule = get_in_scope_or_404(AggregationRule, request.scope, id=rule_id)
+    _require_manager(request)
     enabled = request.POST.get("enabled") == "true"
     organisation = Organisation.objects.get(id=request.scope.organisation_id)
     services.set_rule_enabled(rule, enabled, organisation)
@@ -92,8 +92,8 @@ def rule_toggle(request, rule_id: int):
 
 @require_POST
 def rule_delete(request, rule_id: int):
-    _require_manager(request)
     rule = get_in_scope_or_404(AggregationRule, request.scope, id=rule_id)
+    _require_manager(request)
     try:
         services.delete_custom_rule(rule)
     except services.PredefinedRuleError as exc:
@@ -235,12 +235,10 @@ def event_detail(request, event_id: int):
             limit=TIMELINE_LIMIT,
         )
     elif tab == "alerts":
-        try:
-            number = max(1, int(request.GET.get("page", 1)))
-        except ValueError:
-            number = 1
         context["page"] = page_of(
-            alerts.select_related("asset").order_by("-occurred_at", "-id"), number, ALERTS_PER_PAGE
+            alerts.select_related("asset").order_by("-occurred_at", "-id"),
+            page_number(request.GET.get("page")),
+            ALERTS_PER_PAGE,
         )
     elif tab == "tracing":
         context.update(tracing_views.tab_context(request, event))

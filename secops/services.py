@@ -292,9 +292,19 @@ def revoke_api_key(api_key: ApiKey) -> None:
 # --- permissions ----------------------------------------------------------------
 
 
+def can_manage_organisation(user) -> bool:
+    """May change what applies to the whole organisation (aggregation and
+    detection rules, opting out of predefined ones): its global administrators
+    only, as only an organisation API key may over the API."""
+    membership = organisation_membership(user)
+    return bool(membership and membership.is_global_admin)
+
+
 def can_manage(user, scope: Scope) -> bool:
-    """May change configuration (rules, API keys) in this scope: a global
-    administrator, or an administrator of the current account."""
+    """May change configuration of the accounts in this scope (API keys,
+    whitelists of chosen accounts): a global administrator, or an administrator
+    of the current account. Organisation-wide objects need
+    ``can_manage_organisation``."""
     membership = organisation_membership(user)
     if membership is None:
         return False

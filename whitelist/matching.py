@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-import re2
-
 from events.grouping import AlertFacts
+from secops.regex import RegexError, compile_linear_time
 from whitelist.models import Operator
 from whitelist.scenarios import FOLDED, IP, OBJECTS, PORT, scenario
 
@@ -25,20 +24,9 @@ MAX_LIST_ENTRIES = 1_000
 MAX_VALUE_LENGTH = 4_000
 # An In list as a whole (up to MAX_LIST_ENTRIES entries).
 MAX_LIST_LENGTH = 200_000
-MAX_REGEX_LENGTH = 1_000
 # RE2 reads at most this much of a value: a megabyte-long command line cannot
 # make one condition slow.
 MAX_MATCHED_LENGTH = 16_384
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.max_mem = 8 << 20
-# A bad pattern is the editor's mistake, reported in the form, not a server log line.
-_RE2_OPTIONS.log_errors = False
-# For folded objects, whose values are compared lower-cased: the pattern itself
-# is not lower-cased, which would turn \S, \D or \W into their opposites.
-_RE2_FOLDED_OPTIONS = re2.Options()
-_RE2_FOLDED_OPTIONS.max_mem = _RE2_OPTIONS.max_mem
-_RE2_FOLDED_OPTIONS.log_errors = False
-_RE2_FOLDED_OPTIONS.case_sensitive = False
 _LIST_SEPARATORS = re.compile(r"[\r\n]+")
 
 OPERATORS_BY_KIND = {
@@ -109,21 +97,12 @@ def _network(text: str):
 
 
 def _regex(pattern: str, *, ignore_case: bool = False):
-    if len(pattern) > MAX_REGEX_LENGTH:
-        raise ConditionError(
-            f"The regular expression is longer than {MAX_REGEX_LENGTH} characters."
-        )
+    # For folded objects, whose values are compared lower-cased, the engine
+    # ignores case (see secops.regex).
     try:
-        return re2.compile(pattern, _RE2_FOLDED_OPTIONS if ignore_case else _RE2_OPTIONS)
-    except re2.error as exc:
-        # RE2 gives its reason as bytes.
-        reason = exc.args[0] if exc.args else ""
-        if isinstance(reason, bytes):
-            reason = reason.decode("utf-8", "replace")
-        raise ConditionError(
-            f"Invalid regular expression: {reason}. Look-around and back-references are not "
-            "supported (matching must stay linear in time)."
-        ) from None
+        return compile_linear_time(pattern, ignore_case=ignore_case)
+    except RegexError as exc:
+        raise ConditionError(str(exc)) from None
 
 
 @functools.lru_cache(maxsize=65_536)

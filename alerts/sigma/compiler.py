@@ -72,6 +72,10 @@ SUPPORTED_CORRELATIONS = {
 MAX_TIMESPAN_SECONDS = 24 * 3600
 MAX_YAML_CHARACTERS = 100_000
 MAX_DOCUMENTS = 20
+# Far beyond what a rule needs (a few levels, a few hundred values), well
+# within what the parser, pySigma and the editor handle in milliseconds.
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 20_000
 # Time-part modifiers compare a timestamp field; records offer none to rules.
 UNSUPPORTED_MODIFIERS = {
     name: "records have no timestamp field that rules can compare"
@@ -244,6 +248,70 @@ def _locate(error: SigmaError, document: _Document, text_lines: list[str]) -> Pr
     return Problem(message, document.first_line)
 
 
+class _RefusedYAML(Exception):
+    """YAML that is valid but not accepted in a rule; the message says why."""
+
+    def __init__(self, message: str, mark):
+        super().__init__(message)
+        self.line = mark.line + 1 if mark is not None else None
+
+
+class _RuleLoader(yaml.SafeLoader):
+    """The safe loader, refusing what lets a small text cost a lot.
+
+    An alias repeats the value of its anchor: ten aliases per level, eight
+    levels deep, make a few hundred bytes stand for a billion values
+    that pySigma and the editor would walk one by one. Sigma rules never
+    need them. Deep nesting would make the composer (and everything that
+    walks the rule afterwards) recurse past Python's stack.
+    """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.depth = 0
+        self.nodes = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        # An alias event carries the anchor it refers to.
+        if event.anchor is not None:
+            raise _RefusedYAML(
+                "YAML aliases and anchors (*name, &name) are not allowed in rules.",
+                event.start_mark,
+            )
+        self.nodes += 1
+        if self.nodes > MAX_YAML_NODES:
+            raise _RefusedYAML(
+                f"The rule holds more than {MAX_YAML_NODES:,} YAML values.", event.start_mark
+            )
+        if self.depth >= MAX_YAML_DEPTH:
+            raise _RefusedYAML(
+                f"The YAML is nested more than {MAX_YAML_DEPTH} levels deep.", event.start_mark
+            )
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _load_all(text: str) -> list[tuple[object, yaml.Node]]:
+    """(value, node) of each YAML document of the text, parsed once.
+
+    pySigma is handed these values (``from_dict``), never the text, so that
+    its own loader, which accepts aliases, never sees the rule.
+    """
+    loader = _RuleLoader(text)
+    try:
+        documents = []
+        while loader.check_node():
+            node = loader.get_node()
+            documents.append((loader.construct_document(node), node))
+        return documents
+    finally:
+        loader.dispose()
+
+
 def _parse_documents(text: str) -> list[_Document]:
     if not text.strip():
         raise RuleProblems([Problem("The rule is empty: paste or upload Sigma YAML.", 1)])
@@ -252,8 +320,9 @@ def _parse_documents(text: str) -> list[_Document]:
             [Problem(f"The rule is longer than {MAX_YAML_CHARACTERS:,} characters.", 1)]
         )
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        values = list(yaml.safe_load_all(text))
+        parsed = _load_all(text)
+    except _RefusedYAML as exc:
+        raise RuleProblems([Problem(str(exc), exc.line)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         detail = "; ".join(part for part in (exc.context, exc.problem) if part)
@@ -262,9 +331,13 @@ def _parse_documents(text: str) -> list[_Document]:
         ) from None
     except yaml.YAMLError as exc:
         raise RuleProblems([Problem(f"YAML syntax: {exc}", None)]) from None
+    except ValueError as exc:
+        # A well-formed value the loader cannot build: a date such as
+        # 2026-02-30, or an integer of more than 4,300 digits.
+        raise RuleProblems([Problem(f"YAML value: {exc}.", None)]) from None
     documents = [
         _Document(index, data, node)
-        for index, (data, node) in enumerate(zip(values, nodes, strict=True))
+        for index, (data, node) in enumerate(parsed)
         if data is not None
     ]
     problems = [
@@ -699,7 +772,21 @@ def compile_rule(text: str) -> CompiledRule:
     queries: dict[str, DetectionQuery] = {}
     for document in unique:
         if "correlation" not in document.data:
-            query, found = _compile_detection(document, text_lines)
+            try:
+                query, found = _compile_detection(document, text_lines)
+            except RecursionError:
+                # pySigma parses and copies a condition recursively: a few
+                # hundred nested "not"s exhaust Python's stack.
+                query, found = (
+                    None,
+                    [
+                        Problem(
+                            "The condition is nested too deeply (a long chain of 'not' or of "
+                            "parentheses); simplify it.",
+                            document.line("detection", "condition"),
+                        )
+                    ],
+                )
             problems += found
             if query is not None:
                 queries[document.key] = query

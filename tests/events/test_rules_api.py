@@ -61,7 +61,7 @@ def test_it_saves_a_custom_rule_for_the_organisation(tenancy):
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
-        ({"name_pattern": "([unclosed"}, "name_pattern", "Not a valid regular expression: "),
+        ({"name_pattern": "([unclosed"}, "name_pattern", "Invalid regular expression: "),
         (
             {"group_by": ["asset", "attacker_ip", "user", "domain"]},
             "group_by",
