@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from alerts.models import AlertSource
 from secops.enums import RiskLevel
+from secops.params import MAX_DATABASE_INTEGER, page_number
 
 ALERT_PERIODS = [
     ("1h", "Last hour", 1 / 24),
@@ -37,8 +38,8 @@ class AlertFilterForm(forms.Form):
         choices=[(k, label) for k, label, _ in ALERT_PERIODS], required=False, initial="7d"
     )
     # A bad page number means page 1; it must not void the other filters.
-    page = forms.CharField(required=False, max_length=9)
-    after = forms.IntegerField(required=False, min_value=0)
+    page = forms.CharField(required=False)
+    after = forms.IntegerField(required=False, min_value=0, max_value=MAX_DATABASE_INTEGER)
 
     @classmethod
     def defaults(cls) -> dict:
@@ -51,6 +52,11 @@ class AlertFilterForm(forms.Form):
         data["period"] = data.get("period") or "7d"
         days = next(d for k, _, d in ALERT_PERIODS if k == data["period"])
         data["since"] = timezone.now() - timedelta(days=days)
-        page = data.get("page") or ""
-        data["page"] = max(1, int(page)) if page.isdigit() else 1
+        data["page"] = page_number(data.get("page"))
         return data
+
+
+class ApiKeyForm(forms.Form):
+    """The name of a new API key (the service shortens it to the column's length)."""
+
+    name = forms.CharField(required=False)

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from alerts import services
-from alerts.forms import AlertFilterForm
+from alerts.forms import AlertFilterForm, ApiKeyForm
 from alerts.models import Alert, IngestionRejection, IngestionStat
 from secops import services as secops_services
 from secops.models import Account, ApiKey, Organisation
@@ -74,12 +74,17 @@ def create_api_key(request):
     scope = request.scope
     if not secops_services.can_manage(request.user, scope):
         raise PermissionDenied("Only administrators can create API keys.")
+    form = ApiKeyForm(request.POST)
+    if not form.is_valid():
+        for error in form.errors["name"]:
+            messages.error(request, f"API key name: {error}")
+        return redirect("alerts:data_sources")
     organisation = Organisation.objects.get(id=scope.organisation_id)
     account = None if scope.is_global else Account.objects.in_scope(scope).get(id=scope.account_id)
     api_key, secret = secops_services.create_api_key(
         organisation=organisation,
         account=account,
-        name=request.POST.get("name", ""),
+        name=form.cleaned_data["name"],
         created_by=request.user,
     )
     messages.success(request, f"API key {api_key.name} created.")

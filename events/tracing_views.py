@@ -12,14 +12,12 @@ from django.views.decorators.http import require_GET
 
 from events import tracing
 from events.models import SecurityEvent
+from secops.params import page_number
 from secops.scope import get_in_scope_or_404
 
 
 def _page_number(request, name: str = "page") -> int:
-    try:
-        return max(1, int(request.GET.get(name, 1)))
-    except ValueError:
-        return 1
+    return page_number(request.GET.get(name))
 
 
 def _logs_links(logs_url: str) -> dict:

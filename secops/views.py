@@ -1,8 +1,9 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.db.models import Count
-from django.http import JsonResponse
-from django.shortcuts import redirect, render
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -13,6 +14,7 @@ from events.models import EventStatus, SecurityEvent
 from secops import health, services
 from secops.enums import RiskLevel
 from secops.models import Account
+from secops.params import positive_int
 
 
 @never_cache
@@ -32,28 +34,29 @@ def healthz(request):
     )
 
 
+# Never a valid account id: a malformed one is reported as "not a member".
+NO_SUCH_ACCOUNT = 0
+
+
 @require_POST
 def change_scope(request):
-    def as_int(value):
-        try:
-            return int(value) if value not in (None, "") else None
-        except ValueError:
-            return -1  # never a valid account id: reported as "not a member"
-
+    account = request.POST.get("account") or None
     change = services.ScopeChange(
         view=request.POST.get("view") or None,
-        account_id=as_int(request.POST.get("account")),
+        account_id=None if account is None else (positive_int(account) or NO_SUCH_ACCOUNT),
         region=request.POST.get("region") or None,
     )
     errors = services.change_scope(request.user, request.session, change)
-    next_url = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        next_url = "home"
     for error in errors:
         messages.error(request, error)
-    return redirect(next_url)
+    # Back to the page the switcher was on: a path of this site, nothing else
+    # (not a URL name either, which redirect() would try to reverse).
+    next_url = request.POST.get("next", "")
+    if not next_url.startswith("/") or not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = reverse("home")
+    return HttpResponseRedirect(next_url)
 
 
 def home(request):

@@ -24,6 +24,9 @@ from whitelist.scenarios import OBJECTS, SCENARIOS, scenario
 router = Router(tags=["whitelist"])
 
 MAX_PAGE = 500
+# Deeper than any organisation's groups go; bounded so the database never sees
+# an offset past its integer range.
+MAX_OFFSET = 1_000_000
 
 
 class WhitelistCondition(Schema):
@@ -120,6 +123,16 @@ class WhitelistErrors(Schema):
     errors: dict[str, list[str]] = Field(description="Messages by field, e.g. conditions[0].value.")
 
 
+class WhitelistBodyErrors(Schema):
+    """A body without the documented shape (a missing field, a wrong type),
+    refused before the group is looked at."""
+
+    detail: list[dict] = Field(description="One entry per problem: its type, loc and msg.")
+
+
+WhitelistInvalid = WhitelistErrors | WhitelistBodyErrors
+
+
 class WhitelistDetail(Schema):
     detail: str
 
@@ -164,8 +177,10 @@ def _out(group: RuleGroup, request, now) -> dict:
 
 def _account_ids(request, uids: list[str]) -> tuple[list[int], list[str]]:
     """The ids of the accounts named, and the uids the key cannot reach."""
+    # A text with a NUL is no uid, and PostgreSQL refuses to compare one.
+    comparable = [uid for uid in uids if "\x00" not in uid]
     found = dict(
-        Account.objects.in_scope(request.scope).filter(uid__in=uids).values_list("uid", "id")
+        Account.objects.in_scope(request.scope).filter(uid__in=comparable).values_list("uid", "id")
     )
     unique = list(dict.fromkeys(uids))
     return [found[uid] for uid in unique if uid in found], [u for u in unique if u not in found]
@@ -274,9 +289,9 @@ def list_scenarios(request):
 @router.get("/whitelist/groups", response=list[WhitelistGroupOut])
 def list_groups(
     request,
-    scenario: str | None = None,
+    scenario: str | None = Query(None, pattern=r"^[a-z0-9_]{0,64}$"),
     limit: int = Query(100, ge=1, le=MAX_PAGE),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ):
     """Groups in the key's scope, by scenario and name; page with ``offset``."""
     groups = services.groups_in_scope(request.scope)
@@ -288,7 +303,7 @@ def list_groups(
 
 @router.post(
     "/whitelist/groups/preview",
-    response={200: WhitelistPreviewOut, 422: WhitelistErrors},
+    response={200: WhitelistPreviewOut, 422: WhitelistInvalid},
 )
 def preview_group(request, payload: WhitelistPreviewIn):
     """How many alerts of the last 7 days in scope the group would have matched
@@ -321,7 +336,7 @@ def get_group(request, group_id: int):
 
 @router.post(
     "/whitelist/groups",
-    response={201: WhitelistGroupOut, 403: WhitelistDetail, 422: WhitelistErrors},
+    response={201: WhitelistGroupOut, 403: WhitelistDetail, 422: WhitelistInvalid},
 )
 def create_group(request, payload: WhitelistGroupIn):
     spec, unknown = _spec(request, payload)
@@ -333,7 +348,7 @@ def create_group(request, payload: WhitelistGroupIn):
 
 @router.put(
     "/whitelist/groups/{group_id}",
-    response={200: WhitelistGroupOut, 403: WhitelistDetail, 422: WhitelistErrors},
+    response={200: WhitelistGroupOut, 403: WhitelistDetail, 422: WhitelistInvalid},
 )
 def replace_group(request, group_id: int, payload: WhitelistGroupIn):
     """Replace the whole group: fields not sent take their defaults."""
@@ -347,7 +362,7 @@ def replace_group(request, group_id: int, payload: WhitelistGroupIn):
 
 @router.patch(
     "/whitelist/groups/{group_id}",
-    response={200: WhitelistGroupOut, 403: WhitelistDetail, 422: WhitelistErrors},
+    response={200: WhitelistGroupOut, 403: WhitelistDetail, 422: WhitelistInvalid},
 )
 def change_group(request, group_id: int, payload: WhitelistGroupPatch):
     """Change the fields sent. Sending ``accounts`` alone limits the group to

@@ -5,9 +5,7 @@ arrive as parallel lists (``condition_object``, ``condition_operator``,
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
-
+from secops.params import InvalidTime, aware_datetime, positive_int
 from whitelist.services import ConditionSpec, GroupSpec
 
 
@@ -27,15 +25,10 @@ class ParsedForm:
 
 
 def _expiry(text: str) -> tuple[datetime | None, str | None]:
-    text = text.strip()
-    if not text:
-        return None, None
-    parsed = parse_datetime(text)
-    if parsed is None:
-        return None, "Enter a date and time, e.g. 2027-01-31 18:00."
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed)
-    return parsed, None
+    try:
+        return aware_datetime(text), None
+    except InvalidTime as exc:
+        return None, str(exc)
 
 
 def parse(post, *, account_ids_in_scope) -> ParsedForm:
@@ -60,8 +53,9 @@ def parse(post, *, account_ids_in_scope) -> ParsedForm:
         errors["expires_at"] = [expiry_error]
     account_ids = []
     for raw in post.getlist("accounts"):
-        if raw.isdigit() and int(raw) in account_ids_in_scope:
-            account_ids.append(int(raw))
+        account_id = positive_int(raw)
+        if account_id in account_ids_in_scope:
+            account_ids.append(account_id)
         else:
             errors.setdefault("account_ids", []).append(f"Unknown account “{raw}”.")
     spec = GroupSpec(

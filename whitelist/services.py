@@ -252,6 +252,12 @@ def validate(
     ``unchanged_expiry`` is the expiry the group already has: keeping a past
     one is allowed, so an expired group can still be renamed or edited."""
     errors: dict[str, list[str]] = defaultdict(list)
+    # PostgreSQL text cannot hold a NUL character: refused here, not by the database.
+    texts = {"name": spec.name, "description": spec.description}
+    texts |= {f"conditions[{i}].value": c.value for i, c in enumerate(spec.conditions)}
+    for where, text in texts.items():
+        if "\x00" in text:
+            errors[where].append("Remove the NUL character (\\x00): text cannot hold it.")
     if not spec.name.strip():
         errors["name"].append("Enter a name.")
     elif len(spec.name) > 200:

@@ -215,7 +215,7 @@ def preview(request):
     post["scenario"] = _chosen_scenario(request.POST)
     parsed = forms.parse(post, account_ids_in_scope=request.scope.account_ids)
     result = None
-    if not parsed.spec.scenario:
+    if not services.SCENARIO_KEY.match(parsed.spec.scenario):
         message = "Choose a scenario to see what the group would match."
     elif not parsed.spec.is_global and not parsed.spec.account_ids:
         message = "Choose at least one account."
