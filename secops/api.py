@@ -1,10 +1,16 @@
 """The HTTP API root: authentication by API key and the routers of each app.
 
-OpenAPI document: /api/v1/openapi.json, browsable at /api/v1/docs.
+OpenAPI document: /api/v1/openapi.json, browsable at /api/v1/docs; both only
+for a logged-in console user or an API key.
 """
 
-from ninja import NinjaAPI
+import functools
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import JsonResponse
+from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError
+from ninja.openapi.views import openapi_json
 from ninja.security import HttpBearer
 
 from secops import services
@@ -22,11 +28,36 @@ class ApiKeyAuth(HttpBearer):
         return api_key
 
 
+def _for_console_users_and_api_keys(docs_view):
+    """The API's description is for those who may use the API: a console session
+    or a valid API key. Anyone else is sent to the login page (the docs page) or
+    answered 401 (the OpenAPI document, read by programs)."""
+
+    @functools.wraps(docs_view)
+    def view(request, *args, **kwargs):
+        if request.user.is_authenticated or ApiKeyAuth()(request) is not None:
+            return docs_view(request, *args, **kwargs)
+        if docs_view.func is openapi_json:
+            response = JsonResponse(
+                {"detail": "Log in to the console or send an API key as `Bearer <key>`."},
+                status=401,
+            )
+            response["WWW-Authenticate"] = "Bearer"
+            return response
+        return redirect_to_login(request.get_full_path())
+
+    return view
+
+
 api = NinjaAPI(
     title="SecOps Console API",
     version="1",
     urls_namespace="api",
     auth=ApiKeyAuth(),
+    # With "ninja" in INSTALLED_APPS, Swagger UI comes from our static files.
+    # validatorUrl: no badge fetched from validator.swagger.io.
+    docs=Swagger(settings={"validatorUrl": None}),
+    docs_decorator=_for_console_users_and_api_keys,
     description="Ingestion of alerts and logs, aggregation rules, whitelist rule groups. "
     "Authenticate with an API key (`manage.py create_api_key`, or the Data Sources page) "
     "as `Authorization: Bearer <key>`.",

@@ -52,6 +52,33 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
+# Django signs sessions, password-reset links and messages with SECRET_KEY; a
+# short key can be brute-forced offline from any signed value an attacker holds.
+SECRET_KEY_MINIMUM_LENGTH = 50
+_DEVELOPMENT_SECRET_KEY = "insecure-development-key-do-not-use-in-production-0123456789abcdef"  # noqa: S105
+
+
+def env_secret_key(name: str, *, debug: bool) -> str:
+    """Django's signing key. With DEBUG off it is required and must be at least
+    ``SECRET_KEY_MINIMUM_LENGTH`` characters; with DEBUG on a fixed development
+    key stands in when none is given."""
+    value = os.environ.get(name, "")
+    if debug:
+        return value or _DEVELOPMENT_SECRET_KEY
+    if not value:
+        raise ImproperlyConfigured(
+            f"Environment variable {name} is required when DEBUG is off "
+            "(set DEBUG=true for local development)."
+        )
+    if len(value) < SECRET_KEY_MINIMUM_LENGTH:
+        raise ImproperlyConfigured(
+            f"Environment variable {name} is {len(value)} characters long; it must be at "
+            f"least {SECRET_KEY_MINIMUM_LENGTH} random characters when DEBUG is off "
+            "(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
+    return value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:

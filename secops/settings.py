@@ -2,24 +2,27 @@
 environment through the typed helpers in ``secops.env``; README.md lists them.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
-from secops.env import env_bool, env_database, env_email, env_int, env_list, env_str
+from secops.env import (
+    env_bool,
+    env_database,
+    env_email,
+    env_int,
+    env_list,
+    env_secret_key,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
 
-SECRET_KEY = env_str("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY is required when DEBUG is off (set DEBUG=true for local development)."
-        )
-    SECRET_KEY = "insecure-development-key-do-not-use-in-production-0123456789abcdef"  # noqa: S105
+SECRET_KEY = env_secret_key("SECRET_KEY", debug=DEBUG)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -34,6 +37,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    # Failed logins and lockouts (login throttling below).
+    "axes",
+    # Serves the API docs' Swagger UI from our static files instead of a CDN.
+    "ninja",
     "secops",
     "alerts",
     "events",
@@ -44,6 +51,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -54,6 +62,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "secops.middleware.ScopeMiddleware",
+    # Last, as django-axes requires: turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "secops.urls"
@@ -69,6 +79,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
                 "secops.context_processors.scope",
             ],
         },
@@ -98,6 +109,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# The lockout check comes first: a locked-out (username, address) pair is
+# refused before its password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 LOGIN_URL = "login"
@@ -189,13 +207,58 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
+# --- Content-Security-Policy -------------------------------------------------
+# Scripts come only from our own static files; an inline <script> runs only
+# with the response's nonce ({{ csp_nonce }} in templates), so markup slipped
+# into a page cannot execute. Styles likewise: no template uses <style> blocks,
+# style="" or on...="" attributes, so 'unsafe-inline' is needed for neither
+# scripts nor styles. Scripts may still set element.style through the DOM
+# (Cytoscape, Swagger UI), which CSP does not restrict.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    # The tracing diagram's PNG and SVG downloads are built as data: and blob:
+    # URLs; Swagger UI's stylesheet draws its icons from data: URLs.
+    "img-src": [CSP.SELF, "data:", "blob:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+
+# --- Login throttling (django-axes) ------------------------------------------
+# Failed logins, on the console's login page and the admin's, are counted per
+# pair of username and client address. LOGIN_FAILURE_LIMIT failures lock that
+# pair out for LOGIN_LOCKOUT_MINUTES (another try while locked out starts the
+# wait again); the same user from another address, or another user from the
+# same address, can still log in. A global administrator unlocks early in the
+# admin (Axes > Access attempts: delete the row) or with
+# `manage.py axes_reset_username NAME`.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# A successful login clears its pair's failures, so typos do not add up over days.
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "secops.login_throttling.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "secops.login_throttling.client_ip_address"
+# Behind reverse proxies that append to X-Forwarded-For, the client address is
+# the entry the outermost trusted proxy added; 0 trusts no header (REMOTE_ADDR).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+# Failed attempts are kept (they are the lockout); successful logins are not
+# recorded, as nothing would ever purge them.
+AXES_DISABLE_ACCESS_LOG = True
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"one_line_refusals": {"()": "secops.logging_filters.OneLineRefusals"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         # In eager mode every task would log its success inside the caller.
         "celery.app.trace": {"level": "WARNING" if CELERY_TASK_ALWAYS_EAGER else "INFO"},
+        # A refused permission is one warning line, not a traceback.
+        "django.request": {"filters": ["one_line_refusals"]},
     },
 }

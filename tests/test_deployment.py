@@ -188,6 +188,57 @@ def test_it_stops_loudly_on_a_bad_value(tmp_path, name, bad_value):
     assert name in error
 
 
+def load_settings(environment: dict[str, str], data_dir: Path):
+    return run_python(
+        [
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "print(len(settings.SECRET_KEY))",
+        ],
+        environment,
+        data_dir,
+    )
+
+
+@pytest.mark.parametrize("length", [1, 16, 49])
+def test_it_refuses_a_short_secret_key_when_debug_is_off(tmp_path, length):
+    result = load_settings({"DEBUG": "false", "SECRET_KEY": "k" * length}, tmp_path)
+
+    assert result.returncode != 0
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("django.core.exceptions.ImproperlyConfigured:")
+    assert f"SECRET_KEY is {length} characters long" in error
+    assert "at least 50" in error
+
+
+def test_it_refuses_a_missing_secret_key_when_debug_is_off(tmp_path):
+    result = load_settings({"DEBUG": "false"}, tmp_path)
+
+    assert result.returncode != 0
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("django.core.exceptions.ImproperlyConfigured:")
+    assert "SECRET_KEY is required when DEBUG is off" in error
+
+
+def test_it_accepts_a_secret_key_of_50_characters_when_debug_is_off(tmp_path):
+    result = load_settings({"DEBUG": "false", "SECRET_KEY": "k" * 50}, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "50"
+
+
+def test_it_lets_a_development_setup_use_a_short_secret_key(tmp_path):
+    result = load_settings({"DEBUG": "true", "SECRET_KEY": "short"}, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "5"
+
+
+def test_it_ships_a_compose_test_key_the_settings_accept():
+    # The compose stack's own test values must pass the same rule as an operator's.
+    assert len(PRODUCTION_SECRET_KEY) >= 50
+
+
 def test_it_documents_every_variable_the_settings_read():
     readme = (REPO / "README.md").read_text()
     undocumented = sorted(name for name in SETTINGS_NAMES if f"`{name}`" not in readme)

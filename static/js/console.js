@@ -4,6 +4,25 @@ document.addEventListener("change", (event) => {
   if (form) form.requestSubmit();
 });
 
+// Forms with data-confirm (deletions, revocations) ask before they submit.
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});
+
+// A file input with data-read-into="ID" puts the chosen file's text into the
+// field ID (the Sigma editor's "Upload a .yml file"), then forgets the file.
+document.addEventListener("change", (event) => {
+  const input = event.target;
+  if (!input.matches("input[type=file][data-read-into]")) return;
+  const file = input.files[0];
+  if (!file) return;
+  file.text().then((text) => {
+    document.getElementById(input.dataset.readInto).value = text;
+    input.value = "";
+  });
+});
+
 // Picking a date means a custom range.
 document.addEventListener("change", (event) => {
   const input = event.target;

@@ -675,6 +675,19 @@
 
   // --- one diagram ------------------------------------------------------------
 
+  // Cytoscape injects an inline <style> (its container's position: relative)
+  // unless an element with this id exists. The Content-Security-Policy refuses
+  // inline styles, so tracing.css carries the rule and an empty marker stands
+  // in for the stylesheet.
+  const CYTOSCAPE_STYLESHEET_ID = "__________cytoscape_stylesheet";
+
+  function standInForCytoscapeStylesheet() {
+    if (document.getElementById(CYTOSCAPE_STYLESHEET_ID)) return;
+    const marker = document.createElement("meta");
+    marker.id = CYTOSCAPE_STYLESHEET_ID;
+    document.head.append(marker);
+  }
+
   async function draw(container) {
     const section = container.closest(".tracing") || document;
     const source = section.querySelector("#" + container.dataset.tracingSource) ||
@@ -683,6 +696,7 @@
     const data = JSON.parse(source.textContent);
     container.replaceChildren();
     await loadScript(container.dataset.cytoscapeSrc);
+    standInForCytoscapeStylesheet();
 
     const cy = window.cytoscape({
       container: container,

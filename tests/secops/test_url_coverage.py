@@ -47,8 +47,6 @@ PUBLIC_PAGES = {
     "login": (200, "the login page itself"),
     "healthz": (200, "the orchestrator's health probe"),
     "admin:login": (200, "the admin's own login page"),
-    "api:openapi-json": (200, "the API's OpenAPI document: describes the API, holds no data"),
-    "api:openapi-view": (200, "the browsable form of the same document"),
     "admin:logout": (302, "logs out whoever asks; sends a visitor to the admin index"),
     "api:api-root": (404, "django-ninja's root: a 404 for everyone, it only anchors reverse()"),
 }
@@ -56,6 +54,9 @@ PUBLIC_PAGES = {
 PUBLIC_ROUTE_PREFIXES = (settings.STATIC_URL.lstrip("/"),)
 # The HTTP API authenticates with keys and answers 401 instead of redirecting.
 API_ROUTE_PREFIX = "api/"
+# Pages under the API's prefix that are read in a browser: like console pages,
+# they send a visitor to the login page (a console session or an API key opens them).
+API_BROWSER_PAGES = {"api:openapi-view"}
 # The admin has its own login page and lets only staff in.
 ADMIN_NAMESPACE = "admin"
 
@@ -93,7 +94,7 @@ class Endpoint:
 
     @property
     def in_api(self) -> bool:
-        return self.route.startswith(API_ROUTE_PREFIX)
+        return self.route.startswith(API_ROUTE_PREFIX) and self.name not in API_BROWSER_PAGES
 
     @property
     def is_public(self) -> bool:

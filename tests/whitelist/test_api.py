@@ -663,8 +663,8 @@ def test_it_keeps_an_alert_a_group_made_over_the_api_matches_out_of_events(
     assert (counted["hit_count"], counted["last_hit_at"] is not None) == (1, True)
 
 
-def test_it_documents_the_whitelist_endpoints(db):
-    response = Client().get("/api/v1/openapi.json")
+def test_it_documents_the_whitelist_endpoints(api):
+    response = api["umbrella"].get("/api/v1/openapi.json")
 
     assert response.status_code == 200
     paths = response.json()["paths"]
