@@ -74,9 +74,6 @@ def problems(page):
             return
         if any(text in message.text for text in EXPECTED_CONSOLE_MESSAGES):
             return
-        # The console has no favicon; the browser asks for one anyway.
-        if message.location.get("url", "").endswith("/favicon.ico"):
-            return
         found.append(f"console {message.type}: {message.text} ({page.url})")
 
     page.on("console", on_console)
