@@ -211,12 +211,6 @@ def delete_custom_rule(rule: DetectionRule) -> None:
     rule.delete()
 
 
-def is_enabled_for(rule: DetectionRule, organisation_id: int) -> bool:
-    if not rule.enabled:
-        return False
-    return not (rule.is_predefined and rule.disabled_by.filter(id=organisation_id).exists())
-
-
 # --- predefined rules -----------------------------------------------------------------
 
 

@@ -47,9 +47,6 @@ class DetectionRuleQuerySet(models.QuerySet):
         """Predefined rules plus the custom rules of the scope's organisation."""
         return self.filter(Q(organisation__isnull=True) | Q(organisation_id=scope.organisation_id))
 
-    def custom_in_scope(self, scope):
-        return self.filter(organisation_id=scope.organisation_id, organisation__isnull=False)
-
     def predefined(self):
         return self.filter(organisation__isnull=True)
 

@@ -202,7 +202,9 @@ def predefined(request, key: str):
     context = _editor_context(
         request, rule=rule, yaml_text=rule.yaml, alert_type=rule.alert_type, enabled=rule.enabled
     )
-    context["enabled"] = detection.is_enabled_for(rule, request.scope.organisation_id)
+    context["enabled"] = (
+        DetectionRule.objects.enabled_for(request.scope.organisation_id).filter(pk=rule.pk).exists()
+    )
     return render(request, "alerts/detection/predefined.html", context)
 
 

@@ -30,6 +30,14 @@ class AggregationRuleQuerySet(models.QuerySet):
     def enabled(self):
         return self.filter(enabled=True)
 
+    def enabled_for(self, organisation_id: int):
+        """What aggregates an organisation's alerts: its enabled custom rules and
+        the enabled predefined rules it has not switched off."""
+        return self.enabled().filter(
+            Q(organisation_id=organisation_id)
+            | (Q(organisation__isnull=True) & ~Q(disabled_by=organisation_id))
+        )
+
 
 class AggregationRule(models.Model):
     """Which alerts belong together, and what event they make.
@@ -97,11 +105,6 @@ class AggregationRule(models.Model):
     @property
     def is_predefined(self) -> bool:
         return self.organisation_id is None
-
-    def is_enabled_for(self, organisation_id: int) -> bool:
-        if not self.enabled:
-            return False
-        return not (self.is_predefined and self.disabled_by.filter(id=organisation_id).exists())
 
 
 class SecurityEvent(models.Model):

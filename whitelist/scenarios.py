@@ -188,10 +188,6 @@ class Scenario:
     draft_objects: tuple[str, ...]
     known: bool = True
 
-    @property
-    def object_choices(self) -> list[tuple[str, str]]:
-        return [(key, OBJECTS[key].label) for key in self.objects]
-
 
 def _scenario(key, label, objects, draft):
     ordered = tuple(dict.fromkeys(objects))

@@ -160,11 +160,6 @@ class LogSourceSpec:
     def is_whole_string(self, column_name: str) -> bool:
         return any(c.name == column_name and c.whole for c in self.columns)
 
-    def is_numeric(self, column_name: str) -> bool:
-        return column_name == WEIGHT or any(
-            c.name == column_name and c.numeric for c in self.columns
-        )
-
     def _chosen(self, names) -> list[Column]:
         """The columns named (all of them for None), in the table's order."""
         return [c for c in self.columns if names is None or c.name in names]

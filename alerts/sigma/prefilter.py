@@ -109,9 +109,6 @@ class Anchors:
         return frozenset().union(*(clause.lists for clause in self.clauses))
 
 
-NEVER = Anchors((Clause(),))  # a condition no record meets (an empty list of values)
-
-
 def _string_clause(value: SigmaString, whole: bool) -> Clause | None:
     """The longest literal run of a string; in a ``whole`` string field, with
     the quote before it when it starts the value and after it when it ends it."""

@@ -74,8 +74,8 @@ def test_it_switches_a_predefined_rule_off_for_the_organisation_only(tenancy):
         reverse("events:rule_toggle", args=[rule.id]), {"enabled": "false"}
     )
 
-    assert not rule.is_enabled_for(tenancy.org.id)
-    assert rule.is_enabled_for(tenancy.other_org.id)
+    assert not AggregationRule.objects.enabled_for(tenancy.org.id).filter(pk=rule.pk).exists()
+    assert AggregationRule.objects.enabled_for(tenancy.other_org.id).filter(pk=rule.pk).exists()
 
 
 def test_it_refuses_changes_to_an_analyst(tenancy):

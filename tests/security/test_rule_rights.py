@@ -93,7 +93,9 @@ def state(tenancy, rules) -> tuple:
     return (
         sorted(aggregation.values_list("id", "name", "enabled")),
         sorted(sigma.values_list("id", "yaml", "enabled")),
-        rules["predefined_aggregation"].is_enabled_for(tenancy.org.id),
+        AggregationRule.objects.enabled_for(tenancy.org.id)
+        .filter(pk=rules["predefined_aggregation"].pk)
+        .exists(),
         rules["predefined_sigma"].disabled_by.filter(id=tenancy.org.id).exists(),
     )
 
@@ -139,7 +141,11 @@ def test_it_lets_a_global_admin_change_organisation_wide_rules(tenancy, rules):
     ]
 
     assert all(status < 400 for status in answers), answers
-    assert not rules["predefined_aggregation"].is_enabled_for(tenancy.org.id)
+    assert not (
+        AggregationRule.objects.enabled_for(tenancy.org.id)
+        .filter(pk=rules["predefined_aggregation"].pk)
+        .exists()
+    )
     assert rules["predefined_sigma"].disabled_by.filter(id=tenancy.org.id).exists()
     assert not AggregationRule.objects.filter(id=rules["aggregation"].id).exists()
     assert not DetectionRule.objects.filter(id=rules["sigma"].id).exists()
