@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.utils.csp import CSP
+from kombu import Queue
 
 from secops.env import (
     env_bool,
@@ -150,6 +151,7 @@ MEDIA_ROOT = DATA_DIR / "media"
 # calling process and `make run` starts beat beside the web server, so the
 # periodic jobs run there.
 REDIS_URL = env_str("REDIS_URL", "")
+WORKER_QUEUES = ("ingest", "detect", "respond", "export")
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -161,6 +163,21 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# One queue per kind of work, so that a flood of one kind cannot starve
+# another: ingest (the aggregation pipeline), detect (the SIEM detection
+# rules), respond (handling and playbooks), export (Excel exports and the
+# clean-up of stored data). A worker started without -Q consumes all of them;
+# docker-compose.yml gives exports a worker of their own.
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in WORKER_QUEUES]
+CELERY_TASK_DEFAULT_QUEUE = "ingest"
+CELERY_TASK_ROUTES = {
+    "events.process_alert_batch": {"queue": "ingest"},
+    "events.process_stale_batches": {"queue": "ingest"},
+    "alerts.run_detection": {"queue": "detect"},
+    "events.export_events": {"queue": "export"},
+    "events.cleanup_exports": {"queue": "export"},
+    "events.purge_expired": {"queue": "export"},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {

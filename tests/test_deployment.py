@@ -1,6 +1,6 @@
 """The deployment files agree with the code they configure.
 
-docker-compose.yml passes web, worker and beat only variables that
+docker-compose.yml passes web, the workers and beat only variables that
 secops/settings.py reads, and with its values the settings load and pass
 Django's deployment checks. A bad value stops the process naming the
 variable. README.md documents every variable. The Makefile refuses an
@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-APP_SERVICES = ("web", "worker", "beat")
+APP_SERVICES = ("web", "worker", "worker-export", "beat")
+WORKER_SERVICES = ("worker", "worker-export")
 # Long and varied enough for check --deploy (security.W009).
 PRODUCTION_SECRET_KEY = "compose-test-3f9a1c7e5b2d8046-a7c3e9f1b5d20864-c1e7a3f9d5b"
 OPERATOR_VALUES = {
@@ -95,7 +96,14 @@ def run_python(arguments: list[str], environment: dict[str, str], data_dir: Path
 
 
 def test_it_defines_the_five_services(compose):
-    assert set(compose["services"]) == {"web", "worker", "beat", "postgres", "redis"}
+    assert set(compose["services"]) == {
+        "web",
+        "worker",
+        "worker-export",
+        "beat",
+        "postgres",
+        "redis",
+    }
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
@@ -106,15 +114,16 @@ def test_it_passes_only_variables_the_settings_read(compose, service):
     assert not unknown, f"{service} passes {sorted(unknown)}, which secops/settings.py never reads"
 
 
-def test_it_gives_web_worker_and_beat_the_same_environment(compose):
-    web, worker, beat = (compose["services"][name]["environment"] for name in APP_SERVICES)
-    assert web == worker == beat
+def test_it_gives_web_workers_and_beat_the_same_environment(compose):
+    environments = [compose["services"][name]["environment"] for name in APP_SERVICES]
+    assert all(environment == environments[0] for environment in environments)
 
 
 def test_it_runs_gunicorn_celery_worker_and_beat(compose):
     services = compose["services"]
     assert "gunicorn secops.wsgi" in " ".join(services["web"]["command"])
-    assert services["worker"]["command"][:4] == ["celery", "-A", "secops", "worker"]
+    for worker in WORKER_SERVICES:
+        assert services[worker]["command"][:4] == ["celery", "-A", "secops", "worker"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "secops", "beat"]
 
 
@@ -295,8 +304,7 @@ def test_it_accepts_a_recent_python():
 def test_it_shares_the_data_folder_between_web_worker_and_beat(compose):
     # The worker writes export files that web serves: both need the same folder.
     mounts = {
-        service: set(compose["services"][service].get("volumes", []))
-        for service in ("web", "worker", "beat")
+        service: set(compose["services"][service].get("volumes", [])) for service in APP_SERVICES
     }
     assert all("app-data:/app/var" in volumes for volumes in mounts.values()), mounts
     assert "app-data" in compose["volumes"]

@@ -116,6 +116,7 @@ class Worker:
             # Extra arguments are Celery settings: tasks the worker enqueues
             # itself (the sweeper's batches) go to this queue as well.
             f"task_default_queue={self.queue}",
+            f"task_routes=(json){json.dumps({'*': {'queue': self.queue}})}",
             f"broker_transport_options=(json){json.dumps(self.transport_options)}",
         ]
         with self.log_path.open("ab") as log:
