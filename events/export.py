@@ -30,7 +30,7 @@ from datetime import date, datetime, timedelta
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.http import Http404
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
@@ -39,7 +39,8 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from alerts.models import AlertEntity, Entity, EntityType
+from alerts.models import AlertEntity
+from events.entities import entities_of_events
 from events.forms import SORTS
 from events.models import ExportJob, ExportStatus, SecurityEvent
 from events.services import filtered_events, grouping_explanation
@@ -363,7 +364,6 @@ ENTITY_HEADERS = [
 COLUMN_WIDTHS = {"Event Name": 40, "Description": 60, "Entity": 50, "Attributes": 50}
 # Times are written in the console's time zone, named in the header.
 TIME_COLUMNS = frozenset({"First Occurred", "Last Occurred", "First Seen", "Last Seen"})
-ENTITY_TYPE_ORDER = {value: index for index, value in enumerate(EntityType.values)}
 
 
 class _Sheet:
@@ -484,45 +484,19 @@ def _asset_rows(events: list[SecurityEvent]):
 
 def _entity_rows(scope: Scope, events: list[SecurityEvent]):
     """One row per entity of each event's alerts, with its roles and alert count."""
-    names = {event.pk: event.name for event in events}
-    links = AlertEntity.objects.filter(alert__event_links__event_id__in=names)
-    alert_counts = {
-        (row["event_id"], row["entity_id"]): row["alerts"]
-        for row in links.values("entity_id", event_id=F("alert__event_links__event_id"))
-        .annotate(alerts=Count("alert", distinct=True))
-        .order_by()
-    }
-    roles = defaultdict(set)
-    for row in (
-        links.values("entity_id", "role", event_id=F("alert__event_links__event_id"))
-        .distinct()
-        .order_by()
-    ):
-        roles[row["event_id"], row["entity_id"]].add(row["role"])
-    entity_ids = {entity_id for _, entity_id in alert_counts}
-    found = Entity.objects.in_scope(scope).filter(id__in=entity_ids)
-    entities = {entity.pk: entity for entity in found}
     role_labels = dict(AlertEntity._meta.get_field("role").choices)
-    by_event = defaultdict(list)
-    for (event_id, entity_id), count in alert_counts.items():
-        if entity_id in entities:
-            by_event[event_id].append((entities[entity_id], count))
-    for event_id, name in names.items():
-        ordered = sorted(
-            by_event[event_id],
-            key=lambda pair: (ENTITY_TYPE_ORDER.get(pair[0].type, 99), pair[0].value),
-        )
-        for entity, count in ordered:
+    by_event = entities_of_events(scope, [event.pk for event in events])
+    for event in events:
+        for item in by_event[event.pk]:
+            entity = item.entity
             yield [
-                event_id,
-                name,
+                event.pk,
+                event.name,
                 entity.get_type_display(),
                 entity.value,
-                ", ".join(
-                    role_labels[role] for role in role_labels if role in roles[event_id, entity.pk]
-                ),
+                ", ".join(role_labels[role] for role in item.roles),
                 "Yes" if entity.malicious else "No",
-                count,
+                item.alert_count,
                 entity.first_seen_at,
                 entity.last_seen_at,
                 _json_text(entity.attributes),
