@@ -51,6 +51,7 @@ from psycopg import sql
 from alerts.models import Alert, AlertEntity, AlertSource, Asset, Entity, EntityRole, EntityType
 from bench import database
 from bench.generate import BenchAccount
+from events.grouping import render_template
 from events.models import (
     AggregationRule,
     EventAlert,
@@ -58,7 +59,6 @@ from events.models import (
     EventStatusChange,
     SecurityEvent,
 )
-from events.services import render_template
 from secops import services as secops_services
 from secops.enums import RegionGroup, RiskLevel, Role, View
 from secops.models import Account, Organisation

@@ -5,9 +5,8 @@ from django import forms
 from django.utils import timezone
 
 from alerts.models import AlertSource
-from events.grouping import GROUPING_CHOICES, MAX_GROUP_FIELDS
+from events.grouping import GROUPING_CHOICES, MAX_GROUP_FIELDS, PLACEHOLDER
 from events.models import AggregationRule, EventStatus
-from events.services import _PLACEHOLDER
 from secops.enums import RiskLevel
 from secops.params import MAX_DATABASE_INTEGER, page_number
 from secops.regex import RegexError, compile_linear_time
@@ -117,7 +116,7 @@ class AggregationRuleForm(forms.ModelForm):
 
     def _check_placeholders(self, name):
         template = self.cleaned_data.get(name) or ""
-        unknown = sorted(set(_PLACEHOLDER.findall(template)) - KNOWN_PLACEHOLDERS)
+        unknown = sorted(set(PLACEHOLDER.findall(template)) - KNOWN_PLACEHOLDERS)
         if unknown:
             raise forms.ValidationError(
                 f"Unknown placeholder {', '.join('{' + u + '}' for u in unknown)}; "

@@ -5,6 +5,7 @@ already loaded); an alert without a value for one of a rule's fields is not
 aggregated by that rule.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,6 +79,19 @@ GROUPING_FIELDS: dict[str, GroupingField] = {
 
 GROUPING_CHOICES = [(f.key, f.label) for f in GROUPING_FIELDS.values()]
 MAX_GROUP_FIELDS = 3
+
+
+# ``{name}`` in an aggregation rule's event name and description templates.
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def render_template(template: str, values: dict[str, str]) -> str:
+    """Fill ``{name}`` placeholders; unknown names stay as written.
+
+    Deliberately not ``str.format``: templates are user-written and
+    ``{x.__class__}``-style lookups must not reach Python objects.
+    """
+    return PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), m.group(0))), template)
 
 
 def describe_window(seconds: int) -> str:

@@ -12,7 +12,6 @@ open two Unhandled events for one group.
 import hashlib
 import json
 import logging
-import re
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from alerts.models import Alert, AlertEntity, LogRecord
-from events.grouping import GROUPING_FIELDS, AlertFacts, describe_window
+from events.grouping import GROUPING_FIELDS, AlertFacts, describe_window, render_template
 from events.models import (
     AggregationRule,
     EventAlert,
@@ -56,17 +55,6 @@ class EventStatusError(Exception):
 
 
 # --- rule matching ------------------------------------------------------------
-
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
-
-
-def render_template(template: str, values: dict[str, str]) -> str:
-    """Fill ``{name}`` placeholders; unknown names stay as written.
-
-    Deliberately not ``str.format``: templates are user-written and
-    ``{x.__class__}``-style lookups must not reach Python objects.
-    """
-    return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), m.group(0))), template)
 
 
 @dataclass
