@@ -18,6 +18,7 @@ from secops.celery import app as celery_app
 from secops.models import ApiKey
 from secops.services import create_api_key
 from tests import factories
+from tests.alerts.test_sigma_views import VALID_RULE
 from tests.conftest import PASSWORD, native_alert, organisation_scope
 from tests.events.test_tracing import (
     C2,
@@ -47,18 +48,6 @@ document.addEventListener("securitypolicyviolation", (event) => {
 EXPECTED_CONSOLE_MESSAGES = {
     "You have set a custom wheel sensitivity": "tracing.js slows Cytoscape's wheel zoom on purpose",
 }
-SIGMA_RULE = """\
-title: Netcat listener
-level: high
-logsource:
-  product: linux
-  category: process_creation
-detection:
-  selection:
-    Image|endswith: '/nc'
-  condition: selection
-alert_type: suspicious_process
-"""
 
 
 @pytest.fixture
@@ -234,9 +223,9 @@ def test_it_shows_the_rule_and_whitelist_pages_without_a_violation(
     expect(page.get_by_test_id("yaml-view")).to_be_visible()
     page.goto("/detection-rules/sigma/new/")
     rule_file = tmp_path / "netcat.yml"
-    rule_file.write_text(SIGMA_RULE)
+    rule_file.write_text(VALID_RULE)
     page.get_by_test_id("upload").set_input_files(rule_file)
-    expect(page.get_by_test_id("yaml")).to_have_value(SIGMA_RULE)
+    expect(page.get_by_test_id("yaml")).to_have_value(VALID_RULE)
     page.get_by_test_id("check").click()
     expect(page.get_by_test_id("check-ok")).to_be_visible()
 

@@ -18,18 +18,10 @@ from secops.scope import Scope
 from secops.services import can_manage, can_manage_organisation, create_api_key
 from tests import factories
 from tests.alerts.test_sigma_views import VALID_RULE
+from tests.events.test_rules_views import VALID as AGGREGATION_RULE_FORM
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
-AGGREGATION_RULE = {
-    "name": "Port scans",
-    "enabled": "on",
-    "match_types": "port_scan",
-    "group_by": ["asset"],
-    "window_seconds": "3600",
-    "event_name_template": "Port scans of {asset_name}",
-    "risk": "",
-}
 PREDEFINED_AGGREGATION = "mining-on-host"
 PREDEFINED_SIGMA = "reverse-shell-command"
 
@@ -60,9 +52,9 @@ def changes(rules) -> list[tuple[str, str, dict]]:
     predefined_aggregation = rules["predefined_aggregation"].id
     return [
         ("get", reverse("events:rule_create"), {}),
-        ("post", reverse("events:rule_create"), AGGREGATION_RULE),
+        ("post", reverse("events:rule_create"), AGGREGATION_RULE_FORM),
         ("get", reverse("events:rule_edit", args=[aggregation]), {}),
-        ("post", reverse("events:rule_edit", args=[aggregation]), AGGREGATION_RULE),
+        ("post", reverse("events:rule_edit", args=[aggregation]), AGGREGATION_RULE_FORM),
         ("post", reverse("events:rule_toggle", args=[aggregation]), {"enabled": "false"}),
         (
             "post",
