@@ -317,3 +317,18 @@ from alerts.detection_models import (  # noqa: E402, F401
     DetectionRule,
     DetectionRuleStats,
 )
+
+
+class PendingAlertBatch(models.Model):
+    """Alerts stored by one ingestion call and not yet through the pipeline.
+
+    Created in the ingestion's transaction and deleted in the transaction of
+    whoever consumes it, so it exists exactly while its alerts wait: the
+    durable half of the hand-off in ``alerts.handoff``.
+    """
+
+    alert_ids = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self):
+        return f"batch {self.pk} of {len(self.alert_ids)} alerts"

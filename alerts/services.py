@@ -16,6 +16,7 @@ from django.db import models, transaction
 from django.utils import timezone
 from pydantic import TypeAdapter, ValidationError
 
+from alerts import handoff
 from alerts.models import (
     Alert,
     AlertEntity,
@@ -450,9 +451,7 @@ def ingest_alerts(
         result.accepted = len(result.stored_ids)
         result.duplicates = len(valid) - result.accepted
         if result.stored_ids:
-            from events.tasks import enqueue_alert_batch
-
-            enqueue_alert_batch(result.stored_ids)
+            handoff.hand_off(result.stored_ids)
     return result
 
 

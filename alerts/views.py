@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from alerts import services
+from alerts.extensions import attach_whitelist_notes
 from alerts.forms import AlertFilterForm, ApiKeyForm
 from alerts.models import Alert, IngestionRejection, IngestionStat
 from secops import services as secops_services
@@ -103,13 +104,11 @@ def revoke_api_key(request, key_id: int):
 
 def alert_detail(request, alert_id: int):
     alert = get_in_scope_or_404(
-        Alert.objects.select_related("account", "asset", "whitelist_match"),
-        request.scope,
-        id=alert_id,
+        Alert.objects.select_related("account", "asset"), request.scope, id=alert_id
     )
+    attach_whitelist_notes([alert])
     context = {
         "alert": alert,
-        "events": alert.events.in_scope(request.scope).order_by("-id").only("id", "name"),
         "entity_links": alert.entity_links.select_related("entity").order_by("role", "id"),
         "exceptions": services.exception_rows(alert.exceptions),
         # Pretty-printed here, escaped by the template: payloads are attacker-controlled.
@@ -128,9 +127,7 @@ def alert_list(request):
     """Every alert in scope, newest first; page 1 polls for new arrivals."""
     form = AlertFilterForm({"period": "7d", **request.GET.dict()})
     filters = form.cleaned_data if form.is_valid() else AlertFilterForm.defaults()
-    alerts = services.filtered_alerts(request.scope, filters).select_related(
-        "account", "asset", "whitelist_match"
-    )
+    alerts = services.filtered_alerts(request.scope, filters).select_related("account", "asset")
     query = request.GET.copy()
     for key in ("page", "after"):
         query.pop(key, None)
@@ -139,7 +136,7 @@ def alert_list(request):
         # ids are taken at insert but become visible at commit, any received in
         # the last moments; the browser drops rows it already shows.
         recent = timezone.now() - LIVE_LOOKBACK
-        fresh = list(
+        fresh = attach_whitelist_notes(
             alerts.filter(Q(id__gt=filters["after"]) | Q(received_at__gte=recent)).order_by("-id")[
                 :LIVE_LIMIT
             ]
@@ -156,6 +153,7 @@ def alert_list(request):
         Alert.objects.in_scope(request.scope).order_by("-id").values_list("id", flat=True).first()
     )
     page = page_of(alerts.order_by("-occurred_at", "-id"), filters["page"], ALERTS_PER_PAGE)
+    page.items = attach_whitelist_notes(page.items)
     context = {
         "form": form,
         "filters": filters,

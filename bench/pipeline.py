@@ -35,12 +35,12 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Q, Sum
 
-from alerts.models import Alert, Asset, Entity
+from alerts.models import Alert, Asset, Entity, PendingAlertBatch
 from alerts.services import ALL_ALERT_SOURCES, MAX_BATCH_ITEMS, ingest_alerts
 from bench import database, whitelist_rules
 from bench.generate import BenchAccount, Dataset, generate
 from events import services as event_services
-from events.models import EventAlert, PendingAlertBatch, SecurityEvent
+from events.models import EventAlert, SecurityEvent
 from secops.celery import app as celery_app
 from secops.enums import RegionGroup
 from secops.scope import Scope

@@ -9,35 +9,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class AlertFacts:
-    """What the pipeline knows of one alert, loaded set-wise for a batch."""
-
-    id: int
-    account_id: int
-    region: str
-    source: str
-    type: str
-    name: str
-    level: int
-    occurred_at: object
-    asset_id: int | None
-    asset_uuid: str | None
-    asset_name: str | None
-    asset_public_ip: str | None
-    asset_private_ip: str | None = None
-    # (type, role, value, attributes) of each linked entity
-    entities: tuple = ()
-
-    def entity_value(self, entity_type: str, role: str | None = None, attribute: str | None = None):
-        for etype, erole, value, attributes in self.entities:
-            if etype == entity_type and (role is None or erole == role):
-                if attribute is None:
-                    return value
-                if attributes.get(attribute):
-                    return attributes[attribute]
-        return None
+from alerts.facts import AlertFacts
 
 
 @dataclass(frozen=True)

@@ -206,20 +206,6 @@ class EventAlert(models.Model):
         return f"alert {self.alert_id} in event {self.event_id}"
 
 
-class PendingAlertBatch(models.Model):
-    """Alerts stored by one ingestion call and not yet through the pipeline.
-
-    Created in the ingestion's transaction and deleted in the pipeline's, so
-    it exists exactly while its alerts wait (see services.process_batch).
-    """
-
-    alert_ids = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    def __str__(self):
-        return f"batch {self.pk} of {len(self.alert_ids)} alerts"
-
-
 class EventStatusChange(models.Model):
     """One row per status transition: the event's history."""
 
@@ -323,3 +309,21 @@ class ExportJob(models.Model):
             and self.region == (scope.region or "")
             and set(self.account_ids) <= set(scope.account_ids)
         )
+
+
+class WhitelistGroupOrigin(models.Model):
+    """The event whose "Add to Whitelist" made a whitelist group.
+
+    Owned by events, not by the group: whitelist sits below events and knows
+    nothing of them. The link goes with the event (retention) or the group.
+    """
+
+    group = models.OneToOneField(
+        "whitelist.RuleGroup", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    event = models.ForeignKey(
+        SecurityEvent, on_delete=models.CASCADE, related_name="whitelist_group_origins"
+    )
+
+    def __str__(self):
+        return f"group {self.group_id} from event {self.event_id}"

@@ -19,19 +19,20 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, JSONField, Max, Min, Q, Value
-from django.db.models.functions import Coalesce, NullIf, TruncDate
+from django.db.models import Count, Max, Min, Q
+from django.db.models.functions import TruncDate
 from django.dispatch import Signal
 from django.utils import timezone
 
-from alerts.models import Alert, AlertEntity, LogRecord
-from events.grouping import GROUPING_FIELDS, AlertFacts, describe_window, render_template
+from alerts import handoff
+from alerts.facts import AlertFacts, load_alert_facts
+from alerts.models import Alert, LogRecord
+from events.grouping import GROUPING_FIELDS, describe_window, render_template
 from events.models import (
     AggregationRule,
     EventAlert,
     EventStatus,
     EventStatusChange,
-    PendingAlertBatch,
     SecurityEvent,
 )
 from secops import db
@@ -126,77 +127,6 @@ def _applicable_rules(organisation_ids) -> dict[int, list[CompiledRule]]:
 
 
 # --- loading a batch ----------------------------------------------------------
-
-
-def load_alert_facts(alert_ids) -> list[tuple[AlertFacts, int]]:
-    """The batch's alerts with what rules need, as plain values (no model
-    instances: this runs for every alert that arrives)."""
-    rows = Alert.objects.filter(id__in=alert_ids).values_list(
-        "id",
-        "account_id",
-        "region",
-        "source",
-        "type",
-        "name",
-        "level",
-        "occurred_at",
-        "asset_id",
-        "asset__uuid",
-        "asset__name",
-        "asset__public_ip",
-        "asset__private_ip",
-        "account__organisation_id",
-    )
-    rows = list(rows)
-    entities = defaultdict(list)
-    # The alert's own attributes; links stored before they were kept per alert
-    # fall back to the entity's (its first alert's). One JSON value per link.
-    own_or_shared = Coalesce(
-        NullIf("attributes", Value({}, output_field=JSONField())), "entity__attributes"
-    )
-    for alert_id, role, etype, value, attributes in (
-        AlertEntity.objects.filter(alert_id__in=alert_ids)
-        .annotate(own_attributes=own_or_shared)
-        .values_list("alert_id", "role", "entity__type", "entity__value", "own_attributes")
-    ):
-        entities[alert_id].append((etype, role, value, attributes or {}))
-    return [
-        (
-            AlertFacts(
-                id=pk,
-                account_id=account_id,
-                region=region,
-                source=source,
-                type=alert_type,
-                name=name,
-                level=level,
-                occurred_at=occurred_at,
-                asset_id=asset_id,
-                asset_uuid=asset_uuid,
-                asset_name=(asset_name or asset_uuid) if asset_id else None,
-                asset_public_ip=public_ip,
-                asset_private_ip=private_ip,
-                entities=tuple(entities.get(pk, ())),
-            ),
-            organisation_id,
-        )
-        for (
-            pk,
-            account_id,
-            region,
-            source,
-            alert_type,
-            name,
-            level,
-            occurred_at,
-            asset_id,
-            asset_uuid,
-            asset_name,
-            public_ip,
-            private_ip,
-            organisation_id,
-        ) in rows
-    ]
 
 
 # --- the pipeline -------------------------------------------------------------
@@ -346,23 +276,6 @@ def _refresh_totals(event_id: int) -> None:
     event.save(update_fields=["alert_count", "first_occurred_at", "last_occurred_at", "risk"])
 
 
-def queue_alert_batch(alert_ids: list[int]) -> PendingAlertBatch:
-    """Record newly stored alerts as a batch for the pipeline, in the caller's
-    transaction, and queue its task once that transaction commits.
-
-    The batch row is the pipeline's unit of work: it exists exactly while its
-    alerts have not been aggregated, so a lost task, a crashed worker or a
-    redelivered message can never drop or double-count alerts.
-    """
-    from events.tasks import process_alert_batch
-
-    batch = PendingAlertBatch.objects.create(alert_ids=list(alert_ids))
-    # robust: a broker outage must not turn a committed ingestion into an
-    # error; the sweeper (process_stale_batches) takes batches left behind.
-    transaction.on_commit(lambda: process_alert_batch.delay(batch.id), robust=True)
-    return batch
-
-
 def process_batch(batch_id: int) -> list[int]:
     """Take one pending batch through the pipeline; returns the touched event ids.
 
@@ -371,11 +284,7 @@ def process_batch(batch_id: int) -> list[int]:
     locked or gone and does nothing.
     """
     with transaction.atomic():
-        batch = (
-            PendingAlertBatch.objects.select_for_update(skip_locked=True)
-            .filter(id=batch_id)
-            .first()
-        )
+        batch = handoff.claim_batch(batch_id)
         if batch is None:
             return []
         touched = process_alerts(batch.alert_ids)
@@ -383,20 +292,10 @@ def process_batch(batch_id: int) -> list[int]:
     return touched
 
 
-def stale_batch_ids(older_than: timedelta, limit: int) -> list[int]:
-    """Batches whose task never completed (lost message, crashed worker)."""
-    cutoff = timezone.now() - older_than
-    return list(
-        PendingAlertBatch.objects.filter(created_at__lt=cutoff)
-        .order_by("id")
-        .values_list("id", flat=True)[:limit]
-    )
-
-
 def process_pending_batches() -> int:
     """Process every pending batch now, oldest first; returns how many were taken."""
     taken = 0
-    for batch_id in PendingAlertBatch.objects.order_by("id").values_list("id", flat=True):
+    for batch_id in handoff.waiting_batch_ids():
         process_batch(batch_id)
         taken += 1
     return taken

@@ -6,6 +6,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.db import OperationalError
 
+from alerts import handoff
 from events import export, services
 
 PIPELINE_TASK_OPTIONS = {
@@ -24,14 +25,14 @@ def process_alert_batch(batch_id: int) -> int:
     return len(services.process_batch(batch_id))
 
 
-def enqueue_alert_batch(alert_ids: list[int]) -> None:
-    """Hand newly stored alerts to the pipeline (called inside the ingestion's transaction)."""
-    services.queue_alert_batch(alert_ids)
+def process_stored_batch(sender, batch_id: int, **kwargs) -> None:
+    """Wake the pipeline for a batch alerts has just stored (connected in EventsConfig.ready)."""
+    process_alert_batch.delay(batch_id)
 
 
 @shared_task(name="events.process_stale_batches", acks_late=True, expires=120)
 def process_stale_batches(older_than_seconds: int = 120, limit: int = 100) -> int:
-    ids = services.stale_batch_ids(timedelta(seconds=older_than_seconds), limit)
+    ids = handoff.stale_batch_ids(timedelta(seconds=older_than_seconds), limit)
     for batch_id in ids:
         process_alert_batch.delay(batch_id)
     return len(ids)

@@ -1,12 +1,17 @@
 from django.urls import path
 
-from events import export_views, tracing_views, views
+from events import export_views, tracing_views, views, whitelist_views
 
 app_name = "events"
 
 urlpatterns = [
     path("events/", views.event_list, name="list"),
     path("events/<int:event_id>/", views.event_detail, name="detail"),
+    path(
+        "events/<int:event_id>/whitelist/",
+        whitelist_views.add_to_whitelist,
+        name="add_to_whitelist",
+    ),
     path("events/<int:event_id>/tracing.json", tracing_views.tracing_json, name="tracing_json"),
     path("events/<int:event_id>/tracing/logs/", tracing_views.tracing_logs, name="tracing_logs"),
     path("events/tracing/", tracing_views.tracing_multi, name="tracing_multi"),

@@ -14,7 +14,6 @@ class RuleGroupAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "is_global", "scenario"]
     search_fields = ["name"]
     inlines = [ConditionInline]
-    raw_id_fields = ["source_event"]
 
 
 @admin.register(Match)

@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, Field
 
 from secops.models import Account
 from whitelist import services
+from whitelist.extensions import origins_of
 from whitelist.matching import OPERATORS_BY_KIND
 from whitelist.models import RuleGroup
 from whitelist.scenarios import OBJECTS, SCENARIOS, scenario
@@ -148,7 +149,9 @@ def _get(request, group_id: int) -> RuleGroup:
     return get_object_or_404(services.groups_in_scope(request.scope), id=group_id)
 
 
-def _out(group: RuleGroup, request, now) -> dict:
+def _out(group: RuleGroup, request, now, origins=None) -> dict:
+    """The group as the API shows it; ``origins`` from ``origins_of`` when listing many."""
+    origin = (origins if origins is not None else origins_of([group.id])).get(group.id)
     return {
         "id": group.id,
         "name": group.name,
@@ -171,7 +174,7 @@ def _out(group: RuleGroup, request, now) -> dict:
         "last_hit_at": group.last_hit_at,
         "created_at": group.created_at,
         "updated_at": group.updated_at,
-        "source_event": group.source_event_id,
+        "source_event": origin.object_id if origin else None,
     }
 
 
@@ -298,7 +301,9 @@ def list_groups(
     if scenario:
         groups = groups.filter(scenario=scenario)
     now = timezone.now()
-    return [_out(g, request, now) for g in groups[offset : offset + limit]]
+    page = list(groups[offset : offset + limit])
+    origins = origins_of([g.id for g in page])
+    return [_out(g, request, now, origins) for g in page]
 
 
 @router.post(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from events.grouping import AlertFacts
+from alerts.facts import AlertFacts
 from secops.regex import RegexError, compile_linear_time
 from whitelist.models import Operator
 from whitelist.scenarios import FOLDED, IP, OBJECTS, PORT, scenario

@@ -54,14 +54,6 @@ class RuleGroup(models.Model):
     accounts = models.ManyToManyField(
         Account, blank=True, related_name="whitelist_groups", help_text="When not global."
     )
-    source_event = models.ForeignKey(
-        "events.SecurityEvent",
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        help_text="The event whose “Add to Whitelist” created the group.",
-    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -10,7 +10,7 @@ that make sense for its alerts; an alert type not in the catalogue is an
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from events.grouping import AlertFacts
+from alerts.facts import AlertFacts
 
 TEXT = "text"
 IP = "ip"

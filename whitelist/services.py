@@ -20,6 +20,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from alerts.facts import AlertFacts, load_alert_facts
 from alerts.models import Alert
 from secops.models import Account
 from secops.scope import Scope
@@ -333,7 +334,6 @@ def save_group(
     allow_global: bool,
     group: RuleGroup | None = None,
     user=None,
-    source_event=None,
 ) -> RuleGroup:
     """Create or replace a group (its conditions and accounts too), atomically."""
     if group is not None:
@@ -349,7 +349,6 @@ def save_group(
             group = RuleGroup(
                 organisation_id=scope.organisation_id,
                 created_by=user if getattr(user, "is_authenticated", False) else None,
-                source_event=source_event,
             )
         group.name = spec.name.strip()
         group.scenario = spec.scenario
@@ -475,8 +474,6 @@ def preview(spec: GroupSpec, scope: Scope, now=None) -> Preview:
     Bounded: at most ``PREVIEW_MAX_ALERTS`` of the latest alerts of the
     scenario are examined, and the result says so when there were more.
     """
-    from events.services import load_alert_facts
-
     now = now or timezone.now()
     conditions = []
     try:
@@ -526,31 +523,19 @@ def preview(spec: GroupSpec, scope: Scope, now=None) -> Preview:
     )
 
 
-# --- "Add to Whitelist" from an event ----------------------------------------------
+# --- drafts from alerts ("Add to Whitelist" on an event) ------------------------------
 
-DRAFT_ALERTS = 500
 DRAFT_MAX_LIST = 20
 
 
-def _latest_alert_facts(event) -> list:
-    """The facts of the event's latest alerts (at most ``DRAFT_ALERTS``)."""
-    from events.models import EventAlert
-    from events.services import load_alert_facts
-
-    alert_ids = list(
-        EventAlert.objects.filter(event=event)
-        .order_by("-alert__occurred_at")
-        .values_list("alert_id", flat=True)[:DRAFT_ALERTS]
-    )
-    return [facts for facts, _ in load_alert_facts(alert_ids)]
-
-
-def draft_from_event(event) -> GroupSpec:
-    """A group pre-filled from an event's alerts: the scenario most of them
-    share and, for the scenario's key objects, the values they carry."""
-    facts = _latest_alert_facts(event)
+def draft_from_alerts(
+    facts: list[AlertFacts], *, name: str, description: str, account_id: int
+) -> GroupSpec:
+    """A group pre-filled from some alerts: the scenario most of them share
+    and, for the scenario's key objects, the values they carry. Limited to
+    ``account_id``, the account the alerts came from."""
     if not facts:
-        return GroupSpec(name=f"Whitelist: {event.name}", scenario="", conditions=[])
+        return GroupSpec(name=name[:200], scenario="", conditions=[])
     scenario_key = Counter(a.type for a in facts).most_common(1)[0][0]
     chosen = scenario(scenario_key)
     of_scenario = [a for a in facts if a.type == scenario_key]
@@ -570,18 +555,17 @@ def draft_from_event(event) -> GroupSpec:
     if not conditions:
         conditions.append(ConditionSpec("alert_name", Operator.EQUALS, of_scenario[0].name))
     return GroupSpec(
-        name=f"Whitelist: {event.name}"[:200],
+        name=name[:200],
         scenario=scenario_key,
-        description=f"Made from event #{event.id}.",
+        description=description,
         conditions=conditions,
         is_global=False,
-        account_ids=[event.account_id],
+        account_ids=[account_id],
     )
 
 
-def event_values(event) -> dict[str, list[str]]:
-    """Every object's values among the event's (latest) alerts: suggestions for the editor."""
-    facts = _latest_alert_facts(event)
+def object_values(facts: list[AlertFacts]) -> dict[str, list[str]]:
+    """Every object's values among some alerts: suggestions for the editor."""
     values: dict[str, set[str]] = defaultdict(set)
     for alert in facts:
         for key, obj in OBJECTS.items():

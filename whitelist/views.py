@@ -1,18 +1,23 @@
 """Incident Whitelist Settings: scenarios, their policy groups, the group
-editor (also reached from "Add to Whitelist" on an event) and its preview."""
+editor (also opened with a draft by pages of higher apps) and its preview."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from events.models import SecurityEvent
 from secops import services as secops_services
+from secops.extensions import Link
 from secops.scope import get_in_scope_or_404
 from whitelist import forms, services
+from whitelist.extensions import origins_of
 from whitelist.matching import OPERATORS_BY_KIND
 from whitelist.models import Operator, RuleGroup
 from whitelist.scenarios import OBJECTS, SCENARIOS, scenario
@@ -45,7 +50,13 @@ def _scenario_or_404(key: str):
     return scenario(key)
 
 
-def _describe(group: RuleGroup, scope, now) -> dict:
+def _describe_all(groups, scope, now) -> list[dict]:
+    groups = list(groups)
+    origins = origins_of([g.id for g in groups])
+    return [_describe(g, scope, now, origins.get(g.id)) for g in groups]
+
+
+def _describe(group: RuleGroup, scope, now, origin=None) -> dict:
     in_scope = [a for a in group.accounts.all() if a.id in scope.account_ids]
     hidden = len(group.accounts.all()) - len(in_scope)
     state = "Enabled" if group.enabled else "Disabled"
@@ -53,6 +64,7 @@ def _describe(group: RuleGroup, scope, now) -> dict:
         state = "Expired"
     return {
         "group": group,
+        "origin": origin,
         "state": state,
         "conditions": [
             {
@@ -83,10 +95,11 @@ def whitelist_settings(request):
             "scenarios": list(SCENARIOS.values()),
             "chosen": chosen,
             "may_edit": may_edit,
-            "recent": [
-                _describe(g, request.scope, timezone.now())
-                for g in services.groups_in_scope(request.scope).order_by("-updated_at")[:10]
-            ],
+            "recent": _describe_all(
+                services.groups_in_scope(request.scope).order_by("-updated_at")[:10],
+                request.scope,
+                timezone.now(),
+            ),
         },
     )
 
@@ -102,14 +115,31 @@ def scenario_groups(request, key: str):
         {
             "scenario": chosen,
             "objects": [OBJECTS[k] for k in chosen.objects],
-            "entries": [_describe(g, request.scope, now) for g in groups],
+            "entries": _describe_all(groups, request.scope, now),
             "may_edit": may_edit,
             "allow_global": allow_global,
         },
     )
 
 
-def _editor_context(request, spec, rows, errors, *, group=None, event=None, allow_global):
+@dataclass(frozen=True)
+class DraftOrigin:
+    """Where a new group's draft comes from, when a page of an app above
+    whitelist opens the editor (events' "Add to Whitelist")."""
+
+    title: str
+    back_url: str
+    # The thing the draft was made from; its description follows the link.
+    source: Link
+    draft: services.GroupSpec
+    # Values seen in the source, per object label, offered beside the form.
+    suggestions: dict
+    suggestions_heading: str
+    # Called with the saved group in the save's transaction.
+    on_saved: Callable[[RuleGroup], None]
+
+
+def _editor_context(request, spec, rows, errors, *, group=None, origin=None, allow_global):
     scenario_keys = list(SCENARIOS)
     if spec.scenario and spec.scenario not in SCENARIOS:
         scenario_keys.append(spec.scenario)
@@ -118,8 +148,7 @@ def _editor_context(request, spec, rows, errors, *, group=None, event=None, allo
         "rows": rows,
         "errors": errors,
         "group": group,
-        "event": event,
-        "event_values": services.event_values(event) if event is not None else {},
+        "origin": origin,
         "scenario_choices": [(k, scenario(k).label) for k in scenario_keys],
         "accounts": services.accounts_for_editor(request.scope),
         "allow_global": allow_global,
@@ -143,14 +172,13 @@ def _chosen_scenario(post) -> str:
 
 
 def group_form(request, group_id: int | None = None):
+    group = _group_or_404(request, group_id) if group_id is not None else None
+    return group_editor(request, group=group)
+
+
+def group_editor(request, *, group: RuleGroup | None = None, origin: DraftOrigin | None = None):
+    """The policy group editor: a new group, ``group`` to edit, or a draft from ``origin``."""
     allow_global = _require_editor(request)
-    group = None
-    event = None
-    if group_id is not None:
-        group = _group_or_404(request, group_id)
-    elif request.GET.get("event") or request.POST.get("event"):
-        event_id = request.GET.get("event") or request.POST.get("event")
-        event = get_in_scope_or_404(SecurityEvent, request.scope, id=event_id)
 
     if request.method == "POST":
         post = request.POST.copy()
@@ -159,14 +187,16 @@ def group_form(request, group_id: int | None = None):
         errors = dict(parsed.errors)
         if not errors:
             try:
-                saved = services.save_group(
-                    parsed.spec,
-                    request.scope,
-                    allow_global=allow_global,
-                    group=group,
-                    user=request.user,
-                    source_event=event,
-                )
+                with transaction.atomic():
+                    saved = services.save_group(
+                        parsed.spec,
+                        request.scope,
+                        allow_global=allow_global,
+                        group=group,
+                        user=request.user,
+                    )
+                    if origin is not None:
+                        origin.on_saved(saved)
             except services.WhitelistPermissionError as exc:
                 raise PermissionDenied(str(exc)) from None
             except services.GroupValidationError as exc:
@@ -181,7 +211,7 @@ def group_form(request, group_id: int | None = None):
         rows = parsed.rows
         rest = forms.attach_errors(rows, errors)
         context = _editor_context(
-            request, parsed.spec, rows, rest, group=group, event=event, allow_global=allow_global
+            request, parsed.spec, rows, rest, group=group, origin=origin, allow_global=allow_global
         )
         return render(request, "whitelist/group_form.html", context)
 
@@ -191,8 +221,8 @@ def group_form(request, group_id: int | None = None):
         except services.WhitelistPermissionError as exc:
             raise PermissionDenied(str(exc)) from None
         spec = services.spec_of(group)
-    elif event is not None:
-        spec = services.draft_from_event(event)  # limited to the event's account
+    elif origin is not None:
+        spec = origin.draft
     else:
         key = request.GET.get("scenario", "")
         spec = services.GroupSpec(
@@ -204,7 +234,7 @@ def group_form(request, group_id: int | None = None):
         )
     rows = forms.rows_of(spec) or [forms.ConditionRow()]
     context = _editor_context(
-        request, spec, rows, {}, group=group, event=event, allow_global=allow_global
+        request, spec, rows, {}, group=group, origin=origin, allow_global=allow_global
     )
     return render(request, "whitelist/group_form.html", context)
 

@@ -18,9 +18,10 @@ from alerts.models import (
     IngestionRejection,
     IngestionStat,
     LogRecord,
+    PendingAlertBatch,
 )
 from alerts.services import MAX_RECORDED_REJECTIONS, ingest_alerts, ingest_logs
-from events.models import EventAlert, EventStatusChange, PendingAlertBatch, SecurityEvent
+from events.models import EventAlert, EventStatusChange, SecurityEvent
 from secops.enums import RegionGroup, RiskLevel
 from secops.scope import Scope
 from tests.conftest import ALERT_TIME, native_alert, organisation_scope

@@ -9,7 +9,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from alerts.services import ingest_alerts
-from events.models import SecurityEvent
+from events.models import SecurityEvent, WhitelistGroupOrigin
 from tests.conftest import PASSWORD, native_alert, organisation_scope
 from whitelist.models import RuleGroup
 
@@ -120,7 +120,7 @@ def test_it_whitelists_from_an_event_row_and_keeps_the_next_alert_out(page, tena
         .get_by_role("row", name=re.compile("Ops vulnerability scanner"))
         .get_by_test_id("group-hits")
     ).to_have_text("1")
-    assert RuleGroup.objects.get().source_event_id == event.id
+    assert WhitelistGroupOrigin.objects.get(group=RuleGroup.objects.get()).event_id == event.id
 
 
 def test_it_does_not_offer_add_to_whitelist_to_an_analyst(page, tenancy):

@@ -7,13 +7,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from alerts.models import Alert
+from alerts.handoff import hand_off
+from alerts.models import Alert, PendingAlertBatch
 from events import services
 from events.models import (
     AggregationRule,
     EventAlert,
     EventStatus,
-    PendingAlertBatch,
     SecurityEvent,
 )
 from events.services import (
@@ -23,7 +23,6 @@ from events.services import (
     mark_event_failed,
     process_alerts,
     process_batch,
-    queue_alert_batch,
     save_custom_rule,
     set_rule_enabled,
 )
@@ -166,7 +165,7 @@ def test_it_does_nothing_when_the_same_batch_is_processed_again(
         for n in range(2)
     ]
     with django_capture_on_commit_callbacks(execute=False):
-        batch = queue_alert_batch([a.id for a in alerts])
+        batch = hand_off([a.id for a in alerts])
     assert process_batch(batch.id) != []
 
     touched = process_batch(batch.id)
@@ -639,7 +638,7 @@ def test_it_takes_batches_whose_pipeline_never_ran(tenancy, django_capture_on_co
     def pending(minutes_ago: int):
         alert = factories.make_alert(tenancy.account_a, type="mining", asset=asset)
         with django_capture_on_commit_callbacks(execute=False):  # the task is "lost"
-            batch = queue_alert_batch([alert.id])
+            batch = hand_off([alert.id])
         PendingAlertBatch.objects.filter(id=batch.id).update(
             created_at=timezone.now() - timedelta(minutes=minutes_ago)
         )
@@ -659,7 +658,7 @@ def test_it_takes_the_oldest_stale_batches_first_up_to_a_limit(
 ):
     alerts = [factories.make_alert(tenancy.account_a, type="mining") for _ in range(5)]
     with django_capture_on_commit_callbacks(execute=False):
-        batches = [queue_alert_batch([a.id]) for a in alerts]
+        batches = [hand_off([a.id]) for a in alerts]
     for minutes, batch in enumerate(batches):
         PendingAlertBatch.objects.filter(id=batch.id).update(
             created_at=timezone.now() - timedelta(hours=1) + timedelta(minutes=minutes)

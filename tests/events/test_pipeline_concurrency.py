@@ -8,11 +8,11 @@ import pytest
 from django.db import connection
 from django.db.models import Count
 
+from alerts.models import PendingAlertBatch
 from events.models import (
     EventAlert,
     EventStatus,
     EventStatusChange,
-    PendingAlertBatch,
     SecurityEvent,
 )
 from events.services import change_event_status, process_alerts, process_batch

@@ -26,8 +26,9 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from alerts.models import PendingAlertBatch
 from alerts.services import ingest_alerts
-from events.models import EventAlert, PendingAlertBatch, SecurityEvent
+from events.models import EventAlert, SecurityEvent
 from events.tasks import process_stale_batches
 from secops.celery import app as celery_app
 from secops.scope import Scope

@@ -5,7 +5,7 @@ editor sees for a condition that cannot work."""
 
 import pytest
 
-from events.grouping import AlertFacts
+from alerts.facts import AlertFacts
 from whitelist.matching import (
     MAX_MATCHED_LENGTH,
     AlertValues,

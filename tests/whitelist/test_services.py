@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from events.models import SecurityEvent
+from events.models import SecurityEvent, WhitelistGroupOrigin
+from events.whitelisting import draft_for_event, latest_alert_facts, record_origin
 from secops.services import build_scope
 from tests import factories
 from tests.conftest import native_alert, organisation_scope
@@ -19,13 +20,17 @@ from whitelist.services import (
     GroupValidationError,
     WhitelistPermissionError,
     delete_group,
-    draft_from_event,
     groups_in_scope,
     preview,
     save_group,
     set_group_enabled,
     validate,
 )
+
+
+def draft_from_event(event):
+    return draft_for_event(event, latest_alert_facts(event))
+
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
@@ -392,8 +397,9 @@ def test_it_drafts_a_group_from_the_most_common_scenario_of_an_event(tenancy, in
     ]
     assert draft.name == f"Whitelist: {event.name}"
     # An analyst of the event's account can save the draft as it is.
-    group = save_group(draft, bob_scope, allow_global=False, source_event=event)
-    assert group.source_event == event
+    group = save_group(draft, bob_scope, allow_global=False)
+    record_origin(group, event)
+    assert WhitelistGroupOrigin.objects.get(group=group).event == event
 
 
 def test_it_drafts_equal_to_for_the_one_value_of_an_event(tenancy, ingest):
@@ -434,12 +440,13 @@ def test_it_keeps_a_group_when_retention_removes_its_matches_and_event(tenancy):
         spec("From an old event"),
         organisation_scope(tenancy.org),
         allow_global=True,
-        source_event=event,
     )
+    record_origin(group, event)
     alert = factories.make_alert(tenancy.account_a, occurred_at=old, whitelisted=True)
     Match.objects.create(alert=alert, group=group, group_name=group.name, matched_at=old)
 
     purge_expired()
 
     group.refresh_from_db()
-    assert (Match.objects.count(), group.source_event) == (0, None)
+    assert Match.objects.count() == 0
+    assert not WhitelistGroupOrigin.objects.filter(group=group).exists()

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alerts.models import Alert
-from events.models import SecurityEvent
+from events.models import SecurityEvent, WhitelistGroupOrigin
 from tests import factories
 from tests.conftest import native_alert, organisation_scope
 from whitelist.models import Revision, RuleGroup
@@ -317,21 +317,22 @@ def test_it_offers_add_to_whitelist_on_each_event_row_to_administrators(tenancy,
     alice_html = tenancy.client_for(tenancy.alice).get(reverse("events:list")).content.decode()
     bob_html = tenancy.client_for(tenancy.bob).get(reverse("events:list")).content.decode()
 
-    link = f"{NEW}?event={rootkit_event.id}"
+    link = reverse("events:add_to_whitelist", args=[rootkit_event.id])
     assert link in alice_html and "Incident Whitelist Settings" in alice_html
     assert link not in bob_html and "Incident Whitelist Settings" in bob_html
 
 
 def test_it_offers_add_to_whitelist_on_the_event_details_to_administrators(tenancy, rootkit_event):
     url = reverse("events:detail", args=[rootkit_event.id])
-    link = f"{NEW}?event={rootkit_event.id}"
+    link = reverse("events:add_to_whitelist", args=[rootkit_event.id])
 
     assert link in tenancy.client_for(tenancy.alice).get(url).content.decode()
     assert link not in tenancy.client_for(tenancy.bob).get(url).content.decode()
 
 
 def test_it_prefills_the_group_from_the_events_alerts(tenancy, rootkit_event):
-    html = tenancy.client_for(tenancy.alice).get(NEW, {"event": rootkit_event.id}).content.decode()
+    url = reverse("events:add_to_whitelist", args=[rootkit_event.id])
+    html = tenancy.client_for(tenancy.alice).get(url).content.decode()
 
     assert f"Add to Whitelist: event #{rootkit_event.id}" in html
     assert '<option value="rootkit" selected>' in html
@@ -345,7 +346,6 @@ def test_it_links_the_group_to_its_event_and_whitelists_the_next_alert(
 ):
     client = tenancy.client_for(tenancy.alice)
     data = form(
-        event=str(rootkit_event.id),
         applies_to="accounts",
         accounts=[str(tenancy.account_a.id)],
         condition_object=["host_uuid"],
@@ -354,14 +354,15 @@ def test_it_links_the_group_to_its_event_and_whitelists_the_next_alert(
     )
 
     events_before = SecurityEvent.objects.count()
-    assert client.post(f"{NEW}?event={rootkit_event.id}", data).status_code == 302
+    url = reverse("events:add_to_whitelist", args=[rootkit_event.id])
+    assert client.post(url, data).status_code == 302
     again = native_alert(
         tenancy.account_a, type="rootkit", level="high", asset={"uuid": HOST, "name": "web-01"}
     )
     ingest_and_aggregate([again], scope=organisation_scope(tenancy.org))
 
     group = RuleGroup.objects.get()
-    assert group.source_event == rootkit_event
+    assert WhitelistGroupOrigin.objects.get(group=group).event == rootkit_event
     alert = Alert.objects.get(source_uuid=again["uuid"])
     assert alert.whitelisted and alert.whitelist_match.group == group
     assert SecurityEvent.objects.count() == events_before
@@ -372,9 +373,12 @@ def test_it_links_the_group_to_its_event_and_whitelists_the_next_alert(
 def test_it_refuses_to_prefill_from_an_event_of_another_tenant(tenancy):
     event = factories.make_event(tenancy.account_x)
 
-    response = tenancy.client_for(tenancy.alice).get(NEW, {"event": event.id})
+    client = tenancy.client_for(tenancy.alice)
+    url = reverse("events:add_to_whitelist", args=[event.id])
 
-    assert response.status_code == 404
+    assert client.get(url).status_code == 404
+    assert client.post(url, form(condition_value=["x"])).status_code == 404
+    assert not RuleGroup.objects.exists()
 
 
 # --- preview ---------------------------------------------------------------------
