@@ -87,9 +87,10 @@ class BackgroundJob(models.Model):
     """What every background job records: who asked, in which scope, and how
     far the worker got.
 
-    A subclass adds what the job needs as input and what it produces, and
-    indexes ``expires_at`` under a name of its own when it overrides
-    ``Meta.indexes``.
+    A subclass adds what the job needs as input and what it produces. A
+    subclass that declares its own ``Meta`` derives it from
+    ``BackgroundJob.Meta``: a plain ``Meta`` would drop the progress
+    constraint and the index on ``expires_at``.
     """
 
     # Jobs are reached through their own model (the owner's status page, the
