@@ -13,13 +13,15 @@ export is refused with the count and a request to narrow the filters: a file
 never leaves events out without saying so. Files are served to their owner
 for ``EXPORT_LIFETIME``; ``cleanup_exports`` removes them afterwards.
 
+The job's life (claim, progress, failure, stall, expiry, scope snapshot) is
+that of every background job, in ``secops.jobs``; this module adds the
+filters, the file and the workbook.
+
 Every text cell may carry attacker-controlled text (alert payloads, entity
 values, names built from them): ``excel_text`` makes it inert.
 """
 
-import dataclasses
 import json
-import logging
 import re
 import tempfile
 import uuid
@@ -30,10 +32,9 @@ from datetime import date, datetime, timedelta
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
@@ -44,10 +45,9 @@ from events.entities import entities_of_events
 from events.forms import SORTS
 from events.models import ExportJob, ExportStatus, SecurityEvent
 from events.services import filtered_events, grouping_explanation
+from secops import jobs
 from secops.enums import RegionGroup
 from secops.scope import Scope
-
-logger = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_FILE = 1_000
 EXPORT_LIFETIME = timedelta(days=1)
@@ -55,10 +55,17 @@ EXPORT_LIFETIME = timedelta(days=1)
 # with an explanation rather than 404, before the row is deleted.
 EXPIRED_JOB_RETENTION = timedelta(days=7)
 # A job still pending or running after this long has lost its worker (or the
-# broker lost its message): it is failed so that the user is told.
+# broker lost its message): it is failed so that the user is told. Longer than
+# the export task's time limit.
 STALLED_AFTER = timedelta(minutes=30)
 EXPORT_DIRECTORY = "exports"
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# The registered name of the Celery task that runs an export (events.tasks).
+EXPORT_TASK = "events.export_events"
+
+UNEXPECTED_FAILURE = "The export failed unexpectedly. Start it again."
+NOT_QUEUED = "The export could not be queued: the task queue is unavailable."
+INTERRUPTED = "The export did not finish: it was interrupted. Start it again."
 
 # Events are read, and progress reported, this many at a time.
 EVENTS_PER_CHUNK = 100
@@ -70,7 +77,7 @@ EXCEL_MAX_CELL_CHARACTERS = 32_767
 INCIDENT_SHEET, ASSET_SHEET, ENTITY_SHEET = "Incident", "Asset", "Entity"
 
 
-class ExportRefused(Exception):
+class ExportRefused(jobs.JobRefused):
     """The export cannot be made; the message tells the user why and what to do."""
 
 
@@ -166,25 +173,13 @@ def start_export(*, owner, scope: Scope, filters: dict) -> ExportJob:
     with transaction.atomic():
         job = ExportJob.objects.create(
             owner=owner,
-            organisation_id=scope.organisation_id,
-            account_ids=sorted(scope.account_ids),
-            region=scope.region or "",
+            **jobs.scope_fields(scope),
             filters=filters_to_json(filters),
             row_count=matching,
             expires_at=timezone.now() + EXPORT_LIFETIME,
         )
-        transaction.on_commit(lambda: _enqueue(job.id))
+        jobs.queue_on_commit(ExportJob, job.id, EXPORT_TASK, not_queued=NOT_QUEUED)
     return job
-
-
-def _enqueue(job_id: int) -> None:
-    from events.tasks import export_events
-
-    try:
-        export_events.delay(job_id)
-    except BrokerError:
-        logger.exception("Could not queue export job %s", job_id)
-        _finish_failed(job_id, "The export could not be queued: the task queue is unavailable.")
 
 
 # --- reading a job ------------------------------------------------------------
@@ -196,14 +191,11 @@ def get_export_job_for_user_or_404(scope: Scope, user, job_id: int) -> ExportJob
     Anyone else's job, or one made in a view the user has since left, does not
     exist for them (404).
     """
-    job = ExportJob.objects.in_scope(scope).filter(owner_id=user.pk, id=job_id).first()
-    if job is None or not job.is_covered_by(scope):
-        raise Http404("No export matches the given query.")
-    return job
+    return jobs.get_owned_job_or_404(ExportJob, scope, user, job_id)
 
 
 def is_expired(job: ExportJob, now: datetime | None = None) -> bool:
-    return job.expires_at <= (now or timezone.now())
+    return job.is_expired(now)
 
 
 def open_export_file(job: ExportJob):
@@ -235,67 +227,30 @@ def download_name(job: ExportJob) -> str:
 
 
 def claim_export_job(job_id: int) -> bool:
-    """Take a pending job for this worker.
-
-    The conditional UPDATE lets exactly one caller win, however often the
-    broker delivers the task: a second delivery finds the job no longer
-    pending and does nothing.
-    """
-    claimed = ExportJob.objects.filter(id=job_id, status=ExportStatus.PENDING).update(
-        status=ExportStatus.RUNNING, started_at=timezone.now()
-    )
-    return claimed == 1
+    """Take a pending export for this worker (see ``secops.jobs.claim``)."""
+    return jobs.claim(ExportJob, job_id)
 
 
 def _report_progress(job_id: int, percent: int) -> None:
-    ExportJob.objects.filter(id=job_id, status=ExportStatus.RUNNING).update(progress=percent)
-
-
-def _finish_failed(job_id: int, error: str) -> None:
-    ExportJob.objects.filter(
-        id=job_id, status__in=[ExportStatus.PENDING, ExportStatus.RUNNING]
-    ).update(status=ExportStatus.FAILED, error=error, finished_at=timezone.now())
-
-
-def job_scope(job: ExportJob) -> Scope:
-    """The scope the job was started in: its accounts, in its region."""
-    return dataclasses.replace(
-        Scope.for_accounts(job.organisation_id, job.account_ids), region=job.region or None
-    )
+    jobs.report_progress(ExportJob, job_id, percent)
 
 
 def run_export_job(job_id: int) -> bool:
     """Build the file of a pending job. Returns whether this call did the work."""
-    if not claim_export_job(job_id):
-        return False
-    job = ExportJob.objects.get(id=job_id)
-    try:
-        file_path, row_count = _write_export(job)
-    except ExportRefused as refusal:
-        _finish_failed(job_id, str(refusal))
-        return True
-    except Exception:
-        # Whatever went wrong, the user waiting on the progress bar is told;
-        # the details are in the worker's log.
-        logger.exception("Export job %s failed", job_id)
-        _finish_failed(job_id, "The export failed unexpectedly. Start it again.")
-        return True
-    finished = ExportJob.objects.filter(id=job_id, status=ExportStatus.RUNNING).update(
-        status=ExportStatus.DONE,
-        progress=100,
-        row_count=row_count,
-        file_path=file_path,
-        finished_at=timezone.now(),
-    )
-    if not finished:
-        # The cleanup declared the job stalled while it ran: nobody will
+    return jobs.run_job(
+        ExportJob,
+        job_id,
+        _write_export,
+        unexpected_failure=UNEXPECTED_FAILURE,
+        # The clean-up declared the job stalled while it ran: nobody will
         # download this file.
-        default_storage.delete(file_path)
-    return True
+        discard=lambda produced: default_storage.delete(produced["file_path"]),
+    )
 
 
-def _write_export(job: ExportJob) -> tuple[str, int]:
-    scope = job_scope(job)
+def _write_export(job: ExportJob) -> dict:
+    """Write the job's file; the fields that record it on the job."""
+    scope = jobs.scope_of(job)
     filters = filters_from_json(job.filters)
     events = list(
         filtered_events(scope, filters)
@@ -315,7 +270,8 @@ def _write_export(job: ExportJob) -> tuple[str, int]:
         workbook.save(handle)
         handle.seek(0)
         name = f"{EXPORT_DIRECTORY}/{uuid.uuid4().hex}.xlsx"
-        return default_storage.save(name, File(handle, name=name)), len(events)
+        file_path = default_storage.save(name, File(handle, name=name))
+    return {"file_path": file_path, "row_count": len(events)}
 
 
 # --- the workbook -------------------------------------------------------------
@@ -521,21 +477,14 @@ def cleanup_exports(*, now: datetime | None = None) -> ExportCleanup:
     """Fail stalled jobs, remove expired files, and delete long-expired jobs."""
     now = now or timezone.now()
     result = ExportCleanup()
-    result.stalled = ExportJob.objects.filter(
-        Q(status=ExportStatus.PENDING, created_at__lt=now - STALLED_AFTER)
-        | Q(status=ExportStatus.RUNNING, started_at__lt=now - STALLED_AFTER)
-    ).update(
-        status=ExportStatus.FAILED,
-        error="The export did not finish: it was interrupted. Start it again.",
-        finished_at=now,
-    )
-    expired_with_file = ExportJob.objects.filter(expires_at__lte=now).exclude(file_path="")
+    result.stalled = jobs.fail_stalled(ExportJob, STALLED_AFTER, error=INTERRUPTED, now=now)
+    expired_with_file = ExportJob.objects.expired(now).exclude(file_path="")
     for job in expired_with_file.only("id", "file_path").iterator():
         default_storage.delete(job.file_path)
         ExportJob.objects.filter(id=job.id).update(file_path="")
         result.files += 1
     result.files += _delete_orphan_files(now)
-    result.jobs, _ = ExportJob.objects.filter(expires_at__lte=now - EXPIRED_JOB_RETENTION).delete()
+    result.jobs = jobs.delete_expired(ExportJob, kept_for=EXPIRED_JOB_RETENTION, now=now)
     return result
 
 

@@ -6,6 +6,7 @@ from django.db.models import Q
 
 from alerts.models import Alert, Asset
 from secops.enums import RegionGroup, RiskLevel
+from secops.jobs import BackgroundJob, JobStatus
 from secops.models import Account, Organisation
 from secops.scope import ScopedQuerySet
 
@@ -227,29 +228,11 @@ class EventStatusChange(models.Model):
         return f"event {self.event_id}: {self.from_status or 'new'} -> {self.to_status}"
 
 
-class ExportStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
+# Exports are background jobs: their statuses are the jobs' ones.
+ExportStatus = JobStatus
 
 
-# A job in one of these states is still on its way to a file: its progress
-# partial keeps polling.
-EXPORT_ACTIVE_STATES = frozenset({ExportStatus.PENDING, ExportStatus.RUNNING})
-
-
-class ExportJobQuerySet(models.QuerySet):
-    def in_scope(self, scope):
-        """Jobs of the scope's organisation, made in the scope's region.
-
-        The job's accounts are a JSON list, so whether the scope covers every
-        one of them is decided on the row: ``ExportJob.is_covered_by``.
-        """
-        return self.filter(organisation_id=scope.organisation_id, region=scope.region or "")
-
-
-class ExportJob(models.Model):
+class ExportJob(BackgroundJob):
     """One Excel export of the Security Event Handling list, built by a worker.
 
     The job keeps the scope and the filters it was started with, so the worker
@@ -263,52 +246,23 @@ class ExportJob(models.Model):
     organisation = models.ForeignKey(
         Organisation, on_delete=models.CASCADE, related_name="event_exports"
     )
-    account_ids = models.JSONField(default=list, help_text="The accounts of the scope.")
-    region = models.CharField(
-        max_length=8, choices=RegionGroup.choices, blank=True, help_text="Empty: every region."
-    )
     filters = models.JSONField(default=dict, help_text="The list's filters, dates resolved.")
-    status = models.CharField(
-        max_length=16, choices=ExportStatus.choices, default=ExportStatus.PENDING
-    )
-    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent, 0 to 100.")
     row_count = models.PositiveIntegerField(default=0, help_text="Events in the file.")
     file_path = models.CharField(
         max_length=255, blank=True, help_text="Name in the default storage; empty once removed."
     )
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    expires_at = models.DateTimeField()
 
-    objects = ExportJobQuerySet.as_manager()
-
-    class Meta:
+    class Meta(BackgroundJob.Meta):
+        # The names the export table's constraint and index already have.
         constraints = [
             models.CheckConstraint(
                 condition=Q(progress__lte=100), name="export_job_progress_at_most_100"
             )
         ]
-        indexes = [
-            # The periodic cleanup finds expired jobs by this date.
-            models.Index(fields=["expires_at"], name="export_job_expiry_idx"),
-        ]
+        indexes = [models.Index(fields=["expires_at"], name="export_job_expiry_idx")]
 
     def __str__(self):
         return f"export {self.pk} ({self.status}, {self.row_count} events)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in EXPORT_ACTIVE_STATES
-
-    def is_covered_by(self, scope) -> bool:
-        """Whether ``scope`` sees every account and the region the file was made from."""
-        return (
-            self.organisation_id == scope.organisation_id
-            and self.region == (scope.region or "")
-            and set(self.account_ids) <= set(scope.account_ids)
-        )
 
 
 class WhitelistGroupOrigin(models.Model):

@@ -46,9 +46,10 @@ def purge_expired() -> dict:
 
 # An export is claimed before any work, so a redelivered message (acks_late,
 # a worker lost mid-run) does nothing; the cleanup fails a job whose worker
-# died. The time limit ends a run well before the cleanup would call it stalled.
+# died. The time limit ends a run well before the cleanup would call it stalled
+# (export.STALLED_AFTER). The export service queues this task by its name.
 @shared_task(
-    name="events.export_events", acks_late=True, reject_on_worker_lost=True, soft_time_limit=1200
+    name=export.EXPORT_TASK, acks_late=True, reject_on_worker_lost=True, soft_time_limit=1200
 )
 def export_events(job_id: int) -> bool:
     return export.run_export_job(job_id)
