@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from alerts.models import Alert, Asset
 from secops.enums import RegionGroup, RiskLevel
@@ -207,6 +208,23 @@ class EventAlert(models.Model):
         return f"alert {self.alert_id} in event {self.event_id}"
 
 
+class ChangeKind(models.TextChoices):
+    CREATED = "created", "Created"
+    ALERTS_ADDED = "alerts_added", "Alerts added"
+    STATUS_CHANGED = "status_changed", "Status changed"
+    RISK_CHANGED = "risk_changed", "Risk changed"
+    MERGED = "merged", "Merged"
+
+
+class ChangeCause(models.TextChoices):
+    PIPELINE = "pipeline", "Aggregation pipeline"
+    USER = "user", "User"
+    API_KEY = "api_key", "API key"
+    AUTOMATED_RULE = "automated_rule", "Automated response rule"
+    PLAYBOOK_RUN = "playbook_run", "Playbook run"
+    SYSTEM = "system", "System"
+
+
 class EventStatusChange(models.Model):
     """One row per status transition: the event's history."""
 
@@ -218,6 +236,9 @@ class EventStatusChange(models.Model):
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
+    # The same cause as the change feed's row for this transition.
+    cause = models.CharField(max_length=16, choices=ChangeCause.choices, default="system")
+    cause_ref = models.CharField(max_length=64, blank=True)
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -281,3 +302,59 @@ class WhitelistGroupOrigin(models.Model):
 
     def __str__(self):
         return f"group {self.group_id} from event {self.event_id}"
+
+
+class EventChange(models.Model):
+    """One change to a security event, written in the transaction that made it.
+
+    The durable event change feed: what automated response, notifications and
+    the cloud API's change queries follow. ``cause`` says who or what made the
+    change (``cause_ref`` names it: a batch, an API key, a rule, a run) so that
+    a consumer can tell its own changes from others' and never retrigger itself.
+    """
+
+    scope_region_field = "event__region"
+
+    id = models.BigAutoField(primary_key=True)
+    event = models.ForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="changes")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=ChangeKind.choices)
+    cause = models.CharField(max_length=16, choices=ChangeCause.choices)
+    cause_ref = models.CharField(max_length=64, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # kind-specific: alert_ids; from/to (status or risk); continues (merged).
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["account", "id"], name="event_change_account_idx")]
+
+    def __str__(self):
+        return f"{self.kind} of event {self.event_id} by {self.cause}"
+
+
+class EventChangeDelivery(models.Model):
+    """A change a consumer of the feed has not handled yet.
+
+    One row per (consumer, change), written with the change. A consumer
+    claims its rows with FOR UPDATE SKIP LOCKED and deletes them in the
+    transaction that handles them, so each consumer handles each change once
+    whatever the order in which concurrent transactions commit (a position
+    over ids would skip a change whose transaction committed late).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    consumer = models.CharField(max_length=64)
+    change = models.ForeignKey(EventChange, on_delete=models.CASCADE, related_name="deliveries")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["consumer", "change"], name="event_delivery_consumer_idx")]
+
+    def __str__(self):
+        return f"change {self.change_id} for {self.consumer}"

@@ -21,15 +21,16 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import TruncDate
-from django.dispatch import Signal
 from django.utils import timezone
 
 from alerts import handoff
 from alerts.facts import AlertFacts, load_alert_facts
 from alerts.models import Alert, LogRecord
+from events import feed
 from events.grouping import GROUPING_FIELDS, describe_window, render_template
 from events.models import (
     AggregationRule,
+    ChangeKind,
     EventAlert,
     EventStatus,
     EventStatusChange,
@@ -45,10 +46,6 @@ logger = logging.getLogger(__name__)
 
 # An event holds at most this many alerts; the next ones open a continuation.
 MAX_ALERTS_PER_EVENT = 10_000
-
-# Sent after a pipeline batch has committed, with the ids of the events it
-# created or extended: the hook for automated response (SOAR rules).
-events_aggregated = Signal()
 
 
 class EventStatusError(Exception):
@@ -219,9 +216,9 @@ def _event_row(group: _Group, alerts, now, *, continues_id=None) -> dict:
     }
 
 
-def _upsert_events(groups: list[_Group], now) -> list[tuple[int, int, int, str, int]]:
+def _upsert_events(groups: list[_Group], now) -> list[tuple[int, int, int, str, int, int]]:
     """Join each group's Unhandled event or open one. Returns
-    (event id, account id, rule id, group key, alert count after the upsert)."""
+    (event id, account id, rule id, group key, alert count, risk) after the upsert."""
     E = SecurityEvent
     rows = [_event_row(g, g.alerts, now) for g in groups]
     return db.insert_on_conflict(
@@ -240,7 +237,7 @@ def _upsert_events(groups: list[_Group], now) -> list[tuple[int, int, int, str, 
             "risk": db.greatest(db.existing(E, "risk"), db.excluded(E, "risk")),
             "updated_at": db.excluded(E, "updated_at"),
         },
-        returning=["id", "account_id", "rule_id", "group_key", "alert_count"],
+        returning=["id", "account_id", "rule_id", "group_key", "alert_count", "risk"],
     )
 
 
@@ -287,7 +284,7 @@ def process_batch(batch_id: int) -> list[int]:
         batch = handoff.claim_batch(batch_id)
         if batch is None:
             return []
-        touched = process_alerts(batch.alert_ids)
+        touched = process_alerts(batch.alert_ids, cause=feed.Cause.pipeline(batch.id))
         batch.delete()
     return touched
 
@@ -301,12 +298,15 @@ def process_pending_batches() -> int:
     return taken
 
 
-def process_alerts(alert_ids) -> list[int]:
+def process_alerts(alert_ids, *, cause: feed.Cause | None = None) -> list[int]:
     """Whitelist and aggregate stored alerts; returns the touched event ids.
 
     Not idempotent by itself (alert counts are added): call it for alerts
     nobody else processes, as ``process_batch`` does for a claimed batch.
+    Every event it opens or extends gets its change in the feed, in the same
+    transaction.
     """
+    cause = cause or feed.Cause.pipeline()
     from whitelist.services import apply_whitelist
 
     with transaction.atomic():
@@ -327,7 +327,9 @@ def process_alerts(alert_ids) -> list[int]:
         created: list[int] = []
         touched: list[int] = []
         overflowing: list[int] = []
-        for event_id, account_id, rule_id, key, count in _upsert_events(ordered, now):
+        risk_before = _unhandled_risks(ordered)
+        upserted = _upsert_events(ordered, now)
+        for event_id, account_id, rule_id, key, count, _risk in upserted:
             group = groups[(account_id, rule_id, key)]
             previous = count - len(group.alerts)
             if previous == 0:
@@ -363,24 +365,60 @@ def process_alerts(alert_ids) -> list[int]:
                 event_id=e,
                 from_status="",
                 to_status=EventStatus.UNHANDLED,
+                cause=cause.kind,
+                cause_ref=cause.ref,
                 note="Opened by the aggregation pipeline.",
             )
             for e in created
         )
 
-        if touched:
-            event_ids = sorted(set(touched))
-            transaction.on_commit(
-                lambda: events_aggregated.send(sender=SecurityEvent, event_ids=event_ids),
-                robust=True,
-            )
+        feed.record(_pipeline_changes(links, created, upserted, risk_before), cause)
     return sorted(set(touched))
+
+
+def _unhandled_risks(groups: list[_Group]) -> dict[int, int]:
+    """The risk of each Unhandled event the batch may join, before it does."""
+    if not groups:
+        return {}
+    keys = Q()
+    for g in groups:
+        keys |= Q(account_id=g.account_id, rule_id=g.rule.id, group_key=g.key)
+    return dict(
+        SecurityEvent.objects.filter(keys, status=EventStatus.UNHANDLED).values_list("id", "risk")
+    )
+
+
+def _pipeline_changes(links, created, upserted, risk_before) -> list[feed.Change]:
+    """Created, alerts added and risk raised, per event the batch touched."""
+    alerts_of = defaultdict(list)
+    accounts = {}
+    for event_id, alert in links:
+        alerts_of[event_id].append(alert.id)
+        accounts[event_id] = alert.account_id
+    created = set(created)
+    changes = []
+    for event_id in sorted(alerts_of):
+        kind = ChangeKind.CREATED if event_id in created else ChangeKind.ALERTS_ADDED
+        changes.append(
+            feed.Change(
+                event_id, accounts[event_id], kind, {"alert_ids": sorted(alerts_of[event_id])}
+            )
+        )
+    for event_id, account_id, _rule, _key, _count, risk in upserted:
+        before = risk_before.get(event_id)
+        if event_id not in created and before is not None and risk != before:
+            changes.append(
+                feed.Change(
+                    event_id, account_id, ChangeKind.RISK_CHANGED, {"from": before, "to": risk}
+                )
+            )
+    return changes
 
 
 # --- status -------------------------------------------------------------------
 
 
-def _set_status(event: SecurityEvent, status: str, *, user, note: str) -> SecurityEvent:
+def _set_status(event: SecurityEvent, status: str, *, cause: feed.Cause, note: str):
     with transaction.atomic():
         locked = SecurityEvent.objects.select_for_update().get(pk=event.pk)
         if locked.status == status:
@@ -396,28 +434,55 @@ def _set_status(event: SecurityEvent, status: str, *, user, note: str) -> Securi
                 "handle that event instead of reopening this one."
             ) from None
         EventStatusChange.objects.create(
-            event=locked, from_status=previous, to_status=status, changed_by=user, note=note
+            event=locked,
+            from_status=previous,
+            to_status=status,
+            changed_by=cause.user,
+            cause=cause.kind,
+            cause_ref=cause.ref,
+            note=note,
+        )
+        feed.record(
+            [
+                feed.Change(
+                    locked.id,
+                    locked.account_id,
+                    ChangeKind.STATUS_CHANGED,
+                    {"from": previous, "to": status},
+                )
+            ],
+            cause,
         )
     event.status = locked.status
     return locked
 
 
 def change_event_status(
-    event: SecurityEvent, status: str, *, user=None, note: str = ""
+    event: SecurityEvent,
+    status: str,
+    *,
+    user=None,
+    cause: feed.Cause | None = None,
+    note: str = "",
 ) -> SecurityEvent:
-    """An analyst's status change. Failed is never set by hand."""
+    """A status change by a person (``user``) or by automation (``cause``).
+    Failed is never set this way."""
     if status not in EventStatus.manually_settable():
         raise EventStatusError(
             "Failed is set only when a handling action fails."
             if status == EventStatus.FAILED
             else f"Unknown status {status!r}."
         )
-    return _set_status(event, status, user=user, note=note)
+    if cause is None:
+        cause = feed.Cause.by_user(user) if user is not None else feed.Cause.system()
+    return _set_status(event, status, cause=cause, note=note)
 
 
-def mark_event_failed(event: SecurityEvent, *, note: str) -> SecurityEvent:
+def mark_event_failed(
+    event: SecurityEvent, *, note: str, cause: feed.Cause | None = None
+) -> SecurityEvent:
     """The system's own path: a handling action for the event failed."""
-    return _set_status(event, EventStatus.FAILED, user=None, note=note)
+    return _set_status(event, EventStatus.FAILED, cause=cause or feed.Cause.system(), note=note)
 
 
 def grouping_explanation(event: SecurityEvent) -> str:

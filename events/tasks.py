@@ -1,4 +1,5 @@
-"""Celery entry points of the pipeline. Thin: the work is in events.services."""
+"""Celery entry points of the pipeline, the change feed and exports. Thin: the work is in
+events.services, events.feed and events.export."""
 
 import dataclasses
 from datetime import timedelta
@@ -7,7 +8,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from alerts import handoff
-from events import export, services
+from events import export, feed, services
 
 PIPELINE_TASK_OPTIONS = {
     "acks_late": True,
@@ -28,6 +29,33 @@ def process_alert_batch(batch_id: int) -> int:
 def process_stored_batch(sender, batch_id: int, **kwargs) -> None:
     """Wake the pipeline for a batch alerts has just stored (connected in EventsConfig.ready)."""
     process_alert_batch.delay(batch_id)
+
+
+# --- the event change feed ---------------------------------------------------------
+
+
+@shared_task(name="events.deliver_changes", **PIPELINE_TASK_OPTIONS)
+def deliver_changes(consumer: str) -> int:
+    """Hand one consumer its waiting changes, a batch at a time, until none wait."""
+    delivered = 0
+    while taken := feed.deliver(consumer):
+        delivered += taken
+    return delivered
+
+
+def wake_consumers(sender, consumers: list[str], **kwargs) -> None:
+    """Wake every consumer of changes just committed (connected in EventsConfig.ready)."""
+    for name in consumers:
+        deliver_changes.delay(name)
+
+
+@shared_task(name="events.sweep_change_feed", acks_late=True, expires=120)
+def sweep_change_feed(older_than_seconds: int = 30) -> list[str]:
+    """Wake consumers whose changes have waited too long (a lost wake-up)."""
+    names = feed.consumers_with_waiting_changes(timedelta(seconds=older_than_seconds))
+    for name in names:
+        deliver_changes.delay(name)
+    return names
 
 
 @shared_task(name="events.process_stale_batches", acks_late=True, expires=120)

@@ -173,6 +173,9 @@ CELERY_TASK_DEFAULT_QUEUE = "ingest"
 CELERY_TASK_ROUTES = {
     "events.process_alert_batch": {"queue": "ingest"},
     "events.process_stale_batches": {"queue": "ingest"},
+    # Consumers of the event change feed are automated response and notifications.
+    "events.deliver_changes": {"queue": "respond"},
+    "events.sweep_change_feed": {"queue": "respond"},
     "alerts.run_detection": {"queue": "detect"},
     "events.export_events": {"queue": "export"},
     "events.cleanup_exports": {"queue": "export"},
@@ -186,6 +189,8 @@ CELERY_BEAT_SCHEDULE = {
     # Alert batches whose pipeline task was lost (broker down at enqueue,
     # worker killed past its retries) are taken through the pipeline again.
     "process-stale-alert-batches": {"task": "events.process_stale_batches", "schedule": 60.0},
+    # Consumers of the event change feed whose wake-up was lost are woken again.
+    "sweep-event-change-feed": {"task": "events.sweep_change_feed", "schedule": 30.0},
     "purge-expired-data": {"task": "events.purge_expired", "schedule": 6 * 3600.0},
     # Expired export files and jobs are removed, stalled exports failed.
     "cleanup-expired-exports": {"task": "events.cleanup_exports", "schedule": 600.0},

@@ -18,10 +18,8 @@ from events.models import (
 )
 from events.services import (
     change_event_status,
-    events_aggregated,
     grouping_explanation,
     mark_event_failed,
-    process_alerts,
     process_batch,
     save_custom_rule,
     set_rule_enabled,
@@ -173,32 +171,6 @@ def test_it_does_nothing_when_the_same_batch_is_processed_again(
     assert touched == []
     assert events_of("mining-on-host").get().alert_count == 2
     assert EventAlert.objects.count() == 2
-
-
-def test_it_announces_the_events_it_touched_after_commit(
-    tenancy, django_capture_on_commit_callbacks
-):
-    asset = factories.make_asset(tenancy.account_a)
-    alerts = [
-        factories.make_alert(tenancy.account_a, asset=asset, type="mining", level=RiskLevel.LOW)
-    ]
-    announced = []
-
-    def receiver(sender, event_ids, **kwargs):
-        announced.append(event_ids)
-
-    events_aggregated.connect(receiver)
-    try:
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            touched = process_alerts([a.id for a in alerts])
-        assert announced == []  # nothing before the commit
-        for callback in callbacks:
-            callback()
-    finally:
-        events_aggregated.disconnect(receiver)
-
-    assert touched == [events_of("mining-on-host").get().id]
-    assert announced == [touched]
 
 
 # --- the product's rule: new alerts join only an Unhandled event ----------------

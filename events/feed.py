@@ -1,0 +1,174 @@
+"""The durable event change feed.
+
+Every change to a security event is written as an ``EventChange`` row in the
+transaction that makes it, with its cause, and fanned out to every registered
+consumer as an ``EventChangeDelivery`` row. Consumers (automated response,
+notifications, the cloud API's change queries) register in their
+``AppConfig.ready()`` and handle their changes in ``deliver``: rows are claimed
+with FOR UPDATE SKIP LOCKED and deleted in the handler's transaction, so each
+consumer handles each change once, and a handler that fails leaves its rows
+for the next try.
+
+``event_changes_recorded`` is only a wake-up, sent after commit. A crash
+between commit and send, a broker outage or a failing receiver delays
+delivery until the sweeper (``consumers_with_waiting_changes``) finds the rows;
+it never loses a change.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import transaction
+from django.dispatch import Signal
+from django.utils import timezone
+
+from events.models import ChangeCause, ChangeKind, EventChange, EventChangeDelivery
+
+logger = logging.getLogger(__name__)
+
+# Sent after a transaction that recorded changes commits; carries no data.
+event_changes_recorded = Signal()
+
+# How many changes a consumer takes in one transaction.
+DELIVERY_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Who or what made a change. Build it with the constructors below."""
+
+    kind: str
+    ref: str = ""
+    user: object = None
+
+    @classmethod
+    def pipeline(cls, batch_id: int | None = None) -> "Cause":
+        return cls(ChangeCause.PIPELINE, "" if batch_id is None else f"batch:{batch_id}")
+
+    @classmethod
+    def by_user(cls, user) -> "Cause":
+        return cls(ChangeCause.USER, f"user:{user.pk}", user)
+
+    @classmethod
+    def by_api_key(cls, api_key) -> "Cause":
+        return cls(ChangeCause.API_KEY, f"api_key:{api_key.pk}")
+
+    @classmethod
+    def automated_rule(cls, rule_id: int) -> "Cause":
+        return cls(ChangeCause.AUTOMATED_RULE, f"automated_rule:{rule_id}")
+
+    @classmethod
+    def playbook_run(cls, run_id: int) -> "Cause":
+        return cls(ChangeCause.PLAYBOOK_RUN, f"playbook_run:{run_id}")
+
+    @classmethod
+    def system(cls, what: str = "") -> "Cause":
+        return cls(ChangeCause.SYSTEM, what[:64])
+
+
+@dataclass(frozen=True)
+class Change:
+    event_id: int
+    account_id: int
+    kind: ChangeKind
+    details: dict = field(default_factory=dict)
+
+
+# --- consumers -------------------------------------------------------------------
+
+Handler = Callable[[list[EventChange]], None]
+_consumers: dict[str, Handler] = {}
+
+
+def register_consumer(name: str, handler: Handler) -> None:
+    """Have ``handler`` receive every change recorded from now on.
+
+    It is called inside the delivery's transaction with a list of changes
+    (oldest first): what it writes commits together with their removal from
+    the consumer's queue, and an exception leaves them queued.
+    """
+    if not name or len(name) > 64:
+        raise ValueError("A consumer's name is 1 to 64 characters.")
+    _consumers[name] = handler
+
+
+def unregister_consumer(name: str) -> None:
+    _consumers.pop(name, None)
+
+
+def consumer_names() -> list[str]:
+    return sorted(_consumers)
+
+
+# --- recording -------------------------------------------------------------------
+
+
+def record(changes: list[Change], cause: Cause) -> list[EventChange]:
+    """Write ``changes`` and their deliveries in the caller's transaction."""
+    if not changes:
+        return []
+    now = timezone.now()
+    with transaction.atomic():
+        rows = EventChange.objects.bulk_create(
+            EventChange(
+                event_id=c.event_id,
+                account_id=c.account_id,
+                kind=c.kind,
+                cause=cause.kind,
+                cause_ref=cause.ref,
+                user=cause.user,
+                details=c.details,
+                created_at=now,
+            )
+            for c in changes
+        )
+        names = consumer_names()
+        if names:
+            EventChangeDelivery.objects.bulk_create(
+                EventChangeDelivery(consumer=name, change_id=row.id, created_at=now)
+                for row in rows
+                for name in names
+            )
+        transaction.on_commit(
+            lambda: event_changes_recorded.send(sender=EventChange, consumers=names), robust=True
+        )
+    return rows
+
+
+# --- delivering ------------------------------------------------------------------
+
+
+def deliver(consumer: str, limit: int = DELIVERY_BATCH) -> int:
+    """Hand the consumer up to ``limit`` of its waiting changes; returns how many.
+
+    Another worker delivering to the same consumer skips the rows this one
+    holds and takes the next ones.
+    """
+    handler = _consumers.get(consumer)
+    if handler is None:
+        return 0
+    with transaction.atomic():
+        claimed = list(
+            EventChangeDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(consumer=consumer)
+            .select_related("change")
+            .order_by("change_id")[:limit]
+        )
+        if not claimed:
+            return 0
+        handler([d.change for d in claimed])
+        EventChangeDelivery.objects.filter(id__in=[d.id for d in claimed]).delete()
+    return len(claimed)
+
+
+def consumers_with_waiting_changes(older_than: timedelta = timedelta(0)) -> list[str]:
+    """Registered consumers with a change waiting longer than ``older_than``."""
+    cutoff = timezone.now() - older_than
+    waiting = (
+        EventChangeDelivery.objects.filter(created_at__lte=cutoff)
+        .values_list("consumer", flat=True)
+        .distinct()
+    )
+    return sorted(set(waiting) & set(_consumers))
