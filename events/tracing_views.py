@@ -10,8 +10,9 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from events import tracing
 from events.models import SecurityEvent
+from events.tracing.diagram import TracingGraph
+from events.tracing.tracer import TooManyEvents, parse_event_ids, trace_event, trace_events
 from secops.params import page_number
 from secops.scope import get_in_scope_or_404
 
@@ -28,7 +29,7 @@ def _logs_links(logs_url: str) -> dict:
     }
 
 
-def _diagram_context(graph: tracing.TracingGraph, *, logs_url: str, filename: str) -> dict:
+def _diagram_context(graph: TracingGraph, *, logs_url: str, filename: str) -> dict:
     return {
         "tracing": graph,
         "tracing_data": graph.as_dict(),
@@ -41,7 +42,7 @@ def _diagram_context(graph: tracing.TracingGraph, *, logs_url: str, filename: st
 
 def tab_context(request, event: SecurityEvent) -> dict:
     """What the "Incident Source Tracing" tab of ``event_detail`` renders."""
-    graph = tracing.trace_event(event, request.scope)
+    graph = trace_event(event, request.scope)
     return _diagram_context(
         graph,
         logs_url=reverse("events:tracing_logs", args=[event.id]),
@@ -55,11 +56,11 @@ def _event_or_404(request, event_id: int) -> SecurityEvent:
 
 @require_GET
 def tracing_json(request, event_id: int):
-    graph = tracing.trace_event(_event_or_404(request, event_id), request.scope)
+    graph = trace_event(_event_or_404(request, event_id), request.scope)
     return JsonResponse(graph.as_dict())
 
 
-def _render_preview(request, graph: tracing.TracingGraph, logs_url: str):
+def _render_preview(request, graph: TracingGraph, logs_url: str):
     node_id = request.GET.get("node", "")
     context = {
         "preview": graph.preview(_page_number(request), node_id or None),
@@ -72,13 +73,13 @@ def _render_preview(request, graph: tracing.TracingGraph, logs_url: str):
 @require_GET
 def tracing_logs(request, event_id: int):
     """One page of the log records behind an event's diagram (``?page=``, ``?node=``)."""
-    graph = tracing.trace_event(_event_or_404(request, event_id), request.scope)
+    graph = trace_event(_event_or_404(request, event_id), request.scope)
     return _render_preview(request, graph, reverse("events:tracing_logs", args=[event_id]))
 
 
 def _events_or_404(request) -> list[SecurityEvent]:
     try:
-        ids = tracing.parse_event_ids(request.GET.getlist("ids"))
+        ids = parse_event_ids(request.GET.getlist("ids"))
     except ValueError:
         raise Http404("Not an event id.") from None
     if not ids:
@@ -96,8 +97,8 @@ def tracing_multi(request):
     if not events:
         return render(request, "events/tracing_multi.html", {"events": [], "problem": ""})
     try:
-        graph = tracing.trace_events(events, request.scope)
-    except tracing.TooManyEvents as exc:
+        graph = trace_events(events, request.scope)
+    except TooManyEvents as exc:
         context = {"events": events, "problem": str(exc)}
         return render(request, "events/tracing_multi.html", context, status=400)
     ids = ",".join(str(event.id) for event in events)

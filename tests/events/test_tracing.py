@@ -9,8 +9,11 @@ import pytest
 from django.urls import reverse
 
 from alerts.models import AlertEntity, AlertSource, Entity, EntityType, LogRecord, LogType
-from events import tracing
 from events.models import EventAlert
+from events.tracing import diagram
+from events.tracing.limits import MAX_EVENTS_ON_ONE_GRAPH, TracingBounds
+from events.tracing.tracer import parse_event_ids, trace_event, trace_events
+from events.tracing.traces import Unavailable
 from secops.scope import Scope
 from tests import factories
 from tests.conftest import ALERT_TIME
@@ -261,7 +264,7 @@ def node(graph, label):
 
 
 def test_it_traces_a_web_exploit_to_the_implant_and_its_c2_server(attack):
-    graph = tracing.trace_event(attack["event"], attack["scope"])
+    graph = trace_event(attack["event"], attack["scope"])
 
     nodes, edges = labelled(graph)
     assert graph.available, graph.reason
@@ -296,7 +299,7 @@ def test_it_traces_a_web_exploit_to_the_implant_and_its_c2_server(attack):
 
 
 def test_it_marks_the_alerts_entities_and_keeps_their_evidence(attack):
-    graph = tracing.trace_event(attack["event"], attack["scope"])
+    graph = trace_event(attack["event"], attack["scope"])
 
     malicious = {n["label"] for n in graph.nodes if n["malicious"]}
     assert malicious == {"/tmp/kw", IMPLANT, C2}
@@ -320,7 +323,7 @@ def test_it_marks_the_alerts_entities_and_keeps_their_evidence(attack):
 
 
 def test_it_previews_the_records_behind_the_graph_and_behind_one_node(attack):
-    graph = tracing.trace_event(attack["event"], attack["scope"])
+    graph = trace_event(attack["event"], attack["scope"])
 
     everything = graph.preview(1)
     of_c2 = graph.preview(1, node(graph, C2)["id"])
@@ -336,9 +339,9 @@ def test_it_previews_the_records_behind_the_graph_and_behind_one_node(attack):
 
 
 def test_it_keeps_the_nodes_nearest_to_the_alerts_entities_when_capped(attack):
-    bounds = tracing.TracingBounds(max_nodes=4)
+    bounds = TracingBounds(max_nodes=4)
 
-    graph = tracing.trace_event(attack["event"], attack["scope"], bounds)
+    graph = trace_event(attack["event"], attack["scope"], bounds)
 
     nodes, edges = labelled(graph)
     assert graph.truncated
@@ -354,9 +357,9 @@ def test_it_keeps_the_nodes_nearest_to_the_alerts_entities_when_capped(attack):
 
 
 def test_it_reads_no_more_log_records_than_its_limit(attack):
-    bounds = tracing.TracingBounds(max_log_records=5)
+    bounds = TracingBounds(max_log_records=5)
 
-    graph = tracing.trace_event(attack["event"], attack["scope"], bounds)
+    graph = trace_event(attack["event"], attack["scope"], bounds)
 
     assert graph.logs_read == 5
     assert graph.logs_truncated
@@ -371,9 +374,9 @@ def test_it_reads_no_more_log_records_than_its_limit(attack):
 
 
 def test_it_reads_only_the_context_window_around_the_event(attack):
-    narrow = tracing.TracingBounds(context_window=timedelta(seconds=0))
+    narrow = TracingBounds(context_window=timedelta(seconds=0))
 
-    graph = tracing.trace_event(attack["event"], attack["scope"], narrow)
+    graph = trace_event(attack["event"], attack["scope"], narrow)
 
     # Between the first (300 s) and last (420 s) occurrence there are no logs of web-01.
     assert not graph.available
@@ -382,7 +385,7 @@ def test_it_reads_only_the_context_window_around_the_event(attack):
 
 def test_it_needs_four_queries_to_build_a_graph(attack, django_assert_num_queries):
     with django_assert_num_queries(4):
-        tracing.trace_event(attack["event"], attack["scope"])
+        trace_event(attack["event"], attack["scope"])
 
 
 # --- availability ------------------------------------------------------------------
@@ -395,10 +398,10 @@ def test_it_is_unavailable_for_an_event_without_security_center_alerts(tenancy):
     event = make_event(account)
     alert_in(event, web, entity(account, EntityType.IP, C2), source=AlertSource.WAF)
 
-    graph = tracing.trace_event(event, scope_of(account))
+    graph = trace_event(event, scope_of(account))
 
     assert not graph.available
-    assert graph.reason == tracing.Unavailable.NOT_SECURITY_CENTER
+    assert graph.reason == Unavailable.NOT_SECURITY_CENTER
     assert graph.nodes == []
 
 
@@ -407,17 +410,17 @@ def test_it_is_unavailable_when_the_alerts_name_no_host(tenancy):
     event = make_event(account)
     alert_in(event, None, entity(account, EntityType.IP, C2))
 
-    graph = tracing.trace_event(event, scope_of(account))
+    graph = trace_event(event, scope_of(account))
 
-    assert graph.reason == tracing.Unavailable.NO_HOST
+    assert graph.reason == Unavailable.NO_HOST
 
 
 def test_it_is_unavailable_without_alerts(tenancy):
     event = make_event(tenancy.account_a)
 
-    graph = tracing.trace_event(event, scope_of(tenancy.account_a))
+    graph = trace_event(event, scope_of(tenancy.account_a))
 
-    assert graph.reason == tracing.Unavailable.NO_ALERTS
+    assert graph.reason == Unavailable.NO_ALERTS
 
 
 def test_it_is_unavailable_when_the_logs_mention_none_of_the_entities(tenancy):
@@ -427,7 +430,7 @@ def test_it_is_unavailable_when_the_logs_mention_none_of_the_entities(tenancy):
     event = make_event(account)
     alert_in(event, web, entity(account, EntityType.IP, "198.51.100.77"))
 
-    graph = tracing.trace_event(event, scope_of(account))
+    graph = trace_event(event, scope_of(account))
 
     assert not graph.available
     assert graph.reason.startswith("The contextual logs of web-01 between")
@@ -438,7 +441,7 @@ def test_it_traces_a_mixed_event_from_the_hosts_of_its_security_center_alerts(at
     waf_only_host = factories.make_asset(attack["event"].account, uuid="host-waf", name="waf")
     alert_in(attack["event"], waf_only_host, source=AlertSource.WAF)
 
-    graph = tracing.trace_event(attack["event"], attack["scope"])
+    graph = trace_event(attack["event"], attack["scope"])
 
     assert graph.available
     assert [h["name"] for h in graph.as_dict()["events"][0]["hosts"]] == ["web-01"]
@@ -484,7 +487,7 @@ def test_it_says_why_the_tab_has_no_diagram(tenancy):
 
     html = response.content.decode()
     assert 'data-testid="tracing-unavailable"' in html
-    assert tracing.Unavailable.NO_ALERTS in html
+    assert Unavailable.NO_ALERTS in html
     assert 'data-testid="tracing-graph"' not in html
 
 
@@ -506,10 +509,10 @@ def test_it_serves_the_graph_as_json(tenancy, attack):
 
 
 def test_it_pages_and_filters_the_log_preview(tenancy, attack, monkeypatch):
-    monkeypatch.setattr(tracing, "PREVIEW_PER_PAGE", 5)
+    monkeypatch.setattr(diagram, "PREVIEW_PER_PAGE", 5)
     client = tenancy.client_for(tenancy.alice)
     url = reverse("events:tracing_logs", args=[attack["event"].id])
-    graph = tracing.trace_event(attack["event"], attack["scope"])
+    graph = trace_event(attack["event"], attack["scope"])
 
     third = client.get(url, {"page": 3})
     of_c2 = client.get(url, {"node": node(graph, C2)["id"]})
@@ -522,7 +525,7 @@ def test_it_pages_and_filters_the_log_preview(tenancy, attack, monkeypatch):
 def test_it_names_log_records_by_reference_never_by_row_id(tenancy, attack):
     """Row ids of log records are one sequence for every tenant: shown, they
     would tell a tenant how much the others log."""
-    graph = tracing.trace_event(attack["event"], attack["scope"])
+    graph = trace_event(attack["event"], attack["scope"])
     references = {digest[:16]: pk for pk, digest in LogRecord.objects.values_list("id", "digest")}
 
     shown = [ref for element in graph.nodes + graph.edges for ref in element["log_records"]]
@@ -595,7 +598,7 @@ def test_it_refuses_ids_that_are_not_event_ids(tenancy):
 
 
 def test_it_refuses_more_events_than_one_diagram_shows(tenancy):
-    events = [make_event(tenancy.account_a) for _ in range(tracing.MAX_EVENTS_ON_ONE_GRAPH + 1)]
+    events = [make_event(tenancy.account_a) for _ in range(MAX_EVENTS_ON_ONE_GRAPH + 1)]
     client = tenancy.client_for(tenancy.alice)
 
     response = client.get(
@@ -626,7 +629,7 @@ def two_intrusions(tenancy, attack):
 def test_it_joins_events_at_the_ip_they_share(two_intrusions, attack):
     first, second = two_intrusions
 
-    graph = tracing.trace_events([first, second], attack["scope"])
+    graph = trace_events([first, second], attack["scope"])
 
     c2 = node(graph, C2)
     assert c2["events"] == [first.id, second.id]
@@ -650,10 +653,10 @@ def test_it_joins_events_whose_alerts_share_an_ip_without_any_logs(tenancy):
     alert_in(first, host, shared, source=AlertSource.WAF)
     alert_in(second, host, shared, source=AlertSource.CLOUD_FIREWALL)
 
-    graph = tracing.trace_events([first, second], scope_of(account))
+    graph = trace_events([first, second], scope_of(account))
 
     assert [join["label"] for join in graph.joins] == ["203.0.113.9"]
-    assert [trace.reason for trace in graph.traces] == [tracing.Unavailable.NOT_SECURITY_CENTER] * 2
+    assert [trace.reason for trace in graph.traces] == [Unavailable.NOT_SECURITY_CENTER] * 2
 
 
 def test_it_shows_several_events_on_one_page(tenancy, two_intrusions):
@@ -669,6 +672,6 @@ def test_it_shows_several_events_on_one_page(tenancy, two_intrusions):
 
 
 def test_it_parses_event_ids_from_commas_and_repeats():
-    assert tracing.parse_event_ids(["3,1", "2", "", "3"]) == [3, 1, 2]
+    assert parse_event_ids(["3,1", "2", "", "3"]) == [3, 1, 2]
     with pytest.raises(ValueError):
-        tracing.parse_event_ids(["1,-2"])
+        parse_event_ids(["1,-2"])
