@@ -123,7 +123,7 @@ class DetectionCursor(models.Model):
     """The watermark: how far the detection rules have read an organisation's logs.
 
     Records are read in id order within a window of ``received_at``
-    (``alerts.detection`` explains why both). Every record received before
+    (``alerts.detection_run`` explains why both). Every record received before
     ``examined_before`` has been examined; every record with an id up to
     ``low_id`` was received before it, so reading starts above ``low_id``. A
     sweep in progress reads the records received in
