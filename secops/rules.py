@@ -112,6 +112,7 @@ class OrganisationRuleQuerySet(models.QuerySet):
                 "organisation_id", rule_column
             )
         )
+        # The condition of ``_applies_to``, on the rows already read.
         return {
             organisation_id: [
                 rule
