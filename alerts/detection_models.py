@@ -3,10 +3,10 @@ logs they have read, and the state their correlations keep between runs."""
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 
 from secops.enums import RiskLevel
 from secops.models import Account, Organisation
+from secops.rules import OrganisationRule, rule_key_constraints
 from secops.scope import ScopedQuerySet
 
 __all__ = [
@@ -42,42 +42,15 @@ class DetectionRuleKind(models.TextChoices):
     CORRELATION = "correlation", "Correlation"
 
 
-class DetectionRuleQuerySet(models.QuerySet):
-    def in_scope(self, scope):
-        """Predefined rules plus the custom rules of the scope's organisation."""
-        return self.filter(Q(organisation__isnull=True) | Q(organisation_id=scope.organisation_id))
-
-    def predefined(self):
-        return self.filter(organisation__isnull=True)
-
-    def enabled_for(self, organisation_id: int):
-        """What runs over an organisation's logs: its enabled custom rules and the
-        enabled predefined rules it has not switched off."""
-        return self.filter(enabled=True).filter(
-            Q(organisation_id=organisation_id)
-            | (Q(organisation__isnull=True) & ~Q(disabled_by=organisation_id))
-        )
-
-
-class DetectionRule(models.Model):
+class DetectionRule(OrganisationRule):
     """A Sigma rule file (one rule that raises alerts, with the rules a
     correlation refers to). Predefined rules come from ``alerts/sigma/rules``
-    and have no organisation; custom rules belong to one.
+    (the key is the file name) and have no organisation; custom rules belong to one.
 
     Title, level, status and the rest are read from the YAML when it is
     saved, so that lists need not parse it.
     """
 
-    key = models.SlugField(
-        max_length=64, help_text="Stable identifier (the file name of a predefined rule)."
-    )
-    organisation = models.ForeignKey(
-        Organisation,
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="detection_rules",
-    )
     yaml = models.TextField(help_text="The Sigma rule as written.")
     title = models.CharField(max_length=255)
     description = models.TextField(blank=True)
@@ -91,40 +64,19 @@ class DetectionRule(models.Model):
     )
     tactic = models.CharField(max_length=128, blank=True)
     technique = models.CharField(max_length=128, blank=True)
-    enabled = models.BooleanField(default=True)
-    # A predefined rule is shared: each organisation may switch it off for itself.
-    disabled_by = models.ManyToManyField(
-        Organisation, blank=True, related_name="disabled_detection_rules"
-    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    objects = DetectionRuleQuerySet.as_manager()
 
     class Meta:
         ordering = ["title"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["key"],
-                condition=Q(organisation__isnull=True),
-                name="predefined_detection_rule_key_unique",
-            ),
-            models.UniqueConstraint(
-                fields=["organisation", "key"],
-                condition=Q(organisation__isnull=False),
-                name="custom_detection_rule_key_unique",
-            ),
-        ]
+        constraints = rule_key_constraints(
+            predefined_name="predefined_detection_rule_key_unique",
+            custom_name="custom_detection_rule_key_unique",
+        )
 
     def __str__(self):
         return self.title
-
-    @property
-    def is_predefined(self) -> bool:
-        return self.organisation_id is None
 
     @property
     def risk(self) -> RiskLevel:
@@ -171,7 +123,7 @@ class DetectionCursor(models.Model):
     """The watermark: how far the detection rules have read an organisation's logs.
 
     Records are read in id order within a window of ``received_at``
-    (``alerts.detection`` explains why both). Every record received before
+    (``alerts.detection_run`` explains why both). Every record received before
     ``examined_before`` has been examined; every record with an id up to
     ``low_id`` was received before it, so reading starts above ``low_id``. A
     sweep in progress reads the records received in

@@ -7,27 +7,25 @@ read through ``in_scope`` so another organisation's custom rule is a 404.
 """
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from alerts import detection
-from alerts.detection_models import DetectionRule, DetectionRuleStats, SigmaLevel
+from alerts import detection_dryrun, detection_rules
+from alerts.detection_models import DetectionRule, SigmaLevel
 from alerts.models import LogType
 from alerts.sigma.compiler import Problem, RuleProblems
 from alerts.sigma.logsources import LISTS, LOG_SOURCES
 from secops import services as secops_services
 from secops.models import Organisation
+from secops.rules import require_rule_manager
 from secops.scope import get_in_scope_or_404
 
 MAX_UPLOAD_BYTES = 100_000
 
 
 def _require_manager(request):
-    """Detection rules apply to the whole organisation, and checking or dry
-    running a rule is part of writing one."""
-    if not secops_services.can_manage_organisation(request.user):
-        raise PermissionDenied("Only global administrators can change detection rules.")
+    # Checking or dry running a rule is part of writing one.
+    require_rule_manager(request.user, "detection rules")
 
 
 def _organisation(request) -> Organisation:
@@ -35,76 +33,34 @@ def _organisation(request) -> Organisation:
 
 
 def _custom_rule(request, sigma_id: int) -> DetectionRule:
-    return get_in_scope_or_404(
-        DetectionRule.objects.filter(organisation__isnull=False), request.scope, id=sigma_id
-    )
+    return get_in_scope_or_404(DetectionRule.objects.custom(), request.scope, id=sigma_id)
 
 
 def _predefined_rule(request, key: str) -> DetectionRule:
-    return get_in_scope_or_404(DetectionRule.objects.predefined(), request.scope, key=key)
+    rules = DetectionRule.objects.predefined().with_enabled_for(request.scope.organisation_id)
+    return get_in_scope_or_404(rules, request.scope, key=key)
 
 
-def _run_summaries(scope, rules) -> dict[int, dict]:
-    """Per rule, its last run over the accounts of the scope."""
-    summaries: dict[int, dict] = {}
-    rows = DetectionRuleStats.objects.in_scope(scope).filter(rule__in=rules).order_by("id")
-    for stats in rows:
-        summary = summaries.setdefault(
-            stats.rule_id,
-            {
-                "last_run_at": None,
-                "seconds": 0.0,
-                "records": 0,
-                "hits": 0,
-                "total_hits": 0,
-                "errors": 0,
-                "last_error": "",
-                "last_error_at": None,
-            },
-        )
-        if stats.last_run_at and (
-            summary["last_run_at"] is None or stats.last_run_at > summary["last_run_at"]
-        ):
-            summary["last_run_at"] = stats.last_run_at
-        summary["seconds"] = max(summary["seconds"], stats.last_run_seconds)
-        summary["records"] += stats.last_run_records
-        summary["hits"] += stats.last_run_hits
-        summary["total_hits"] += stats.total_hits
-        summary["errors"] = max(summary["errors"], stats.last_run_errors)
-        if stats.last_error_at and (
-            summary["last_error_at"] is None or stats.last_error_at > summary["last_error_at"]
-        ):
-            summary["last_error_at"] = stats.last_error_at
-            summary["last_error"] = stats.last_error
-    return summaries
-
-
-def _entries(rules, summaries, disabled_ids) -> list[dict]:
+def _entries(rules, runs) -> list[dict]:
     return [
         {
             "rule": rule,
-            "enabled": rule.enabled and rule.id not in disabled_ids,
+            "enabled": rule.enabled_for_organisation,
             "risk": rule.risk,
             "level": SigmaLevel(rule.level).label,
             "log_types": [LogType(t).label for t in rule.log_types if t in LogType.values],
-            "run": summaries.get(rule.id),
+            "run": runs.get(rule.id),
         }
         for rule in rules
     ]
 
 
 def rules(request):
-    scope = request.scope
-    all_rules = list(DetectionRule.objects.in_scope(scope).order_by("title", "id"))
-    disabled = set(
-        DetectionRule.disabled_by.through.objects.filter(
-            organisation_id=scope.organisation_id
-        ).values_list("detectionrule_id", flat=True)
-    )
-    summaries = _run_summaries(scope, all_rules)
+    all_rules = list(detection_rules.rules_in_scope(request.scope))
+    runs = detection_rules.rule_runs(request.scope, all_rules)
     context = {
-        "custom": _entries([r for r in all_rules if not r.is_predefined], summaries, disabled),
-        "predefined": _entries([r for r in all_rules if r.is_predefined], summaries, disabled),
+        "custom": _entries([r for r in all_rules if not r.is_predefined], runs),
+        "predefined": _entries([r for r in all_rules if r.is_predefined], runs),
         "can_manage": secops_services.can_manage_organisation(request.user),
     }
     return render(request, "alerts/detection/rules.html", context)
@@ -121,11 +77,11 @@ def _editor_context(
         "enabled": enabled,
         "problems": problems,
         "general_problems": [p for p in problems or [] if p.line is None],
-        "known_alert_types": detection.KNOWN_ALERT_TYPES,
+        "known_alert_types": detection_rules.KNOWN_ALERT_TYPES,
         "log_sources": LOG_SOURCES.values(),
         "lists": LISTS,
         "can_manage": secops_services.can_manage_organisation(request.user),
-        "run": _run_summaries(request.scope, [rule]).get(rule.id) if rule else None,
+        "run": detection_rules.rule_runs(request.scope, [rule]).get(rule.id) if rule else None,
     }
 
 
@@ -175,15 +131,11 @@ def rule_form(request, sigma_id: int | None = None):
     enabled = request.POST.get("enabled") == "on"
     try:
         yaml_text = _posted_yaml(request)
-        saved = detection.save_custom_rule(
-            _organisation(request),
-            yaml_text=yaml_text,
-            alert_type=alert_type,
-            enabled=enabled,
-            user=request.user,
-            rule=rule,
+        spec = detection_rules.DetectionRuleSpec(yaml_text, alert_type, enabled)
+        saved = detection_rules.save_custom_rule(
+            _organisation(request), spec, user=request.user, rule=rule
         )
-    except RuleProblems as exc:
+    except (RuleProblems, detection_rules.InvalidDetectionRule) as exc:
         context = _editor_context(
             request,
             rule=rule,
@@ -202,9 +154,7 @@ def predefined(request, key: str):
     context = _editor_context(
         request, rule=rule, yaml_text=rule.yaml, alert_type=rule.alert_type, enabled=rule.enabled
     )
-    context["enabled"] = (
-        DetectionRule.objects.enabled_for(request.scope.organisation_id).filter(pk=rule.pk).exists()
-    )
+    context["enabled"] = rule.enabled_for_organisation
     return render(request, "alerts/detection/predefined.html", context)
 
 
@@ -214,7 +164,7 @@ def check(request):
     _require_manager(request)
     yaml_text = request.POST.get("yaml", "")
     try:
-        compiled = detection.check_rule(yaml_text, request.POST.get("alert_type", ""))
+        compiled = detection_rules.check_rule(yaml_text, request.POST.get("alert_type", ""))
     except RuleProblems as exc:
         context = _editor_context(request, yaml_text=yaml_text, problems=exc.problems)
         return render(request, "alerts/detection/_problems.html", context)
@@ -230,7 +180,7 @@ def dry_run(request):
     _require_manager(request)
     yaml_text = request.POST.get("yaml", "")
     try:
-        result = detection.dry_run(yaml_text, request.scope)
+        result = detection_dryrun.dry_run(yaml_text, request.scope)
     except RuleProblems as exc:
         context = _editor_context(request, yaml_text=yaml_text, problems=exc.problems)
         return render(request, "alerts/detection/_problems.html", context)
@@ -240,7 +190,7 @@ def dry_run(request):
 def _toggle(request, rule: DetectionRule, target: str):
     _require_manager(request)
     enabled = request.POST.get("enabled") == "true"
-    detection.set_rule_enabled(rule, enabled, _organisation(request))
+    detection_rules.set_rule_enabled(rule, enabled, _organisation(request))
     messages.success(request, f"“{rule.title}” {'enabled' if enabled else 'disabled'}.")
     return redirect(target)
 
@@ -259,6 +209,6 @@ def predefined_toggle(request, key: str):
 def rule_delete(request, sigma_id: int):
     rule = _custom_rule(request, sigma_id)
     _require_manager(request)
-    detection.delete_custom_rule(rule)
+    detection_rules.delete_custom_rule(rule)
     messages.success(request, f"“{rule.title}” removed.")
     return redirect("detection:rules")

@@ -1,9 +1,9 @@
-"""Celery entry points of the SIEM detection. Thin: the work is in alerts.detection."""
+"""Celery entry points of the SIEM detection. Thin: the work is in alerts.detection_run."""
 
 from celery import shared_task
 from django.db import OperationalError
 
-from alerts import detection
+from alerts import detection_run
 
 
 @shared_task(
@@ -20,4 +20,4 @@ from alerts import detection
     expires=55,
 )
 def run_detection() -> dict:
-    return detection.run_detection().as_dict()
+    return detection_run.run_detection().as_dict()

@@ -8,7 +8,7 @@ hundred records of real attacks among them) and copied into
 - a plain scan: the records read exactly as the detection run reads them
   (same query, same columns, same batches), each row touched once: what
   reading the logs costs with no rule at all;
-- ``alerts.detection.run_detection`` with each rule set: the predefined
+- ``alerts.periodic_run.run_detection`` with each rule set: the predefined
   rules, then the predefined rules plus three custom rules that have no
   literal for the prefilter (so every process, network and file record goes
   through SQLite, the worst case).
@@ -33,7 +33,8 @@ from django.db.models import Count, Max
 from django.utils import timezone
 from psycopg import sql
 
-from alerts import detection
+from alerts import detection_logs, detection_rules
+from alerts import detection_run as periodic_run
 from alerts.detection_models import (
     CorrelationState,
     DetectionCursor,
@@ -435,14 +436,14 @@ def reset_detection(organisation_id: int) -> None:
 def plain_scan(scope: Scope, log_types: list[str], batch_size: int) -> tuple[float, int]:
     """Read the records as a detection sweep does, touching each row."""
     base = LogRecord.objects.in_scope(scope).filter(
-        received_at__gte=timezone.now() - detection.INITIAL_LOOKBACK,
+        received_at__gte=timezone.now() - periodic_run.INITIAL_LOOKBACK,
         received_at__lt=timezone.now(),
         log_type__in=log_types,
     )
     start, cpu = perf_counter(), process_time()
     last_id, total, touched = 0, 0, 0
     while True:
-        rows = detection._log_rows(base.filter(id__gt=last_id), batch_size)
+        rows = detection_logs.log_rows(base.filter(id__gt=last_id), batch_size)
         if not rows:
             break
         for row in rows:
@@ -460,8 +461,8 @@ def phase_timers():
     wrapping the functions it calls (which changes nothing in what runs)."""
     seconds: Counter = Counter()
     originals = {
-        "read": detection._Reader.rows,
-        "alerts": detection.ingest_detections,
+        "read": periodic_run._Reader.rows,
+        "alerts": periodic_run.ingest_detections,
         "evaluate": BatchEvaluator.evaluate,
     }
 
@@ -475,14 +476,14 @@ def phase_timers():
 
         return wrapper
 
-    detection._Reader.rows = timed("read", originals["read"])
-    detection.ingest_detections = timed("alerts", originals["alerts"])
+    periodic_run._Reader.rows = timed("read", originals["read"])
+    periodic_run.ingest_detections = timed("alerts", originals["alerts"])
     BatchEvaluator.evaluate = timed("evaluate", originals["evaluate"])
     try:
         yield seconds
     finally:
-        detection._Reader.rows = originals["read"]
-        detection.ingest_detections = originals["alerts"]
+        periodic_run._Reader.rows = originals["read"]
+        periodic_run.ingest_detections = originals["alerts"]
         BatchEvaluator.evaluate = originals["evaluate"]
 
 
@@ -490,10 +491,10 @@ def detection_run(organisation_id: int, batch_size: int) -> dict:
     reset_detection(organisation_id)
     # A worker compiles each rule once, on its first run: not what is measured.
     for rule in DetectionRule.objects.enabled_for(organisation_id):
-        detection.compiled(rule.yaml)
+        detection_rules.compiled(rule.yaml)
     with phase_timers() as phases:
         start, cpu = perf_counter(), process_time()
-        report = detection.run_detection(
+        report = periodic_run.run_detection(
             lag=timedelta(0), batch_size=batch_size, organisation_ids=[organisation_id]
         )
         seconds, cpu_seconds = perf_counter() - start, process_time() - cpu
@@ -530,8 +531,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--detection-batch-size",
         type=int,
-        default=detection.BATCH_SIZE,
-        help=f"records per detection batch ({detection.BATCH_SIZE:,})",
+        default=periodic_run.BATCH_SIZE,
+        help=f"records per detection batch ({periodic_run.BATCH_SIZE:,})",
     )
 
 
@@ -541,12 +542,12 @@ def run(args) -> dict:
     database.create_database_if_missing(name)
     database.migrate()
     total = getattr(args, "records", DEFAULT_RECORDS)
-    batch_size = getattr(args, "detection_batch_size", detection.BATCH_SIZE)
+    batch_size = getattr(args, "detection_batch_size", periodic_run.BATCH_SIZE)
     seed = getattr(args, "seed", 1)
     empty_tables()
     scope = database.bench_tenancy(ACCOUNTS)
     organisation_id = scope.organisation_id
-    detection.sync_predefined_rules()
+    detection_rules.sync_predefined_rules()
     DetectionRule.objects.filter(organisation_id=organisation_id).delete()
 
     started = perf_counter()
@@ -566,7 +567,7 @@ def run(args) -> dict:
     predefined = detection_run(organisation_id, batch_size)
     organisation = Organisation.objects.get(id=organisation_id)
     for text in UNANCHORED_RULES:
-        detection.save_custom_rule(organisation, yaml_text=text, alert_type="")
+        detection_rules.save_custom_rule(organisation, detection_rules.DetectionRuleSpec(text))
     unanchored = detection_run(organisation_id, batch_size)
     second_scan_seconds, second_scan_cpu, _ = plain_scan(scope, log_types, batch_size)
     return {

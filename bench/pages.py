@@ -506,7 +506,7 @@ def _reason_to_make(accounts, wanted: dict, *, rebuild: bool) -> str:
 
 
 def _make_data(organisation: Organisation, accounts: list[Account], wanted: dict) -> None:
-    rules = {rule.key: rule for rule in AggregationRule.objects.filter(organisation__isnull=True)}
+    rules = {rule.key: rule for rule in AggregationRule.objects.predefined()}
     missing = sorted({kind.rule_key for kind in EVENT_KINDS} - set(rules))
     if missing:
         raise ValueError(f"predefined rules missing after migrate: {', '.join(missing)}")

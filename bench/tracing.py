@@ -401,7 +401,7 @@ def _event_with_alerts(account_id, asset, campaigns, start, count, rng) -> Secur
     event = SecurityEvent.objects.create(
         account_id=account_id,
         region=RegionGroup.CHINA,
-        rule=AggregationRule.objects.filter(organisation__isnull=True).order_by("id").first(),
+        rule=AggregationRule.objects.predefined().order_by("id").first(),
         group_key=uuid.UUID(int=rng.getrandbits(128)).hex,
         name="Malicious processes on bench-web-01",
         risk=RiskLevel.HIGH,

@@ -5,7 +5,7 @@ from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import Field
 
-from events import services
+from events import rules
 from events.models import AggregationRule
 from secops.models import Organisation
 
@@ -49,23 +49,22 @@ class EnabledIn(Schema):
     enabled: bool
 
 
-def _out(rule: AggregationRule, organisation_id: int) -> dict:
+def _out(rule: AggregationRule) -> dict:
+    """A rule read by ``_rules``: "enabled" is whether it applies to the caller's organisation."""
     return {
         **{f: getattr(rule, f) for f in RuleOut.model_fields if hasattr(rule, f)},
         "predefined": rule.is_predefined,
-        "enabled": rule.enabled
-        and not (rule.is_predefined and organisation_id in getattr(rule, "_disabled_orgs", set())),
+        "enabled": rule.enabled_for_organisation,
     }
 
 
 def _rules(request):
-    return AggregationRule.objects.in_scope(request.scope).prefetch_related("disabled_by")
+    scope = request.scope
+    return AggregationRule.objects.in_scope(scope).with_enabled_for(scope.organisation_id)
 
 
 def _get(request, rule_id: int) -> AggregationRule:
-    rule = get_object_or_404(_rules(request), id=rule_id)
-    rule._disabled_orgs = {o.id for o in rule.disabled_by.all()}
-    return rule
+    return get_object_or_404(_rules(request), id=rule_id)
 
 
 def _organisation(request) -> Organisation:
@@ -81,36 +80,28 @@ def _require_organisation_key(request) -> None:
         )
 
 
-def _form_data(payload: RuleIn) -> dict:
-    data = payload.dict()
-    data["match_types"] = ",".join(data["match_types"])
-    data["risk"] = "" if data["risk"] is None else data["risk"]
-    if not data["enabled"]:
-        data.pop("enabled")  # an unticked checkbox is an absent key
-    return data
+def _spec(payload: RuleIn) -> rules.AggregationRuleSpec:
+    return rules.AggregationRuleSpec(**payload.dict())
 
 
 @router.get("/aggregation-rules", response=list[RuleOut])
 def list_rules(request):
-    rules = list(_rules(request))
-    for rule in rules:
-        rule._disabled_orgs = {o.id for o in rule.disabled_by.all()}
-    return [_out(rule, request.scope.organisation_id) for rule in rules]
+    return [_out(rule) for rule in _rules(request)]
 
 
 @router.get("/aggregation-rules/{rule_id}", response=RuleOut)
 def get_rule(request, rule_id: int):
-    return _out(_get(request, rule_id), request.scope.organisation_id)
+    return _out(_get(request, rule_id))
 
 
 @router.post("/aggregation-rules", response={201: RuleOut, 422: dict})
 def create_rule(request, payload: RuleIn):
     _require_organisation_key(request)
     try:
-        rule = services.save_custom_rule(_organisation(request), _form_data(payload))
-    except services.RuleValidationError as exc:
+        rule = rules.save_custom_rule(_organisation(request), _spec(payload))
+    except rules.RuleValidationError as exc:
         return Status(422, {"errors": exc.errors})
-    return Status(201, _out(rule, request.scope.organisation_id))
+    return Status(201, _out(_get(request, rule.id)))
 
 
 @router.put("/aggregation-rules/{rule_id}", response={200: RuleOut, 422: dict})
@@ -118,20 +109,20 @@ def update_rule(request, rule_id: int, payload: RuleIn):
     _require_organisation_key(request)
     rule = _get(request, rule_id)
     try:
-        rule = services.save_custom_rule(_organisation(request), _form_data(payload), rule)
-    except services.PredefinedRuleError as exc:
+        rules.save_custom_rule(_organisation(request), _spec(payload), rule)
+    except rules.PredefinedRuleError as exc:
         raise HttpError(409, str(exc)) from None
-    except services.RuleValidationError as exc:
+    except rules.RuleValidationError as exc:
         return Status(422, {"errors": exc.errors})
-    return Status(200, _out(rule, request.scope.organisation_id))
+    return Status(200, _out(_get(request, rule_id)))
 
 
 @router.post("/aggregation-rules/{rule_id}/enabled", response=RuleOut)
 def set_enabled(request, rule_id: int, payload: EnabledIn):
     _require_organisation_key(request)
     rule = _get(request, rule_id)
-    services.set_rule_enabled(rule, payload.enabled, _organisation(request))
-    return _out(_get(request, rule_id), request.scope.organisation_id)
+    rules.set_rule_enabled(rule, payload.enabled, _organisation(request))
+    return _out(_get(request, rule_id))
 
 
 @router.delete("/aggregation-rules/{rule_id}", response={204: None})
@@ -139,7 +130,7 @@ def delete_rule(request, rule_id: int):
     _require_organisation_key(request)
     rule = _get(request, rule_id)
     try:
-        services.delete_custom_rule(rule)
-    except services.PredefinedRuleError as exc:
+        rules.delete_custom_rule(rule)
+    except rules.PredefinedRuleError as exc:
         raise HttpError(409, str(exc)) from None
     return Status(204, None)

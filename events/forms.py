@@ -1,30 +1,25 @@
-import re
 from datetime import timedelta
 
 from django import forms
 from django.utils import timezone
 
 from alerts.models import AlertSource
-from events.grouping import GROUPING_CHOICES, MAX_GROUP_FIELDS, PLACEHOLDER
+from events.grouping import GROUPING_CHOICES, MAX_GROUP_FIELDS
 from events.models import AggregationRule, EventStatus
+from events.rules import AggregationRuleSpec, RuleValidationError, alert_type_keys
 from secops.enums import RiskLevel
 from secops.params import MAX_DATABASE_INTEGER, page_number
-from secops.regex import RegexError, compile_linear_time
 
-KNOWN_PLACEHOLDERS = {key for key, _ in GROUPING_CHOICES} | {
-    "alert_name",
-    "alert_type",
-    "source",
-    "asset_name",
-    "attacker_ip",
-}
-MIN_WINDOW, MAX_WINDOW = 60, 30 * 24 * 3600
+# What a field the form could not read stands for while the rest is checked.
+EMPTY_RULE = {"name": "", "group_by": (), "event_name_template": ""}
+
 # Analysts see events of the last 180 days (the product's rule).
 EVENT_VISIBLE_DAYS = 180
 
 
 class AggregationRuleForm(forms.ModelForm):
-    """A custom aggregation rule; used by the Detection Rules page and the API."""
+    """A custom aggregation rule on the Detection Rules page; ``spec`` is what
+    it describes once valid."""
 
     match_sources = forms.MultipleChoiceField(
         choices=AlertSource.choices,
@@ -79,56 +74,22 @@ class AggregationRuleForm(forms.ModelForm):
             self.initial["match_types"] = ", ".join(self.instance.match_types or [])
 
     def clean_match_types(self):
-        raw = self.cleaned_data.get("match_types") or ""
-        if isinstance(raw, list):
-            raw = ",".join(str(item) for item in raw)
-        types = [t.strip() for t in raw.split(",") if t.strip()]
-        bad = [t for t in types if not re.fullmatch(r"[a-z0-9_]{1,64}", t)]
-        if bad:
-            raise forms.ValidationError(
-                f"Not an alert type key: {', '.join(bad)} (lowercase letters, digits, underscores)."
-            )
-        return types
+        return alert_type_keys(self.cleaned_data.get("match_types") or "")
 
-    def clean_group_by(self):
-        fields = self.cleaned_data["group_by"]
-        if len(fields) > MAX_GROUP_FIELDS:
-            raise forms.ValidationError(f"Group by at most {MAX_GROUP_FIELDS} fields.")
-        if "alert" in fields and len(fields) > 1:
-            raise forms.ValidationError('"alert" makes one event per alert; use it alone.')
-        return fields
-
-    def clean_name_pattern(self):
-        # Matched against alert names, which senders choose: RE2, as in the pipeline.
-        pattern = self.cleaned_data.get("name_pattern") or ""
-        if pattern:
-            try:
-                compile_linear_time(pattern, ignore_case=True)
-            except RegexError as exc:
-                raise forms.ValidationError(str(exc)) from None
-        return pattern
-
-    def clean_window_seconds(self):
-        window = self.cleaned_data["window_seconds"]
-        if not MIN_WINDOW <= window <= MAX_WINDOW:
-            raise forms.ValidationError("The window must be between 60 seconds and 30 days.")
-        return window
-
-    def _check_placeholders(self, name):
-        template = self.cleaned_data.get(name) or ""
-        unknown = sorted(set(PLACEHOLDER.findall(template)) - KNOWN_PLACEHOLDERS)
-        if unknown:
-            raise forms.ValidationError(
-                f"Unknown placeholder {', '.join('{' + u + '}' for u in unknown)}; "
-                f"known: {', '.join('{' + k + '}' for k in sorted(KNOWN_PLACEHOLDERS))}."
-            )
-        return template
-
-    def clean_event_name_template(self):
-        return self._check_placeholders("event_name_template")
-
-    def clean_event_description_template(self):
-        return self._check_placeholders("event_description_template")
+    def clean(self):
+        """Check the rule as the services will: the spec's problems go to their
+        fields, unless the field has one of its own already (a value the form
+        could not read)."""
+        data = super().clean()
+        values = {name: data[name] for name in AggregationRuleSpec.field_names() if name in data}
+        self.spec = AggregationRuleSpec(**{**EMPTY_RULE, **values})
+        try:
+            self.spec.validate()
+        except RuleValidationError as exc:
+            for name, messages in exc.errors.items():
+                if name not in self.errors:
+                    self.add_error(name, messages)
+        return data
 
 
 OCCURRED_PRESETS = [

@@ -9,6 +9,7 @@ from alerts.models import Alert, Asset
 from secops.enums import RegionGroup, RiskLevel
 from secops.jobs import BackgroundJob, JobStatus
 from secops.models import Account, Organisation
+from secops.rules import OrganisationRule, rule_key_constraints
 from secops.scope import ScopedQuerySet
 
 
@@ -24,24 +25,7 @@ class EventStatus(models.TextChoices):
         return [cls.UNHANDLED, cls.HANDLING, cls.HANDLED]
 
 
-class AggregationRuleQuerySet(models.QuerySet):
-    def in_scope(self, scope):
-        """Predefined rules plus the custom rules of the scope's organisation."""
-        return self.filter(Q(organisation__isnull=True) | Q(organisation_id=scope.organisation_id))
-
-    def enabled(self):
-        return self.filter(enabled=True)
-
-    def enabled_for(self, organisation_id: int):
-        """What aggregates an organisation's alerts: its enabled custom rules and
-        the enabled predefined rules it has not switched off."""
-        return self.enabled().filter(
-            Q(organisation_id=organisation_id)
-            | (Q(organisation__isnull=True) & ~Q(disabled_by=organisation_id))
-        )
-
-
-class AggregationRule(models.Model):
+class AggregationRule(OrganisationRule):
     """Which alerts belong together, and what event they make.
 
     Alerts that match the rule's filters and share the values of its
@@ -49,17 +33,8 @@ class AggregationRule(models.Model):
     Predefined rules have no organisation; custom rules belong to one.
     """
 
-    key = models.SlugField(max_length=64, help_text="Stable identifier of a predefined rule.")
-    organisation = models.ForeignKey(
-        Organisation,
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="aggregation_rules",
-    )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    enabled = models.BooleanField(default=True)
     match_sources = models.JSONField(default=list, blank=True, help_text="Empty: any source.")
     match_types = models.JSONField(default=list, blank=True, help_text="Empty: any alert type.")
     match_levels = models.JSONField(default=list, blank=True, help_text="Empty: any level.")
@@ -76,37 +51,16 @@ class AggregationRule(models.Model):
         blank=True,
         help_text="Fixed event risk; empty: the highest level of its alerts.",
     )
-    # A predefined rule is shared by every organisation; each can switch it
-    # off for itself without touching the others.
-    disabled_by = models.ManyToManyField(
-        Organisation, blank=True, related_name="disabled_predefined_rules"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    objects = AggregationRuleQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["key"],
-                condition=Q(organisation__isnull=True),
-                name="predefined_rule_key_unique",
-            ),
-            models.UniqueConstraint(
-                fields=["organisation", "key"],
-                condition=Q(organisation__isnull=False),
-                name="custom_rule_key_unique_per_organisation",
-            ),
-        ]
+        constraints = rule_key_constraints(
+            predefined_name="predefined_rule_key_unique",
+            custom_name="custom_rule_key_unique_per_organisation",
+        )
 
     def __str__(self):
         return self.name
-
-    @property
-    def is_predefined(self) -> bool:
-        return self.organisation_id is None
 
 
 class SecurityEvent(models.Model):

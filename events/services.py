@@ -12,7 +12,6 @@ open two Unhandled events for one group.
 import hashlib
 import json
 import logging
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,7 +39,6 @@ from secops import db
 from secops.enums import RiskLevel
 from secops.pagination import Page, page_of
 from secops.regex import LinearTimePattern, RegexError, compile_linear_time
-from secops.services import set_rule_enabled_for
 
 logger = logging.getLogger(__name__)
 
@@ -95,31 +93,18 @@ class CompiledRule:
 
 
 def _applicable_rules(organisation_ids) -> dict[int, list[CompiledRule]]:
-    """The enabled rules of each organisation: the predefined ones it has not
-    switched off, and its own."""
-    rules = AggregationRule.objects.enabled().filter(
-        Q(organisation__isnull=True) | Q(organisation_id__in=organisation_ids)
-    )
-    disabled = set(
-        AggregationRule.disabled_by.through.objects.filter(
-            organisation_id__in=organisation_ids
-        ).values_list("organisation_id", "aggregationrule_id")
-    )
-    compiled = []
-    for rule in rules:
+    """The rules enabled for each organisation, each compiled once."""
+    rules_by_org = AggregationRule.objects.enabled_for_each(organisation_ids)
+    compiled = {}
+    for rule in {rule.id: rule for rules in rules_by_org.values() for rule in rules}.values():
         try:
-            compiled.append(CompiledRule.compile(rule))
+            compiled[rule.id] = CompiledRule.compile(rule)
         except RegexError:
             # Saved before patterns were checked for RE2.
             logger.warning("Aggregation rule %s has an invalid name pattern; skipped", rule.pk)
     return {
-        org: [
-            c
-            for c in compiled
-            if (c.rule.organisation_id is None and (org, c.rule.id) not in disabled)
-            or c.rule.organisation_id == org
-        ]
-        for org in organisation_ids
+        org: [compiled[rule.id] for rule in rules if rule.id in compiled]
+        for org, rules in rules_by_org.items()
     }
 
 
@@ -537,54 +522,6 @@ def purge_expired(*, days: int | None = None, batch_size: int = 1_000, now=None)
         alerts=_delete_in_batches(old_alerts, batch_size),
         logs=_delete_in_batches(LogRecord.objects.filter(time__lt=cutoff), batch_size),
     )
-
-
-# --- custom aggregation rules ---------------------------------------------------
-
-
-class RuleValidationError(Exception):
-    def __init__(self, errors: dict[str, list[str]]):
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
-        self.errors = errors
-
-
-class PredefinedRuleError(Exception):
-    """Predefined rules can be enabled or disabled, not edited or deleted."""
-
-
-def save_custom_rule(
-    organisation, data: dict, rule: AggregationRule | None = None
-) -> AggregationRule:
-    """Create or update a custom rule of ``organisation`` from form-shaped data."""
-    from events.forms import AggregationRuleForm
-
-    if rule is not None and rule.is_predefined:
-        raise PredefinedRuleError("Predefined rules cannot be edited; disable it and add your own.")
-    form = AggregationRuleForm(data, instance=rule)
-    if not form.is_valid():
-        raise RuleValidationError({k: [str(m) for m in v] for k, v in form.errors.items()})
-    saved = form.save(commit=False)
-    saved.organisation = organisation
-    if not saved.key:
-        saved.key = f"custom-{uuid.uuid4().hex[:12]}"
-    saved.save()
-    return saved
-
-
-def set_rule_enabled(rule: AggregationRule, enabled: bool, organisation) -> None:
-    """Switch a rule on or off for ``organisation`` (predefined: its opt-out only)."""
-    set_rule_enabled_for(rule, enabled, organisation, foreign_rule_error=PredefinedRuleError)
-
-
-def delete_custom_rule(rule: AggregationRule) -> None:
-    if rule.is_predefined:
-        raise PredefinedRuleError("Predefined rules cannot be deleted; disable it instead.")
-    if rule.events.exists():
-        # Events keep their rule for "why grouped"; retire the rule instead.
-        rule.enabled = False
-        rule.save(update_fields=["enabled", "updated_at"])
-        return
-    rule.delete()
 
 
 # --- reading events for the pages ------------------------------------------------

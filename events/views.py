@@ -1,10 +1,10 @@
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from alerts.models import Alert, AlertSource
+from events import rules as rule_services
 from events import services, tracing_views
 from events.forms import SORTS, AggregationRuleForm, EventFilterForm
 from events.grouping import GROUPING_FIELDS, describe_window
@@ -14,20 +14,19 @@ from secops.enums import RiskLevel
 from secops.models import Organisation
 from secops.pagination import page_of
 from secops.params import page_number
+from secops.rules import require_rule_manager
 from secops.scope import get_in_scope_or_404
 
 
 def _require_manager(request):
-    """Aggregation rules, and the opt-outs of predefined ones, apply to the whole organisation."""
-    if not secops_services.can_manage_organisation(request.user):
-        raise PermissionDenied("Only global administrators can change aggregation rules.")
+    require_rule_manager(request.user, "aggregation rules")
 
 
-def _describe(rule: AggregationRule, disabled_ids: set[int]) -> dict:
+def _describe(rule: AggregationRule) -> dict:
     sources = dict(AlertSource.choices)
     return {
         "rule": rule,
-        "enabled": rule.enabled and rule.id not in disabled_ids,
+        "enabled": rule.enabled_for_organisation,
         "sources": [sources.get(s, s) for s in rule.match_sources] or ["any source"],
         "types": rule.match_types or ["any type"],
         "levels": [RiskLevel(level).label for level in rule.match_levels] or ["any level"],
@@ -41,16 +40,14 @@ def _describe(rule: AggregationRule, disabled_ids: set[int]) -> dict:
 
 def rules(request):
     scope = request.scope
-    organisation_id = scope.organisation_id
-    disabled = set(
-        AggregationRule.disabled_by.through.objects.filter(
-            organisation_id=organisation_id
-        ).values_list("aggregationrule_id", flat=True)
+    all_rules = (
+        AggregationRule.objects.in_scope(scope)
+        .with_enabled_for(scope.organisation_id)
+        .order_by("name")
     )
-    all_rules = AggregationRule.objects.in_scope(scope).order_by("name")
     context = {
-        "predefined": [_describe(r, disabled) for r in all_rules if r.is_predefined],
-        "custom": [_describe(r, disabled) for r in all_rules if not r.is_predefined],
+        "predefined": [_describe(r) for r in all_rules if r.is_predefined],
+        "custom": [_describe(r) for r in all_rules if not r.is_predefined],
         "can_manage": secops_services.can_manage_organisation(request.user),
     }
     return render(request, "events/rules.html", context)
@@ -65,13 +62,10 @@ def rule_form(request, rule_id: int | None = None):
         messages.error(request, "Predefined rules cannot be edited; disable it and add your own.")
         return redirect("events:rules")
     if request.method == "POST":
-        organisation = Organisation.objects.get(id=request.scope.organisation_id)
-        try:
-            saved = services.save_custom_rule(organisation, request.POST, rule)
-        except services.RuleValidationError:
-            form = AggregationRuleForm(request.POST, instance=rule)
-            form.is_valid()
-        else:
+        form = AggregationRuleForm(request.POST, instance=rule)
+        if form.is_valid():
+            organisation = Organisation.objects.get(id=request.scope.organisation_id)
+            saved = rule_services.save_custom_rule(organisation, form.spec, rule)
             messages.success(request, f"Aggregation rule “{saved.name}” saved.")
             return redirect("events:rules")
     else:
@@ -85,7 +79,7 @@ def rule_toggle(request, rule_id: int):
     _require_manager(request)
     enabled = request.POST.get("enabled") == "true"
     organisation = Organisation.objects.get(id=request.scope.organisation_id)
-    services.set_rule_enabled(rule, enabled, organisation)
+    rule_services.set_rule_enabled(rule, enabled, organisation)
     messages.success(request, f"“{rule.name}” {'enabled' if enabled else 'disabled'}.")
     return redirect("events:rules")
 
@@ -95,8 +89,8 @@ def rule_delete(request, rule_id: int):
     rule = get_in_scope_or_404(AggregationRule, request.scope, id=rule_id)
     _require_manager(request)
     try:
-        services.delete_custom_rule(rule)
-    except services.PredefinedRuleError as exc:
+        rule_services.delete_custom_rule(rule)
+    except rule_services.PredefinedRuleError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"“{rule.name}” removed.")

@@ -315,25 +315,3 @@ def can_manage(user, scope: Scope) -> bool:
     return AccountMembership.objects.filter(
         user=user, account_id=scope.account_id, role=Role.ADMIN
     ).exists()
-
-
-# --- rules shared by every organisation -----------------------------------------
-
-
-def set_rule_enabled_for(rule, enabled: bool, organisation, *, foreign_rule_error) -> None:
-    """Switch a rule on or off for ``organisation``.
-
-    For aggregation and detection rules alike: a custom rule belongs to its
-    organisation and is switched itself; a predefined rule is shared, so only
-    this organisation's opt-out (``rule.disabled_by``) changes.
-    """
-    if rule.is_predefined:
-        if enabled:
-            rule.disabled_by.remove(organisation)
-        else:
-            rule.disabled_by.add(organisation)
-        return
-    if rule.organisation_id != organisation.id:
-        raise foreign_rule_error("The rule belongs to another organisation.")
-    rule.enabled = enabled
-    rule.save(update_fields=["enabled", "updated_at"])

@@ -12,5 +12,6 @@
 - ``rules/``: the predefined rules, one file each.
 
 The business operations around them (saving rules, the periodic run and its
-watermark, the dry run) are in ``alerts.detection``.
+watermark, the dry run) are in ``alerts.detection_rules``, ``alerts.detection_run``
+and ``alerts.detection_dryrun``.
 """

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
-from alerts.detection import run_detection
+from alerts.detection_run import run_detection
 from alerts.models import Alert, AlertSource
 from events.models import SecurityEvent
 from secops.services import create_api_key

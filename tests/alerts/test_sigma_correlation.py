@@ -7,8 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from alerts.detection import dry_run, run_detection, save_custom_rule
+from alerts.detection_dryrun import dry_run
 from alerts.detection_models import CorrelationState
+from alerts.detection_rules import DetectionRuleSpec, save_custom_rule
+from alerts.detection_run import run_detection
 from alerts.models import Alert, AlertSource, LogRecord
 from alerts.services import ingest_logs
 from alerts.sigma.compiler import CorrelationSpec
@@ -167,7 +169,7 @@ def spraying_alerts():
 
 @pytest.fixture
 def rule(tenancy):
-    return save_custom_rule(tenancy.org, yaml_text=BRUTE_FORCE, alert_type="")
+    return save_custom_rule(tenancy.org, DetectionRuleSpec(BRUTE_FORCE))
 
 
 def test_it_correlates_records_of_two_batches(tenancy, rule):
@@ -244,7 +246,7 @@ level: low
 
 
 def test_it_chains_a_correlation_on_another_across_batches(tenancy):
-    save_custom_rule(tenancy.org, yaml_text=LOGON_AFTER_SPRAY, alert_type="")
+    save_custom_rule(tenancy.org, DetectionRuleSpec(LOGON_AFTER_SPRAY))
     scope = organisation_scope(tenancy.org)
     ingest_logs(failures(tenancy.account_a, 7), scope=scope)
     run()

@@ -12,7 +12,8 @@ from itertools import count
 import pytest
 from django.utils import timezone
 
-from alerts.detection import predefined_rule_files, run_detection, sync_predefined_rules
+from alerts.detection_rules import predefined_rule_files, sync_predefined_rules
+from alerts.detection_run import run_detection
 from alerts.models import Alert, AlertSource, Entity, EntityType
 from alerts.services import ingest_logs
 from alerts.sigma.compiler import compile_rule

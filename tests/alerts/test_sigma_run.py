@@ -12,14 +12,15 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from alerts import detection
-from alerts.detection import (
-    run_detection,
+from alerts import detection_run
+from alerts.detection_models import DetectionCursor, DetectionRule, DetectionRuleStats
+from alerts.detection_rules import (
+    DetectionRuleSpec,
     save_custom_rule,
     set_rule_enabled,
     sync_predefined_rules,
 )
-from alerts.detection_models import DetectionCursor, DetectionRule, DetectionRuleStats
+from alerts.detection_run import run_detection
 from alerts.models import Alert, AlertSource, LogRecord
 from alerts.services import ingest_logs
 from alerts.sigma.alerting import detection_uuid
@@ -272,7 +273,7 @@ def test_it_rolls_a_batch_back_whole_when_the_run_dies(tenancy, predefined):
     ingest(tenancy.org, [process_log(tenancy.account_a)])
 
     with (
-        mock.patch.object(detection, "_save_stats", side_effect=RuntimeError("worker killed")),
+        mock.patch.object(detection_run, "_save_stats", side_effect=RuntimeError("worker killed")),
         pytest.raises(RuntimeError),
     ):
         run()
@@ -290,14 +291,14 @@ def test_it_rolls_a_batch_back_whole_when_the_run_dies(tenancy, predefined):
 def test_it_keeps_running_the_other_rules_when_one_fails(tenancy, predefined):
     ingest(tenancy.org, [process_log(tenancy.account_a)])
     broken = DetectionRule.objects.get(key="web-server-spawns-shell")
-    real_find = detection.find
+    real_find = detection_run.find
 
     def find(rule_key, *args, **kwargs):
         if rule_key == broken.id:
             raise ValueError("bad state")
         return real_find(rule_key, *args, **kwargs)
 
-    with mock.patch.object(detection, "find", side_effect=find):
+    with mock.patch.object(detection_run, "find", side_effect=find):
         report = run_detection(lag=timedelta(0))
 
     assert siem_alerts(name="Reverse shell command line").count() == 1
@@ -308,7 +309,7 @@ def test_it_keeps_running_the_other_rules_when_one_fails(tenancy, predefined):
 
 
 def test_it_reports_a_stored_rule_that_no_longer_compiles(tenancy):
-    rule = save_custom_rule(tenancy.org, yaml_text=NETCAT_RULE, alert_type="")
+    rule = save_custom_rule(tenancy.org, DetectionRuleSpec(NETCAT_RULE))
     DetectionRule.objects.filter(id=rule.id).update(yaml=NETCAT_RULE.replace("/nc'", "/nc"))
 
     report = run_detection(now=timezone.now(), lag=timedelta(0))
@@ -407,7 +408,7 @@ def test_it_skips_an_organisation_whose_watermark_another_run_holds(tenancy, _):
 
 
 def test_it_runs_a_custom_rule_over_its_own_organisations_logs_only(tenancy):
-    save_custom_rule(tenancy.org, yaml_text=NETCAT_RULE, alert_type="")
+    save_custom_rule(tenancy.org, DetectionRuleSpec(NETCAT_RULE))
     ingest(tenancy.org, [process_log(tenancy.account_b, "nc -lvp 9001", path="/usr/bin/nc")])
     ingest(tenancy.other_org, [process_log(tenancy.account_x, "nc -lvp 9001", path="/usr/bin/nc")])
 

@@ -9,8 +9,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.detection import run_detection, save_custom_rule, sync_predefined_rules
 from alerts.detection_models import DetectionRule
+from alerts.detection_rules import DetectionRuleSpec, save_custom_rule, sync_predefined_rules
+from alerts.detection_run import run_detection
 from alerts.services import ingest_logs
 from tests.conftest import organisation_scope
 
@@ -68,7 +69,7 @@ def alice(tenancy):
 
 @pytest.fixture
 def custom_rule(tenancy):
-    return save_custom_rule(tenancy.org, yaml_text=VALID_RULE, alert_type="", user=tenancy.alice)
+    return save_custom_rule(tenancy.org, DetectionRuleSpec(VALID_RULE), user=tenancy.alice)
 
 
 def netcat_log(account, host="host-1", cmdline="nc -lvnp 4444"):

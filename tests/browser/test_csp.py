@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from alerts.detection import sync_predefined_rules
+from alerts.detection_rules import sync_predefined_rules
 from alerts.models import AlertSource, EntityType
 from alerts.services import ingest_alerts, ingest_logs
 from events import tasks

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from alerts.detection import sync_predefined_rules
+from alerts.detection_rules import sync_predefined_rules
 from alerts.services import ingest_logs
 from tests.conftest import PASSWORD, organisation_scope
 

@@ -2,6 +2,7 @@
 Unhandled event), risk, affected assets, occurrence times, whitelisting, the
 alert cap of an event, custom and disabled rules, and the sweeper task."""
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -16,13 +17,12 @@ from events.models import (
     EventStatus,
     SecurityEvent,
 )
+from events.rules import AggregationRuleSpec, save_custom_rule, set_rule_enabled
 from events.services import (
     change_event_status,
     grouping_explanation,
     mark_event_failed,
     process_batch,
-    save_custom_rule,
-    set_rule_enabled,
 )
 from events.tasks import process_stale_batches
 from secops.enums import RiskLevel
@@ -336,14 +336,13 @@ def test_it_explains_why_alerts_are_grouped(tenancy, ingest):
 def test_it_explains_the_window_of_a_custom_rule(tenancy, ingest):
     save_custom_rule(
         tenancy.org,
-        {
-            "name": "Scans of one domain",
-            "enabled": True,
-            "match_types": "scan",
-            "group_by": ["domain", "source"],
-            "window_seconds": 90 * 60,
-            "event_name_template": "Scans of {domain}",
-        },
+        AggregationRuleSpec(
+            name="Scans of one domain",
+            match_types=("scan",),
+            group_by=("domain", "source"),
+            window_seconds=90 * 60,
+            event_name_template="Scans of {domain}",
+        ),
     )
 
     ingest(
@@ -486,16 +485,14 @@ def test_it_chains_continuations(tenancy, ingest, monkeypatch):
 
 
 def custom_rule(organisation, **changes):
-    data = {
-        "name": "Port scans of a host",
-        "enabled": True,
-        "match_types": "port_scan",
-        "group_by": ["asset"],
-        "window_seconds": 3600,
-        "event_name_template": "Port scans of {asset_name}",
-    }
-    data.update(changes)
-    return save_custom_rule(organisation, data)
+    spec = AggregationRuleSpec(
+        name="Port scans of a host",
+        match_types=("port_scan",),
+        group_by=("asset",),
+        window_seconds=3600,
+        event_name_template="Port scans of {asset_name}",
+    )
+    return save_custom_rule(organisation, replace(spec, **changes))
 
 
 def test_it_applies_an_organisations_custom_rule_to_its_own_alerts_only(tenancy, ingest):

@@ -2,12 +2,14 @@
 /api/v1/aggregation-rules endpoints (list, read, create, update, enable, delete)."""
 
 import json
+from dataclasses import replace
 
 import pytest
 from django.test import Client
 
 from events.models import AggregationRule
-from events.services import (
+from events.rules import (
+    AggregationRuleSpec,
     PredefinedRuleError,
     RuleValidationError,
     delete_custom_rule,
@@ -22,24 +24,20 @@ pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 PREDEFINED_COUNT = 13
 
 
-def rule_data(**changes) -> dict:
-    """A valid custom rule in the shape of the rule form."""
-    data = {
-        "name": "Port scans of a host",
-        "description": "Scans seen by the firewall.",
-        "enabled": True,
-        "match_sources": ["cloud_firewall"],
-        "match_types": "port_scan, host_scan",
-        "match_levels": [RiskLevel.MEDIUM, RiskLevel.HIGH],
-        "name_pattern": r"scan",
-        "group_by": ["asset", "attacker_ip"],
-        "window_seconds": 3600,
-        "event_name_template": "Scans of {asset_name} from {attacker_ip}",
-        "event_description_template": "",
-        "risk": "",
-    }
-    data.update(changes)
-    return data
+def rule_data(**changes) -> AggregationRuleSpec:
+    """A valid custom rule."""
+    spec = AggregationRuleSpec(
+        name="Port scans of a host",
+        description="Scans seen by the firewall.",
+        match_sources=("cloud_firewall",),
+        match_types=("port_scan", "host_scan"),
+        match_levels=(RiskLevel.MEDIUM, RiskLevel.HIGH),
+        name_pattern=r"scan",
+        group_by=("asset", "attacker_ip"),
+        window_seconds=3600,
+        event_name_template="Scans of {asset_name} from {attacker_ip}",
+    )
+    return replace(spec, **changes)
 
 
 # --- save_custom_rule -----------------------------------------------------------
@@ -91,7 +89,7 @@ def test_it_saves_a_custom_rule_for_the_organisation(tenancy):
             "The window must be between 60 seconds and 30 days.",
         ),
         (
-            {"match_types": "port_scan, Port Scan"},
+            {"match_types": ("port_scan", "Port Scan")},
             "match_types",
             "Not an alert type key: Port Scan (lowercase letters, digits, underscores).",
         ),

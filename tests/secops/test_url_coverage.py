@@ -29,7 +29,7 @@ from django.urls.converters import IntConverter, UUIDConverter
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils.regex_helper import normalize
 
-from alerts.detection import save_custom_rule
+from alerts.detection_rules import DetectionRuleSpec, save_custom_rule
 from alerts.models import Alert, Asset, DetectionRule, LogRecord
 from events import export
 from events.forms import EventFilterForm
@@ -334,7 +334,7 @@ def objects_of_account_a(tenancy, alice_api_key):
     )
     export.run_export_job(job.id)  # a finished job: its download answers alice
     sigma_rule = save_custom_rule(
-        tenancy.org, yaml_text=SIGMA_RULE, alert_type="suspicious_process", user=tenancy.alice
+        tenancy.org, DetectionRuleSpec(SIGMA_RULE, "suspicious_process"), user=tenancy.alice
     )
     whitelist_group = save_group(
         GroupSpec(

@@ -10,9 +10,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from alerts.detection import run_detection
-from alerts.detection import sync_predefined_rules as sync_detection_rules
 from alerts.detection_models import DetectionRule
+from alerts.detection_rules import sync_predefined_rules as sync_detection_rules
+from alerts.detection_run import run_detection
 from alerts.models import Alert, AlertSource, IngestionRejection, LogRecord
 from alerts.services import ingest_logs
 from alerts.sigma.alerting import detection_uuid

@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from events import services as event_services
+from events import rules as event_rules
 from secops.api import api
 from secops.services import create_api_key
 from tests.conftest import organisation_scope
@@ -90,15 +90,14 @@ def wsgi_application():
 @pytest.fixture
 def existing_objects(tenancy) -> dict[str, int]:
     """Path parameters naming objects of the key's organisation."""
-    rule = event_services.save_custom_rule(
+    rule = event_rules.save_custom_rule(
         tenancy.org,
-        {
-            "name": "Scans of a host",
-            "enabled": True,
-            "group_by": ["asset", "attacker_ip"],
-            "window_seconds": 3600,
-            "event_name_template": "Scans of {asset_name} from {attacker_ip}",
-        },
+        event_rules.AggregationRuleSpec(
+            name="Scans of a host",
+            group_by=("asset", "attacker_ip"),
+            window_seconds=3600,
+            event_name_template="Scans of {asset_name} from {attacker_ip}",
+        ),
     )
     group = whitelist_services.save_group(
         whitelist_services.GroupSpec(

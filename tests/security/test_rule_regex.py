@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from events.models import AggregationRule, SecurityEvent
-from events.services import save_custom_rule
+from events.rules import AggregationRuleSpec, save_custom_rule
 from secops.services import create_api_key
 from tests import factories
 from tests.conftest import native_alert, organisation_scope
@@ -34,7 +34,16 @@ FORM = {
 
 
 def test_it_aggregates_a_batch_of_hostile_names_quickly(tenancy, ingest_and_aggregate):
-    rule = save_custom_rule(tenancy.org, FORM | {"name_pattern": CATASTROPHIC})
+    rule = save_custom_rule(
+        tenancy.org,
+        AggregationRuleSpec(
+            name="Names of a's",
+            group_by=("asset",),
+            window_seconds=3600,
+            event_name_template="Alerts named {alert_name}",
+            name_pattern=CATASTROPHIC,
+        ),
+    )
     batch = [native_alert(tenancy.account_a, name=HOSTILE_NAME) for _ in range(50)]
     # Matched case-insensitively, as before.
     batch.append(native_alert(tenancy.account_a, name="AAAA"))

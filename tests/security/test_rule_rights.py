@@ -8,9 +8,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from alerts.detection import save_custom_rule as save_sigma_rule
-from alerts.detection import sync_predefined_rules
 from alerts.detection_models import DetectionRule
+from alerts.detection_rules import DetectionRuleSpec, sync_predefined_rules
+from alerts.detection_rules import save_custom_rule as save_sigma_rule
 from events.models import AggregationRule
 from secops.enums import Role
 from secops.models import AccountMembership
@@ -38,7 +38,7 @@ def rules(tenancy):
     sync_predefined_rules()
     return {
         "aggregation": factories.make_rule(organisation=tenancy.org, name="Acme scans"),
-        "sigma": save_sigma_rule(tenancy.org, yaml_text=VALID_RULE, alert_type=""),
+        "sigma": save_sigma_rule(tenancy.org, DetectionRuleSpec(VALID_RULE)),
         "predefined_aggregation": AggregationRule.objects.get(
             key=PREDEFINED_AGGREGATION, organisation=None
         ),

@@ -9,8 +9,8 @@ import tracemalloc
 import pytest
 from django.urls import reverse
 
-from alerts.detection import check_rule, predefined_rule_files, sync_predefined_rules
 from alerts.detection_models import DetectionRule
+from alerts.detection_rules import check_rule, predefined_rule_files, sync_predefined_rules
 from alerts.sigma.compiler import MAX_YAML_DEPTH, MAX_YAML_NODES, RuleProblems, compile_rule
 from tests.alerts.test_sigma_views import VALID_RULE, problems_by_line
 

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from alerts import detection
+from alerts import detection_run
 from secops.models import Organisation
 
 
@@ -22,11 +22,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--lag",
             type=float,
-            default=detection.LAG.total_seconds(),
+            default=detection_run.LAG.total_seconds(),
             help="Leave logs received within this many seconds for the next run "
-            f"(default {detection.LAG.total_seconds():.0f}, see alerts/detection.py).",
+            f"(default {detection_run.LAG.total_seconds():.0f}, see alerts/detection_run.py).",
         )
-        parser.add_argument("--batch-size", type=int, default=detection.BATCH_SIZE)
+        parser.add_argument("--batch-size", type=int, default=detection_run.BATCH_SIZE)
 
     def handle(self, *args, organisation, lag, batch_size, **options):
         if lag < 0 or batch_size < 1:
@@ -40,7 +40,7 @@ class Command(BaseCommand):
             if missing:
                 raise CommandError(f"No organisation named {', '.join(map(repr, missing))}.")
             organisation_ids = list(found.values())
-        report = detection.run_detection(
+        report = detection_run.run_detection(
             lag=timedelta(seconds=lag), batch_size=batch_size, organisation_ids=organisation_ids
         )
         self.stdout.write(

@@ -1,12 +1,8 @@
-"""SIEM detection: Sigma rules over the logs, raising alerts into the pipeline.
+"""The periodic SIEM detection run (``run_detection``): the logs received
+since the last run go through every enabled rule, and what they find goes to
+``alerts.services.ingest_detections``, so that SIEM alerts are whitelisted and
+aggregated into events like any other.
 
-The business operations of the Sigma part of the Detection Rules page (check,
-save, dry run, enable, delete a rule) and the periodic run (``run_detection``)
-that reads the logs received since the last run through every enabled rule
-and sends what they find to ``alerts.services.ingest_detections``, so that SIEM
-alerts are whitelisted and aggregated into events like any other.
-
-Reading each record once per rule
 ---------------------------------
 Each organisation has a watermark row (``DetectionCursor``). A run takes the
 row with ``SELECT ... FOR UPDATE SKIP LOCKED`` (on SQLite, whose write
@@ -40,299 +36,43 @@ the reading itself goes by id:
 """
 
 import logging
-import re
 import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from time import perf_counter
 
-from django.db import DatabaseError, IntegrityError, connection, connections, transaction
-from django.db.models import FloatField, Func, Max, TextField
-from django.db.models.functions import Cast
+from django.db import DatabaseError, connection, connections, transaction
+from django.db.models import Max
 from django.utils import timezone
 
+from alerts.detection_logs import BATCH_SIZE, chunks, list_values, log_rows, whole_records
 from alerts.detection_models import (
     CorrelationState,
     DetectionCursor,
     DetectionRule,
-    DetectionRuleKind,
     DetectionRuleStats,
 )
-from alerts.models import Asset, Entity, EntityType, LogRecord
+from alerts.detection_rules import sync_predefined_rules
+from alerts.models import Asset, LogRecord
 from alerts.services import ingest_detections
-from alerts.sigma.alerting import (
-    AlertContext,
-    Findings,
-    alerting_ids,
-    alerts_for,
-    find,
-)
-from alerts.sigma.compiler import CompiledRule, Problem, RuleProblems, compiled
-from alerts.sigma.correlation import (
-    Group,
-    GroupState,
-    MemoryStore,
-    group_key,
-)
+from alerts.sigma.alerting import AlertContext, Findings, alerting_ids, alerts_for, find
+from alerts.sigma.compiler import CompiledRule, RuleProblems, compiled
+from alerts.sigma.correlation import Group, GroupState, group_key
 from alerts.sigma.evaluator import BatchEvaluator, Evaluation
 from secops import db
 from secops.models import Account, Organisation
 from secops.scope import Scope
-from secops.services import set_rule_enabled_for
 
 logger = logging.getLogger(__name__)
 
 # Records received within this time of a run's start wait for the next run
 # (see the module documentation).
 LAG = timedelta(seconds=30)
-BATCH_SIZE = 50_000
 # A new watermark starts this far back: logs received just before the
 # detection rules were set up are read too.
 INITIAL_LOOKBACK = timedelta(hours=24)
-DRY_RUN_WINDOW = timedelta(hours=24)
-DRY_RUN_MAX_RECORDS = 1_000_000
-DRY_RUN_SAMPLE = 20
-PREDEFINED_DIRECTORY = Path(__file__).resolve().parent / "sigma" / "rules"
-ALERT_TYPE_PATTERN = re.compile(r"^[a-z0-9_]{1,64}$")
-# Alert types of the console (the whitelist scenarios) offered in the editor.
-KNOWN_ALERT_TYPES = [
-    "abnormal_network",
-    "brute_force",
-    "log_tampering",
-    "malicious_process",
-    "malicious_script",
-    "mining",
-    "persistence",
-    "privilege_escalation",
-    "reverse_shell",
-    "suspicious_login",
-    "suspicious_process",
-    "webshell",
-]
-
-
-# --- custom rules ---------------------------------------------------------------------
-
-
-def check_rule(yaml_text: str, alert_type: str | None = None) -> CompiledRule:
-    """Compile a rule as the editor sends it; RuleProblems lists everything wrong.
-
-    ``alert_type`` None leaves the alert type alone; otherwise the rule needs
-    one, given here or named in the YAML (``alert_type:``).
-    """
-    problems: list[Problem] = []
-    rule = None
-    try:
-        rule = compiled(yaml_text)
-    except RuleProblems as exc:
-        problems += exc.problems
-    if alert_type is not None:
-        chosen = alert_type.strip() or (rule.alert_type if rule else "")
-        if rule is not None and not chosen:
-            problems.append(
-                Problem(
-                    "Alert type: choose the type of the alerts this rule raises (the "
-                    "whitelist scenario), or name it in the YAML as alert_type."
-                )
-            )
-        elif chosen and not ALERT_TYPE_PATTERN.match(chosen):
-            problems.append(
-                Problem(
-                    "Alert type: lower-case letters, digits and underscores, up to 64 "
-                    "(e.g. reverse_shell)."
-                )
-            )
-    if problems:
-        raise RuleProblems(problems)
-    return rule
-
-
-def _rule_fields(rule: CompiledRule) -> dict:
-    return {
-        "title": rule.title or "Untitled rule",
-        "description": rule.description,
-        "sigma_id": rule.sigma_id[:64],
-        "level": rule.level,
-        "status": rule.status[:16],
-        "kind": DetectionRuleKind.CORRELATION
-        if rule.kind == "correlation"
-        else DetectionRuleKind.DETECTION,
-        "log_types": rule.log_types,
-        "tactic": rule.tactic[:128],
-        "technique": rule.technique[:128],
-    }
-
-
-class PredefinedRuleError(Exception):
-    """Predefined rules can be enabled or disabled, not edited or deleted."""
-
-
-def save_custom_rule(
-    organisation: Organisation,
-    *,
-    yaml_text: str,
-    alert_type: str,
-    enabled: bool = True,
-    user=None,
-    rule: DetectionRule | None = None,
-) -> DetectionRule:
-    """Create or update a custom rule; RuleProblems when the YAML or the alert type is wrong."""
-    if rule is not None and rule.is_predefined:
-        raise PredefinedRuleError("Predefined rules cannot be edited; disable it and add your own.")
-    if rule is not None and rule.organisation_id != organisation.id:
-        raise PredefinedRuleError("The rule belongs to another organisation.")
-    compiled_rule = check_rule(yaml_text, alert_type or "")
-    alert_type = (alert_type or "").strip() or compiled_rule.alert_type
-    if rule is None:
-        rule = DetectionRule(
-            organisation=organisation, key=f"custom-{uuid.uuid4().hex[:12]}", created_by=user
-        )
-    for name, value in _rule_fields(compiled_rule).items():
-        setattr(rule, name, value)
-    rule.yaml = yaml_text
-    rule.alert_type = alert_type
-    rule.enabled = enabled
-    rule.save()
-    return rule
-
-
-def set_rule_enabled(rule: DetectionRule, enabled: bool, organisation) -> None:
-    """Switch a rule on or off for ``organisation`` (predefined: its opt-out only)."""
-    set_rule_enabled_for(rule, enabled, organisation, foreign_rule_error=PredefinedRuleError)
-
-
-def delete_custom_rule(rule: DetectionRule) -> None:
-    """Its alerts stay: they name the rule by title, not by reference."""
-    if rule.is_predefined:
-        raise PredefinedRuleError("Predefined rules cannot be deleted; disable it instead.")
-    rule.delete()
-
-
-# --- predefined rules -----------------------------------------------------------------
-
-
-def predefined_rule_files() -> dict[str, str]:
-    """Key (the file name without .yml) -> YAML of every predefined rule."""
-    return {
-        path.stem: path.read_text(encoding="utf-8")
-        for path in sorted(PREDEFINED_DIRECTORY.glob("*.yml"))
-    }
-
-
-def sync_predefined_rules(**_signal_kwargs) -> int:
-    """Bring the predefined rules in the database in line with their files.
-
-    Cheap when nothing changed (one query), so the periodic run calls it
-    too; a rule whose file is gone is deleted. ``enabled`` and the
-    organisations' opt-outs are the operators', never touched. Returns how
-    many rules were written.
-    """
-    files = predefined_rule_files()
-    stored = {rule.key: rule for rule in DetectionRule.objects.predefined()}
-    written = 0
-    for key, text in files.items():
-        current = stored.get(key)
-        if current is not None and current.yaml == text:
-            continue
-        rule = compiled(text)
-        alert_type = rule.alert_type or "siem_detection"
-        defaults = {**_rule_fields(rule), "yaml": text, "alert_type": alert_type}
-        try:
-            with transaction.atomic():
-                DetectionRule.objects.update_or_create(
-                    key=key, organisation=None, defaults=defaults
-                )
-        except IntegrityError:
-            # Another process created it at the same moment, from the same file.
-            continue
-        written += 1
-    gone = set(stored) - set(files)
-    if gone:
-        DetectionRule.objects.predefined().filter(key__in=gone).delete()
-    return written
-
-
-# --- reading logs ---------------------------------------------------------------------
-
-
-class EpochSeconds(Func):
-    """A timestamp as seconds since 1970, a float: cheaper to read in bulk than
-    a datetime, and what the correlations count with."""
-
-    arity = 1
-    output_field = FloatField()
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        sql, params = compiler.compile(self.source_expressions[0])
-        return f"EXTRACT(EPOCH FROM {sql})::double precision", params
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        sql, params = compiler.compile(self.source_expressions[0])
-        return f"((julianday({sql}) - 2440587.5) * 86400.0)", params
-
-
-def _log_rows(queryset, limit: int) -> list[tuple]:
-    """(id, account id, host uuid, log type, epoch time, JSON text of the
-    fields), by id.
-
-    The JSON stays text: decoding a million documents in Python would cost
-    more than evaluating them, and the evaluator reads JSON text itself. The
-    rows come straight from the cursor: every column is already the type the
-    evaluator wants, and per-row conversion by the ORM would cost a fifth of
-    the reading.
-    """
-    rows = (
-        queryset.order_by("id")
-        .annotate(epoch=EpochSeconds("time"), fields_text=Cast("fields", TextField()))
-        .values_list("id", "account_id", "host_uuid", "log_type", "epoch", "fields_text")[:limit]
-    )
-    sql, params = rows.query.sql_with_params()
-    with connections[rows.db].cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-# Ids per query: SQLite takes at most 32,766 parameters.
-ID_CHUNK = 10_000
-
-
-def _chunks(ids):
-    ids = sorted(ids)
-    for start in range(0, len(ids), ID_CHUNK):
-        yield ids[start : start + ID_CHUNK]
-
-
-def _records(scope: Scope, ids) -> dict[int, dict]:
-    """Whole records, for the alerts and the dry run's sample."""
-    records = {}
-    for chunk in _chunks(ids):
-        for row in (
-            LogRecord.objects.in_scope(scope)
-            .filter(id__in=chunk)
-            .values(
-                "id", "account_id", "asset_id", "host_uuid", "log_type", "time", "fields", "digest"
-            )
-        ):
-            records[row["id"]] = row
-    return records
-
-
-def _list_values(scope: Scope, names) -> dict[str, dict[int, set[str]]]:
-    """The values of the lists the rules look up, per account."""
-    values: dict[str, dict[int, set[str]]] = {}
-    if "bad_ips" in names:
-        by_account: dict[int, set[str]] = defaultdict(set)
-        for account_id, value in (
-            Entity.objects.in_scope(scope)
-            .filter(type=EntityType.IP, malicious=True)
-            .values_list("account_id", "value")
-        ):
-            by_account[account_id].add(value)
-        values["bad_ips"] = dict(by_account)
-    return values
 
 
 # --- one rule over one batch ------------------------------------------------------------
@@ -362,7 +102,7 @@ class DatabaseStore:
     def load(self, spec, groups):
         states = {}
         by_key = {(group[0], self._key(group)): group for group in groups}
-        for chunk in _chunks(by_key):
+        for chunk in chunks(by_key):
             rows = self._rows(spec).filter(
                 account_id__in={account for account, _ in chunk},
                 group_key__in={key for _, key in chunk},
@@ -602,7 +342,7 @@ class _Window:
     limit: int
 
     def rows(self, scope: Scope) -> list[tuple]:
-        return _log_rows(
+        return log_rows(
             LogRecord.objects.in_scope(scope).filter(
                 id__gt=self.after_id,
                 received_at__gte=self.since,
@@ -721,7 +461,7 @@ def _detect(scope, rows, run_rules: _RunRules, *, now, run_id, report: RunReport
     evaluation = Evaluation()
     if rows:
         lists = set().union(*(c.lists for _, c in run_rules.rules))
-        evaluator = BatchEvaluator(queries, _list_values(scope, lists))
+        evaluator = BatchEvaluator(queries, list_values(scope, lists))
         try:
             evaluation = evaluator.evaluate(rows)
         finally:
@@ -743,7 +483,7 @@ def _detect(scope, rows, run_rules: _RunRules, *, now, run_id, report: RunReport
             findings[rule.id] = Findings(errors=[f"{type(exc).__name__}: {exc}"])
     # The records behind the alerts (a correlation window reaches back into
     # records of earlier batches).
-    records = _records(
+    records = whole_records(
         scope,
         alerting_ids(keyed, evaluation)
         | {
@@ -818,99 +558,3 @@ def run_detection(
             reader.close()
     report.seconds = perf_counter() - started
     return report
-
-
-# --- dry run ----------------------------------------------------------------------------
-
-
-@dataclass
-class DryRun:
-    records: int = 0
-    matches: int = 0
-    sample: list[dict] = field(default_factory=list)
-    truncated: bool = False
-    seconds: float = 0.0
-    window_start: datetime | None = None
-    window_end: datetime | None = None
-    kind: str = DetectionRuleKind.DETECTION
-    errors: list[str] = field(default_factory=list)
-
-
-def _sample_row(record: dict, extra: str = "") -> dict:
-    fields = record["fields"] or {}
-    summary = (
-        fields.get("cmdline")
-        or fields.get("path")
-        or fields.get("domain")
-        or " ".join(
-            str(fields[k])
-            for k in ("user", "src_ip", "dst_ip", "dst_port", "result")
-            if k in fields
-        )
-    )
-    return {
-        "ref": LogRecord.reference_for(record["digest"]),
-        "time": record["time"],
-        "log_type": record["log_type"],
-        "host_uuid": record["host_uuid"],
-        "summary": f"{extra}{summary}",
-        "fields": record["fields"],
-    }
-
-
-def dry_run(
-    yaml_text: str,
-    scope: Scope,
-    *,
-    now: datetime | None = None,
-    window: timedelta = DRY_RUN_WINDOW,
-    sample_size: int = DRY_RUN_SAMPLE,
-    max_records: int = DRY_RUN_MAX_RECORDS,
-    batch_size: int = BATCH_SIZE,
-) -> DryRun:
-    """How often a rule would have matched the scope's logs of the last 24 h.
-
-    Nothing is stored: correlations keep their state in memory. Records are
-    taken by their own time, in id order, up to ``max_records``.
-    """
-    started = perf_counter()
-    compiled_rule = check_rule(yaml_text)
-    now = now or timezone.now()
-    result = DryRun(window_start=now - window, window_end=now, kind=compiled_rule.kind)
-    queries = {(0, name): query for name, query in compiled_rule.queries.items()}
-    store = MemoryStore()
-    evaluator = BatchEvaluator(queries, _list_values(scope, compiled_rule.lists))
-    candidates = LogRecord.objects.in_scope(scope).filter(
-        time__gte=now - window, time__lte=now, log_type__in=compiled_rule.log_types
-    )
-    last_id = 0
-    try:
-        while result.records < max_records:
-            limit = min(batch_size, max_records - result.records)
-            rows = _log_rows(candidates.filter(id__gt=last_id), limit)
-            if not rows:
-                break
-            last_id = rows[-1][0]
-            result.records += len(rows)
-            evaluation = evaluator.evaluate(rows)
-            result.errors += [e for e in evaluation.errors.values() if e not in result.errors]
-            found = find(0, compiled_rule, evaluation, store)
-            result.matches += len(found.detections) + len(found.firings)
-            # Only the records the sample shows are read whole.
-            room = max(sample_size - len(result.sample), 0)
-            shown = [(match.record_id, "") for _, match in found.detections[:room]]
-            shown += [
-                (firing.record_ids[-1], f"{firing.count} within the window, e.g. ")
-                for firing in found.firings[: room - len(shown)]
-            ]
-            records = _records(scope, {record_id for record_id, _ in shown})
-            result.sample += [
-                _sample_row(records[record_id], prefix)
-                for record_id, prefix in shown
-                if record_id in records
-            ]
-        result.truncated = result.records >= max_records
-    finally:
-        evaluator.close()
-    result.seconds = perf_counter() - started
-    return result
