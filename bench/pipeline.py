@@ -2,7 +2,7 @@
 
 Batches go through ``alerts.services.ingest_alerts`` exactly as the API sends
 them; Celery runs eagerly, so the task the ingestion queues on commit
-(``events.process_alert_batch`` -> ``events.services.process_alerts``) runs
+(``events.process_alert_batch`` -> ``events.pipeline.process_alerts``) runs
 right after each batch commits, in this process. The time of
 ``process_alerts`` is taken by wrapping the module attribute the task calls,
 which changes nothing in what runs; the ingestion's share is the rest. The
@@ -39,7 +39,7 @@ from alerts.models import Alert, Asset, Entity, PendingAlertBatch
 from alerts.services import ALL_ALERT_SOURCES, MAX_BATCH_ITEMS, ingest_alerts
 from bench import database, whitelist_rules
 from bench.generate import BenchAccount, Dataset, generate
-from events import services as event_services
+from events import pipeline
 from events.models import EventAlert, SecurityEvent
 from secops.celery import app as celery_app
 from secops.enums import RegionGroup
@@ -242,7 +242,7 @@ def measured_pipeline(
     ``apply_whitelist`` calls ``match_alerts`` through its module, so wrapping
     the module attributes times both without changing what runs.
     """
-    original = event_services.process_alerts
+    original = pipeline.process_alerts
     original_apply = whitelist_services.apply_whitelist
     original_match = whitelist_services.match_alerts
     calls: list[Clocks] = []
@@ -280,13 +280,13 @@ def measured_pipeline(
         finally:
             steps.matching.append(perf_counter() - start)
 
-    event_services.process_alerts = timed_process_alerts
+    pipeline.process_alerts = timed_process_alerts
     whitelist_services.apply_whitelist = timed_apply_whitelist
     whitelist_services.match_alerts = timed_match_alerts
     try:
         yield calls, steps
     finally:
-        event_services.process_alerts = original
+        pipeline.process_alerts = original
         whitelist_services.apply_whitelist = original_apply
         whitelist_services.match_alerts = original_match
 
@@ -347,7 +347,7 @@ def outcome(scope: Scope) -> dict:
         stored=Count("id"),
         whitelisted=Count("id", filter=Q(whitelisted=True)),
     )
-    # Alerts are processed once their batch is gone (events.services.process_batch).
+    # Alerts are processed once their batch is gone (events.pipeline.process_batch).
     waiting = sum(len(batch.alert_ids) for batch in PendingAlertBatch.objects.all())
     alerts["processed"] = alerts["stored"] - waiting
     events = SecurityEvent.objects.in_scope(scope).aggregate(

@@ -42,9 +42,8 @@ from openpyxl.utils import get_column_letter
 
 from alerts.models import AlertEntity
 from events.entities import entities_of_events
-from events.forms import SORTS
 from events.models import ExportJob, ExportStatus, SecurityEvent
-from events.services import filtered_events, grouping_explanation
+from events.queries import SORTS, filtered_events, grouping_explanation
 from secops import jobs
 from secops.enums import RegionGroup
 from secops.scope import Scope

@@ -6,6 +6,7 @@ from django.utils import timezone
 from alerts.models import AlertSource
 from events.grouping import GROUPING_CHOICES, MAX_GROUP_FIELDS
 from events.models import AggregationRule, EventStatus
+from events.queries import SORTS
 from events.rules import AggregationRuleSpec, RuleValidationError, alert_type_keys
 from secops.enums import RiskLevel
 from secops.params import MAX_DATABASE_INTEGER, page_number
@@ -100,13 +101,6 @@ OCCURRED_PRESETS = [
     ("180d", "Last 180 days", 180),
     ("custom", "Custom range", None),
 ]
-SORTS = {
-    "-last": ("-last_occurred_at", "Last occurred, newest first"),
-    "last": ("last_occurred_at", "Last occurred, oldest first"),
-    "-first": ("-first_occurred_at", "First occurred, newest first"),
-    "-risk": ("-risk", "Risk, highest first"),
-    "-alerts": ("-alert_count", "Most alerts first"),
-}
 
 
 class EventFilterForm(forms.Form):

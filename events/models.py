@@ -114,8 +114,8 @@ class SecurityEvent(models.Model):
             # The Security Event Handling list: scope + region, newest first,
             # each with the single filter it serves. The first index also
             # holds every other column that the counts and the chart
-            # (services.event_tallies) and the ids of a page in any sort order
-            # (services.events_page) read, so both are index-only scans rather
+            # (queries.event_tallies) and the ids of a page in any sort order
+            # (queries.events_page) read, so both are index-only scans rather
             # than reads of every event of the range (tens of thousands over
             # 180 days).
             models.Index(

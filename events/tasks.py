@@ -8,7 +8,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from alerts import handoff
-from events import export, feed, services
+from events import export, feed, pipeline, retention
 
 PIPELINE_TASK_OPTIONS = {
     "acks_late": True,
@@ -23,7 +23,7 @@ PIPELINE_TASK_OPTIONS = {
 
 @shared_task(name="events.process_alert_batch", **PIPELINE_TASK_OPTIONS)
 def process_alert_batch(batch_id: int) -> int:
-    return len(services.process_batch(batch_id))
+    return len(pipeline.process_batch(batch_id))
 
 
 def process_stored_batch(sender, batch_id: int, **kwargs) -> None:
@@ -68,7 +68,7 @@ def process_stale_batches(older_than_seconds: int = 120, limit: int = 100) -> in
 
 @shared_task(name="events.purge_expired", acks_late=True, expires=3600)
 def purge_expired() -> dict:
-    result = services.purge_expired()
+    result = retention.purge_expired()
     return {"events": result.events, "alerts": result.alerts, "logs": result.logs}
 
 

@@ -4,9 +4,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from alerts.models import Alert, AlertSource
+from events import queries, tracing_views
 from events import rules as rule_services
-from events import services, tracing_views
-from events.forms import SORTS, AggregationRuleForm, EventFilterForm
+from events.forms import AggregationRuleForm, EventFilterForm
 from events.grouping import GROUPING_FIELDS, describe_window
 from events.models import AggregationRule, SecurityEvent
 from secops import services as secops_services
@@ -155,9 +155,9 @@ def _chart(days: list[dict]) -> dict:
 def event_list(request):
     form = EventFilterForm(request.GET)
     filters = form.cleaned_data if form.is_valid() else EventFilterForm.default_filters()
-    events = services.filtered_events(request.scope, filters)
-    page = services.events_page(events, SORTS[filters["sort"]][0], filters["page"])
-    tallies = services.event_tallies(events)
+    events = queries.filtered_events(request.scope, filters)
+    page = queries.events_page(events, queries.SORTS[filters["sort"]][0], filters["page"])
+    tallies = queries.event_tallies(events)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -167,8 +167,8 @@ def event_list(request):
         "query": query.urlencode(),
         # Details links carry the list's filters so "back" returns to the same list.
         "list_query": request.GET.urlencode(),
-        "counts": services.event_counts(tallies),
-        "chart": _chart(services.new_events_per_day(tallies, filters["start"], filters["end"])),
+        "counts": queries.event_counts(tallies),
+        "chart": _chart(queries.new_events_per_day(tallies, filters["start"], filters["end"])),
         # "Add to Whitelist" creates a policy group: administrators only.
         "can_whitelist": secops_services.can_manage(request.user, request.scope),
     }
@@ -214,7 +214,7 @@ def event_detail(request, event_id: int):
         context.update(
             history=event.status_changes.select_related("changed_by"),
             assets=event.affected_assets.order_by("name"),
-            why=services.grouping_explanation(event),
+            why=queries.grouping_explanation(event),
             continuations=event.continuations.order_by("id").only("id", "name"),
         )
     elif tab == "timeline":
@@ -224,7 +224,7 @@ def event_detail(request, event_id: int):
             )[: TIMELINE_LIMIT + 1]
         )
         context.update(
-            stages=services.timeline_stages(timeline[:TIMELINE_LIMIT]),
+            stages=queries.timeline_stages(timeline[:TIMELINE_LIMIT]),
             truncated=len(timeline) > TIMELINE_LIMIT,
             limit=TIMELINE_LIMIT,
         )

@@ -21,7 +21,8 @@ from events.models import (
     EventStatus,
     EventStatusChange,
 )
-from events.services import change_event_status, mark_event_failed, process_alerts
+from events.pipeline import process_alerts
+from events.services import change_event_status, mark_event_failed
 from secops.enums import RiskLevel
 from tests import factories
 

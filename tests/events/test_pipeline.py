@@ -8,22 +8,20 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from alerts.facts import load_alert_facts
 from alerts.handoff import hand_off
 from alerts.models import Alert, PendingAlertBatch
-from events import services
+from events import pipeline, services
 from events.models import (
     AggregationRule,
     EventAlert,
     EventStatus,
     SecurityEvent,
 )
+from events.pipeline import process_batch
+from events.queries import grouping_explanation
 from events.rules import AggregationRuleSpec, save_custom_rule, set_rule_enabled
-from events.services import (
-    change_event_status,
-    grouping_explanation,
-    mark_event_failed,
-    process_batch,
-)
+from events.services import change_event_status, mark_event_failed
 from events.tasks import process_stale_batches
 from secops.enums import RiskLevel
 from tests import factories
@@ -402,7 +400,7 @@ def test_it_opens_no_event_for_a_batch_that_is_all_whitelisted(tenancy, ingest):
 
 @pytest.fixture
 def cap_of_five(monkeypatch):
-    monkeypatch.setattr(services, "MAX_ALERTS_PER_EVENT", 5)
+    monkeypatch.setattr(pipeline, "MAX_ALERTS_PER_EVENT", 5)
 
 
 def mining_batch(account, minutes) -> list[dict]:
@@ -469,7 +467,7 @@ def test_it_continues_an_event_filled_to_the_cap_exactly(tenancy, ingest):
 
 
 def test_it_chains_continuations(tenancy, ingest, monkeypatch):
-    monkeypatch.setattr(services, "MAX_ALERTS_PER_EVENT", 2)
+    monkeypatch.setattr(pipeline, "MAX_ALERTS_PER_EVENT", 2)
 
     for minute in range(5):
         ingest(*mining_batch(tenancy.account_a, [minute]))
@@ -656,6 +654,6 @@ def test_it_reads_the_entitys_attributes_for_a_link_stored_without_its_own(tenan
     )
     AlertEntity.objects.create(alert=alert, entity=entity, role="related")
 
-    ((facts, _),) = services.load_alert_facts([alert.id])
+    ((facts, _),) = load_alert_facts([alert.id])
 
     assert facts.entities == (("file", "related", "/tmp/x", {"path": "/tmp/x"}),)

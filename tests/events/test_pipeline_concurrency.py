@@ -15,7 +15,8 @@ from events.models import (
     EventStatusChange,
     SecurityEvent,
 )
-from events.services import change_event_status, process_alerts, process_batch
+from events.pipeline import process_alerts, process_batch
+from events.services import change_event_status
 from secops.enums import RiskLevel
 from tests import factories
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from alerts.models import Alert, AlertEntity, Asset, LogRecord
 from events import tasks
 from events.models import EventAlert, SecurityEvent
-from events.services import purge_expired
+from events.retention import purge_expired
 from tests import factories
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")

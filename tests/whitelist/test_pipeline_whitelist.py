@@ -13,7 +13,7 @@ from alerts.facts import load_alert_facts
 from alerts.models import Alert
 from alerts.services import ingest_alerts
 from events.models import EventAlert, SecurityEvent
-from events.services import process_alerts
+from events.pipeline import process_alerts
 from tests.conftest import ALERT_TIME, native_alert, organisation_scope
 from whitelist import services
 from whitelist.models import Match, RuleGroup

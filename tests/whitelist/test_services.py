@@ -431,7 +431,7 @@ def test_it_leaves_out_of_a_draft_values_no_condition_can_hold(tenancy, ingest):
 
 
 def test_it_keeps_a_group_when_retention_removes_its_matches_and_event(tenancy):
-    from events.services import purge_expired
+    from events.retention import purge_expired
     from whitelist.models import Match
 
     old = timezone.now() - timedelta(days=200)

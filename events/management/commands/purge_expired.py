@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from events import services
+from events import retention
 
 
 class Command(BaseCommand):
@@ -11,7 +11,7 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, default=settings.EVENT_RETENTION_DAYS)
 
     def handle(self, *args, days, **options):
-        result = services.purge_expired(days=days)
+        result = retention.purge_expired(days=days)
         self.stdout.write(
             f"Deleted {result.events} events, {result.alerts} alerts and {result.logs} log records "
             f"older than {days} days."

@@ -18,7 +18,8 @@ from django.utils import timezone
 from alerts.models import LogRecord
 from alerts.services import ALL_ALERT_SOURCES, ingest_alerts, ingest_logs
 from events.models import EventStatus, SecurityEvent
-from events.services import change_event_status, mark_event_failed, process_pending_batches
+from events.pipeline import process_pending_batches
+from events.services import change_event_status, mark_event_failed
 from secops import demo
 from secops.enums import RiskLevel
 from secops.env import env_str
