@@ -15,7 +15,6 @@ from alerts.detection_models import DetectionRule, SigmaLevel
 from alerts.models import LogType
 from alerts.sigma.compiler import Problem, RuleProblems
 from alerts.sigma.logsources import LISTS, LOG_SOURCES
-from secops import services as secops_services
 from secops.models import Organisation
 from secops.rules import require_rule_manager
 from secops.scope import get_in_scope_or_404
@@ -25,7 +24,7 @@ MAX_UPLOAD_BYTES = 100_000
 
 def _require_manager(request):
     # Checking or dry running a rule is part of writing one.
-    require_rule_manager(request.user, "detection rules")
+    require_rule_manager(request.scope, "detection rules")
 
 
 def _organisation(request) -> Organisation:
@@ -61,7 +60,7 @@ def rules(request):
     context = {
         "custom": _entries([r for r in all_rules if not r.is_predefined], runs),
         "predefined": _entries([r for r in all_rules if r.is_predefined], runs),
-        "can_manage": secops_services.can_manage_organisation(request.user),
+        "can_manage": request.scope.may_manage_organisation(),
     }
     return render(request, "alerts/detection/rules.html", context)
 
@@ -80,7 +79,7 @@ def _editor_context(
         "known_alert_types": detection_rules.KNOWN_ALERT_TYPES,
         "log_sources": LOG_SOURCES.values(),
         "lists": LISTS,
-        "can_manage": secops_services.can_manage_organisation(request.user),
+        "can_manage": request.scope.may_manage_organisation(),
         "run": detection_rules.rule_runs(request.scope, [rule]).get(rule.id) if rule else None,
     }
 

@@ -2,7 +2,6 @@ import json
 from datetime import timedelta
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import Max, Q, Sum
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -15,7 +14,7 @@ from alerts.models import Alert, IngestionRejection, IngestionStat
 from secops import services as secops_services
 from secops.models import Account, ApiKey, Organisation
 from secops.pagination import page_of
-from secops.scope import get_in_scope_or_404
+from secops.scope import get_in_scope_or_404, require
 
 STATS_DAYS = 14
 
@@ -64,7 +63,7 @@ def data_sources(request, new_key=None):
         .select_related("account")
         .order_by("-created_at", "id")[:50],
         "api_keys": ApiKey.objects.in_scope(scope).select_related("account", "created_by"),
-        "can_manage": secops_services.can_manage(request.user, scope),
+        "can_manage": scope.may_configure(),
         "new_key": new_key,
     }
     return render(request, "alerts/data_sources.html", context)
@@ -73,8 +72,7 @@ def data_sources(request, new_key=None):
 @require_POST
 def create_api_key(request):
     scope = request.scope
-    if not secops_services.can_manage(request.user, scope):
-        raise PermissionDenied("Only administrators can create API keys.")
+    require(scope.may_configure(), "Only administrators can create API keys.")
     form = ApiKeyForm(request.POST)
     if not form.is_valid():
         for error in form.errors["name"]:
@@ -94,9 +92,7 @@ def create_api_key(request):
 
 @require_POST
 def revoke_api_key(request, key_id: int):
-    api_key = get_in_scope_or_404(ApiKey, request.scope, id=key_id)
-    if not secops_services.can_manage(request.user, request.scope):
-        raise PermissionDenied("Only administrators can revoke API keys.")
+    api_key = secops_services.get_api_key_for_change_or_404(request.scope, key_id)
     secops_services.revoke_api_key(api_key)
     messages.success(request, f"API key {api_key.name} ({api_key.prefix}…) revoked.")
     return redirect("alerts:data_sources")

@@ -74,7 +74,7 @@ def _organisation(request) -> Organisation:
 def _require_organisation_key(request) -> None:
     """Custom rules belong to the whole organisation: only an organisation-wide
     key may change them; an account's key reads them."""
-    if request.api_key.account_id is not None:
+    if not request.scope.may_manage_organisation():
         raise HttpError(
             403, "Aggregation rules apply to the whole organisation: use an organisation API key."
         )
@@ -106,8 +106,8 @@ def create_rule(request, payload: RuleIn):
 
 @router.put("/aggregation-rules/{rule_id}", response={200: RuleOut, 422: dict})
 def update_rule(request, rule_id: int, payload: RuleIn):
-    _require_organisation_key(request)
     rule = _get(request, rule_id)
+    _require_organisation_key(request)
     try:
         rules.save_custom_rule(_organisation(request), _spec(payload), rule)
     except rules.PredefinedRuleError as exc:
@@ -119,16 +119,16 @@ def update_rule(request, rule_id: int, payload: RuleIn):
 
 @router.post("/aggregation-rules/{rule_id}/enabled", response=RuleOut)
 def set_enabled(request, rule_id: int, payload: EnabledIn):
-    _require_organisation_key(request)
     rule = _get(request, rule_id)
+    _require_organisation_key(request)
     rules.set_rule_enabled(rule, payload.enabled, _organisation(request))
     return _out(_get(request, rule_id))
 
 
 @router.delete("/aggregation-rules/{rule_id}", response={204: None})
 def delete_rule(request, rule_id: int):
-    _require_organisation_key(request)
     rule = _get(request, rule_id)
+    _require_organisation_key(request)
     try:
         rules.delete_custom_rule(rule)
     except rules.PredefinedRuleError as exc:

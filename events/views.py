@@ -9,17 +9,14 @@ from events import rules as rule_services
 from events.forms import AggregationRuleForm, EventFilterForm
 from events.grouping import GROUPING_FIELDS, describe_window
 from events.models import AggregationRule, SecurityEvent
-from secops import services as secops_services
 from secops.enums import RiskLevel
 from secops.models import Organisation
 from secops.pagination import page_of
 from secops.params import page_number
-from secops.rules import require_rule_manager
+from secops.rules import get_rule_for_change_or_404, require_rule_manager
 from secops.scope import get_in_scope_or_404
 
-
-def _require_manager(request):
-    require_rule_manager(request.user, "aggregation rules")
+RULES_NAME = "aggregation rules"
 
 
 def _describe(rule: AggregationRule) -> dict:
@@ -48,16 +45,17 @@ def rules(request):
     context = {
         "predefined": [_describe(r) for r in all_rules if r.is_predefined],
         "custom": [_describe(r) for r in all_rules if not r.is_predefined],
-        "can_manage": secops_services.can_manage_organisation(request.user),
+        "can_manage": scope.may_manage_organisation(),
     }
     return render(request, "events/rules.html", context)
 
 
 def rule_form(request, rule_id: int | None = None):
-    rule = None
-    if rule_id is not None:
-        rule = get_in_scope_or_404(AggregationRule, request.scope, id=rule_id)
-    _require_manager(request)
+    if rule_id is None:
+        rule = None
+        require_rule_manager(request.scope, RULES_NAME)
+    else:
+        rule = get_rule_for_change_or_404(AggregationRule, request.scope, RULES_NAME, id=rule_id)
     if rule is not None and rule.is_predefined:
         messages.error(request, "Predefined rules cannot be edited; disable it and add your own.")
         return redirect("events:rules")
@@ -75,8 +73,7 @@ def rule_form(request, rule_id: int | None = None):
 
 @require_POST
 def rule_toggle(request, rule_id: int):
-    rule = get_in_scope_or_404(AggregationRule, request.scope, id=rule_id)
-    _require_manager(request)
+    rule = get_rule_for_change_or_404(AggregationRule, request.scope, RULES_NAME, id=rule_id)
     enabled = request.POST.get("enabled") == "true"
     organisation = Organisation.objects.get(id=request.scope.organisation_id)
     rule_services.set_rule_enabled(rule, enabled, organisation)
@@ -86,8 +83,7 @@ def rule_toggle(request, rule_id: int):
 
 @require_POST
 def rule_delete(request, rule_id: int):
-    rule = get_in_scope_or_404(AggregationRule, request.scope, id=rule_id)
-    _require_manager(request)
+    rule = get_rule_for_change_or_404(AggregationRule, request.scope, RULES_NAME, id=rule_id)
     try:
         rule_services.delete_custom_rule(rule)
     except rule_services.PredefinedRuleError as exc:
@@ -170,7 +166,7 @@ def event_list(request):
         "counts": queries.event_counts(tallies),
         "chart": _chart(queries.new_events_per_day(tallies, filters["start"], filters["end"])),
         # "Add to Whitelist" creates a policy group: administrators only.
-        "can_whitelist": secops_services.can_manage(request.user, request.scope),
+        "can_whitelist": request.scope.may_configure(),
     }
     template = "events/event_list.html"
     if request.htmx and not request.htmx.boosted:
@@ -207,7 +203,7 @@ def event_detail(request, event_id: int):
         "tab": tab,
         "tabs": DETAIL_TABS,
         "list_query": list_query,
-        "can_whitelist": secops_services.can_manage(request.user, request.scope),
+        "can_whitelist": request.scope.may_configure(),
     }
     alerts = Alert.objects.filter(event_links__event=event)
     if tab == "info":

@@ -10,12 +10,11 @@ hold and how a rule is checked (``AggregationRuleSpec``, ``DetectionRuleSpec``).
 import uuid
 from collections.abc import Callable, Iterable
 
-from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import BooleanField, Case, Exists, OuterRef, Q, Value, When
 
 from secops.models import Organisation
-from secops.services import can_manage_organisation
+from secops.scope import get_for_change_or_404, require
 
 
 class RuleValidationError(Exception):
@@ -161,11 +160,21 @@ class OrganisationRule(models.Model):
 # --- services ------------------------------------------------------------------------
 
 
-def require_rule_manager(user, rules_name: str) -> None:
+def require_rule_manager(scope, rules_name: str) -> None:
     """Rules, and the opt-outs of predefined ones, apply to the whole
     organisation: only its global administrators change them."""
-    if not can_manage_organisation(user):
-        raise PermissionDenied(f"Only global administrators can change {rules_name}.")
+    require(scope.may_manage_organisation(), f"Only global administrators can change {rules_name}.")
+
+
+def get_rule_for_change_or_404(queryset, scope, rules_name: str, **lookup):
+    """A rule the scope sees (else 404) and may change (else 403)."""
+    return get_for_change_or_404(
+        queryset,
+        scope,
+        lambda s, _rule: s.may_manage_organisation(),
+        f"Only global administrators can change {rules_name}.",
+        **lookup,
+    )
 
 
 def check_editable(rule: OrganisationRule | None, organisation) -> None:

@@ -8,10 +8,17 @@ authentication (from the key), so views never filter by account by hand.
 
 from dataclasses import dataclass, field
 
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404
 
-from secops.enums import View
+from secops.enums import Role, View
+
+# What each role may do, lowest first: a viewer reads, an analyst also handles
+# events, an administrator also changes the account's configuration (whitelist,
+# API keys, connectors). A global administrator is an administrator of every
+# account and also manages the organisation (its rules, the Global Account View).
+ROLE_RANK = {Role.VIEWER: 0, Role.ANALYST: 1, Role.ADMIN: 2}
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,38 @@ class Scope:
     account_ids: frozenset[int] = field(default_factory=frozenset)
     # A RegionGroup value, or None for "every region" (API keys, commands).
     region: str | None = None
+    # (account id, Role) for every account the caller holds a role in.
+    roles: frozenset[tuple[int, str]] = field(default_factory=frozenset)
+    # A global administrator of the organisation, or an organisation API key.
+    organisation_admin: bool = False
+
+    # --- what the caller may do ---------------------------------------------------
+
+    def role_in(self, account_id: int) -> str | None:
+        if self.organisation_admin:
+            return Role.ADMIN
+        return dict(self.roles).get(account_id)
+
+    def _holds(self, role: str, account_ids) -> bool:
+        account_ids = self.account_ids if account_ids is None else set(account_ids)
+        if not account_ids or not set(account_ids) <= self.account_ids:
+            return False
+        needed = ROLE_RANK[role]
+        return all(
+            ROLE_RANK.get(self.role_in(account_id), -1) >= needed for account_id in account_ids
+        )
+
+    def may_handle(self, account_ids=None) -> bool:
+        """Handle events of these accounts (default: every account in scope)."""
+        return self._holds(Role.ANALYST, account_ids)
+
+    def may_configure(self, account_ids=None) -> bool:
+        """Change the configuration of these accounts (default: every account in scope)."""
+        return self._holds(Role.ADMIN, account_ids)
+
+    def may_manage_organisation(self) -> bool:
+        """Change what applies to the whole organisation."""
+        return self.organisation_admin
 
     @property
     def is_global(self) -> bool:
@@ -33,13 +72,19 @@ class Scope:
         return cls(organisation_id=None)
 
     @classmethod
-    def for_accounts(cls, organisation_id: int, account_ids) -> "Scope":
-        """Every region of the given accounts: for API keys, commands and jobs."""
+    def for_accounts(
+        cls, organisation_id: int, account_ids, *, role: str | None = None, organisation_admin=False
+    ) -> "Scope":
+        """Every region of the given accounts: for API keys, commands and jobs.
+        Without a ``role`` the scope may read only."""
+        account_ids = frozenset(account_ids)
         return cls(
             organisation_id=organisation_id,
             view=View.GLOBAL,
-            account_ids=frozenset(account_ids),
+            account_ids=account_ids,
             region=None,
+            roles=frozenset((a, role) for a in account_ids) if role else frozenset(),
+            organisation_admin=organisation_admin,
         )
 
 
@@ -69,3 +114,20 @@ def get_in_scope_or_404(queryset_or_model, scope: Scope, **lookup):
         return queryset.in_scope(scope).get(**lookup)
     except (queryset.model.DoesNotExist, ValueError, TypeError):
         raise Http404(f"No {queryset.model._meta.verbose_name} matches the given query.") from None
+
+
+def get_for_change_or_404(queryset_or_model, scope: Scope, allowed, message: str, **lookup):
+    """Fetch one object inside the scope to change it: outside the scope it does
+    not exist (404); inside, ``allowed(scope, obj)`` decides, else 403 with
+    ``message``. Always in this order, so a refusal never confirms that an
+    object of another tenant exists."""
+    obj = get_in_scope_or_404(queryset_or_model, scope, **lookup)
+    if not allowed(scope, obj):
+        raise PermissionDenied(message)
+    return obj
+
+
+def require(permitted: bool, message: str) -> None:
+    """Refuse (403) an action the scope does not permit."""
+    if not permitted:
+        raise PermissionDenied(message)

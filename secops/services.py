@@ -18,7 +18,7 @@ from secops.models import (
     Organisation,
     OrganisationMembership,
 )
-from secops.scope import Scope
+from secops.scope import Scope, get_for_change_or_404
 
 SESSION_VIEW = "scope.view"
 SESSION_ACCOUNT = "scope.account_id"
@@ -78,6 +78,11 @@ def build_scope(user, session) -> Scope:
     if region not in RegionGroup.values:
         region = accounts[account_id].home_region
 
+    permissions = {"organisation_admin": membership.is_global_admin}
+    if not membership.is_global_admin:
+        permissions["roles"] = frozenset(
+            AccountMembership.objects.filter(user=user).values_list("account_id", "role")
+        )
     if session.get(SESSION_VIEW) == View.GLOBAL and membership.is_global_admin:
         managed = frozenset(pk for pk, account in accounts.items() if account.managed)
         return Scope(
@@ -86,6 +91,7 @@ def build_scope(user, session) -> Scope:
             account_id=None,
             account_ids=managed,
             region=region,
+            **permissions,
         )
     return Scope(
         organisation_id=membership.organisation_id,
@@ -93,6 +99,7 @@ def build_scope(user, session) -> Scope:
         account_id=account_id,
         account_ids=frozenset({account_id}),
         region=region,
+        **permissions,
     )
 
 
@@ -276,42 +283,33 @@ def authenticate_api_key(key: str) -> ApiKey | None:
 
 
 def scope_for_api_key(api_key: ApiKey) -> Scope:
+    """An account key administers its account; an organisation key is the
+    organisation's global administrator."""
     if api_key.account_id is not None:
-        account_ids = [api_key.account_id]
-    else:
-        account_ids = Account.objects.filter(organisation_id=api_key.organisation_id).values_list(
-            "id", flat=True
-        )
-    return Scope.for_accounts(api_key.organisation_id, account_ids)
+        return Scope.for_accounts(api_key.organisation_id, [api_key.account_id], role=Role.ADMIN)
+    account_ids = Account.objects.filter(organisation_id=api_key.organisation_id).values_list(
+        "id", flat=True
+    )
+    return Scope.for_accounts(
+        api_key.organisation_id, account_ids, role=Role.ADMIN, organisation_admin=True
+    )
+
+
+def get_api_key_for_change_or_404(scope: Scope, key_id) -> ApiKey:
+    """A key the scope may revoke: an account's key for its administrators, an
+    organisation key for global administrators."""
+    return get_for_change_or_404(
+        ApiKey,
+        scope,
+        lambda s, key: (
+            s.may_manage_organisation()
+            if key.account_id is None
+            else s.may_configure([key.account_id])
+        ),
+        "Only administrators can revoke API keys.",
+        id=key_id,
+    )
 
 
 def revoke_api_key(api_key: ApiKey) -> None:
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
-
-
-# --- permissions ----------------------------------------------------------------
-
-
-def can_manage_organisation(user) -> bool:
-    """May change what applies to the whole organisation (aggregation and
-    detection rules, opting out of predefined ones): its global administrators
-    only, as only an organisation API key may over the API."""
-    membership = organisation_membership(user)
-    return bool(membership and membership.is_global_admin)
-
-
-def can_manage(user, scope: Scope) -> bool:
-    """May change configuration of the accounts in this scope (API keys,
-    whitelists of chosen accounts): a global administrator, or an administrator
-    of the current account. Organisation-wide objects need
-    ``can_manage_organisation``."""
-    membership = organisation_membership(user)
-    if membership is None:
-        return False
-    if membership.is_global_admin:
-        return True
-    if scope.is_global or scope.account_id is None:
-        return False
-    return AccountMembership.objects.filter(
-        user=user, account_id=scope.account_id, role=Role.ADMIN
-    ).exists()

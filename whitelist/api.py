@@ -142,7 +142,7 @@ class WhitelistDetail(Schema):
 
 
 def _allow_global(request) -> bool:
-    return request.api_key.account_id is None
+    return request.scope.may_manage_organisation()
 
 
 def _get(request, group_id: int) -> RuleGroup:

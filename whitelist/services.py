@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Case, F, IntegerField, Value, When
 from django.db.models.fields.json import KT
@@ -23,7 +24,7 @@ from django.utils import timezone
 from alerts.facts import AlertFacts, load_alert_facts
 from alerts.models import Alert
 from secops.models import Account
-from secops.scope import Scope
+from secops.scope import Scope, get_for_change_or_404
 from whitelist.matching import (
     MAX_VALUE_LENGTH,
     AlertValues,
@@ -311,6 +312,24 @@ def validate(
             )
     if errors:
         raise GroupValidationError(dict(errors))
+
+
+def get_group_for_change_or_404(scope: Scope, group_id) -> RuleGroup:
+    """A group the scope sees (else 404) and may change (else 403): an
+    administrator's, and a global group only a global administrator's."""
+    groups = RuleGroup.objects.prefetch_related("conditions", "accounts")
+    group = get_for_change_or_404(
+        groups,
+        scope,
+        lambda s, _group: s.may_configure(),
+        "Only administrators can change whitelist rules.",
+        id=group_id,
+    )
+    try:
+        check_may_change(group, scope, allow_global=scope.may_manage_organisation())
+    except WhitelistPermissionError as exc:
+        raise PermissionDenied(str(exc)) from None
+    return group
 
 
 def check_may_change(group: RuleGroup, scope: Scope, *, allow_global: bool) -> None:

@@ -13,9 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from secops import services as secops_services
 from secops.extensions import Link
-from secops.scope import get_in_scope_or_404
 from whitelist import forms, services
 from whitelist.extensions import origins_of
 from whitelist.matching import OPERATORS_BY_KIND
@@ -27,9 +25,8 @@ OTHER_SCENARIO = "__other__"
 
 def _rights(request) -> tuple[bool, bool]:
     """(may edit groups, may make or change global groups)."""
-    may_edit = secops_services.can_manage(request.user, request.scope)
-    membership = secops_services.organisation_membership(request.user)
-    return may_edit, may_edit and membership is not None and membership.is_global_admin
+    scope = request.scope
+    return scope.may_configure(), scope.may_configure() and scope.may_manage_organisation()
 
 
 def _require_editor(request) -> bool:
@@ -37,11 +34,6 @@ def _require_editor(request) -> bool:
     if not may_edit:
         raise PermissionDenied("Only administrators can change whitelist rules.")
     return allow_global
-
-
-def _group_or_404(request, group_id: int) -> RuleGroup:
-    groups = RuleGroup.objects.prefetch_related("conditions", "accounts")
-    return get_in_scope_or_404(groups, request.scope, id=group_id)
 
 
 def _scenario_or_404(key: str):
@@ -172,8 +164,11 @@ def _chosen_scenario(post) -> str:
 
 
 def group_form(request, group_id: int | None = None):
-    group = _group_or_404(request, group_id) if group_id is not None else None
-    return group_editor(request, group=group)
+    if group_id is None:
+        return group_editor(request)
+    return group_editor(
+        request, group=services.get_group_for_change_or_404(request.scope, group_id)
+    )
 
 
 def group_editor(request, *, group: RuleGroup | None = None, origin: DraftOrigin | None = None):
@@ -261,8 +256,8 @@ def preview(request):
 
 @require_POST
 def group_toggle(request, group_id: int):
-    allow_global = _require_editor(request)
-    group = _group_or_404(request, group_id)
+    group = services.get_group_for_change_or_404(request.scope, group_id)
+    allow_global = request.scope.may_manage_organisation()
     enabled = request.POST.get("enabled") == "on"
     try:
         services.set_group_enabled(group, enabled, request.scope, allow_global=allow_global)
@@ -276,8 +271,8 @@ def group_toggle(request, group_id: int):
 
 @require_POST
 def group_delete(request, group_id: int):
-    allow_global = _require_editor(request)
-    group = _group_or_404(request, group_id)
+    group = services.get_group_for_change_or_404(request.scope, group_id)
+    allow_global = request.scope.may_manage_organisation()
     key, name = group.scenario, group.name
     try:
         services.delete_group(group, request.scope, allow_global=allow_global)

@@ -14,8 +14,7 @@ from alerts.detection_rules import save_custom_rule as save_sigma_rule
 from events.models import AggregationRule
 from secops.enums import Role
 from secops.models import AccountMembership
-from secops.scope import Scope
-from secops.services import can_manage, can_manage_organisation, create_api_key
+from secops.services import build_scope, create_api_key
 from tests import factories
 from tests.alerts.test_sigma_views import VALID_RULE
 from tests.events.test_rules_views import VALID as AGGREGATION_RULE_FORM
@@ -93,19 +92,16 @@ def state(tenancy, rules) -> tuple:
 
 
 def test_it_tells_an_account_admin_from_a_global_admin(tenancy, account_admin):
-    scope = Scope(
-        organisation_id=tenancy.org.id,
-        account_id=tenancy.account_a.id,
-        account_ids=frozenset({tenancy.account_a.id}),
-    )
+    dave = build_scope(account_admin, {})
+    assert dave.account_ids == {tenancy.account_a.id}
 
     # Dave manages his account's configuration (API keys, its whitelists) ...
-    assert can_manage(account_admin, scope)
+    assert dave.may_configure() and dave.may_handle()
     # ... but not what applies to every account of the organisation.
-    assert not can_manage_organisation(account_admin)
-    assert can_manage_organisation(tenancy.alice)
-    assert not can_manage_organisation(tenancy.bob)
-    assert not can_manage_organisation(tenancy.charlie)
+    assert not dave.may_manage_organisation()
+    assert build_scope(tenancy.alice, {}).may_manage_organisation()
+    assert not build_scope(tenancy.bob, {}).may_manage_organisation()
+    assert not build_scope(tenancy.charlie, {}).may_manage_organisation()
 
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.ANALYST, Role.VIEWER])
