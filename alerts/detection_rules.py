@@ -10,7 +10,8 @@ from pathlib import Path
 from django.db import IntegrityError, transaction
 
 from alerts.detection_models import DetectionRule, DetectionRuleKind, DetectionRuleStats
-from alerts.sigma.compiler import CompiledRule, Problem, RuleProblems, compiled
+from alerts.sigma.compiled_rule import CompiledRule, Problem, RuleProblems
+from alerts.sigma.compiler import compiled
 from secops import rules
 from secops.models import Organisation
 from secops.rules import PredefinedRuleError, RuleValidationError, set_rule_enabled

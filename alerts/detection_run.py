@@ -58,7 +58,8 @@ from alerts.detection_rules import sync_predefined_rules
 from alerts.models import Asset, LogRecord
 from alerts.services import ingest_detections
 from alerts.sigma.alerting import AlertContext, Findings, alerting_ids, alerts_for, find
-from alerts.sigma.compiler import CompiledRule, RuleProblems, compiled
+from alerts.sigma.compiled_rule import CompiledRule, RuleProblems
+from alerts.sigma.compiler import compiled
 from alerts.sigma.correlation import Group, GroupState, group_key
 from alerts.sigma.evaluator import BatchEvaluator, Evaluation
 from secops import db

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from alerts import detection_dryrun, detection_rules
 from alerts.detection_models import DetectionRule, SigmaLevel
 from alerts.models import LogType
-from alerts.sigma.compiler import Problem, RuleProblems
+from alerts.sigma.compiled_rule import Problem, RuleProblems
 from alerts.sigma.logsources import LISTS, LOG_SOURCES
 from secops.models import Organisation
 from secops.rules import require_rule_manager

@@ -3,7 +3,10 @@
 - ``logsources``: our log types as Sigma log sources and fields, and the
   pySigma processing pipeline that maps a rule onto them;
 - ``compiler``: a rule file (YAML) to SQL conditions and correlation specs,
-  with every problem located at its line;
+  with every problem located at its line; ``compiled_rule`` holds what it
+  gives, ``documents`` the safe loading of the YAML and the lines problems
+  are about, ``detection_queries`` and ``correlation_specs`` the two kinds
+  of rule;
 - ``prefilter``: the literals that let most records skip SQLite;
 - ``evaluator``: the rules' SQL over a batch of flattened records in SQLite;
 - ``correlation``: event_count, value_count, temporal and temporal_ordered

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from time import perf_counter
 
 from alerts.models import AlertSource, LogRecord, LogType
-from alerts.sigma.compiler import CompiledRule
+from alerts.sigma.compiled_rule import CompiledRule
 from alerts.sigma.correlation import CorrelationEngine, Firing
 from alerts.sigma.evaluator import Evaluation, Match
 

@@ -28,7 +28,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from alerts.sigma.compiler import CompiledRule, CorrelationSpec
+from alerts.sigma.compiled_rule import CompiledRule, CorrelationSpec
 
 # What a group keeps at most; the oldest events go first.
 MAX_EVENTS_PER_GROUP = 5_000

@@ -17,7 +17,7 @@ from time import perf_counter
 
 import re2
 
-from alerts.sigma.compiler import DetectionQuery
+from alerts.sigma.compiled_rule import DetectionQuery
 from alerts.sigma.logsources import (
     ACCOUNT_ID,
     DOC,

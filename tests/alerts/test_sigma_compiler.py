@@ -3,7 +3,8 @@ of a custom rule reported with the line it is about."""
 
 import pytest
 
-from alerts.sigma.compiler import RuleProblems, compile_rule
+from alerts.sigma.compiled_rule import RuleProblems
+from alerts.sigma.compiler import compile_rule
 from alerts.sigma.logsources import LOG_SOURCES
 
 HEADER = """\

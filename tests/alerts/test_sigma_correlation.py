@@ -13,7 +13,7 @@ from alerts.detection_rules import DetectionRuleSpec, save_custom_rule
 from alerts.detection_run import run_detection
 from alerts.models import Alert, AlertSource, LogRecord
 from alerts.services import ingest_logs
-from alerts.sigma.compiler import CorrelationSpec
+from alerts.sigma.compiled_rule import CorrelationSpec
 from alerts.sigma.correlation import Event, GroupState, advance
 from tests.conftest import organisation_scope
 

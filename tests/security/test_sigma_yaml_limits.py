@@ -11,7 +11,9 @@ from django.urls import reverse
 
 from alerts.detection_models import DetectionRule
 from alerts.detection_rules import check_rule, predefined_rule_files, sync_predefined_rules
-from alerts.sigma.compiler import MAX_YAML_DEPTH, MAX_YAML_NODES, RuleProblems, compile_rule
+from alerts.sigma.compiled_rule import RuleProblems
+from alerts.sigma.compiler import compile_rule
+from alerts.sigma.documents import MAX_YAML_DEPTH, MAX_YAML_NODES
 from tests.alerts.test_sigma_views import VALID_RULE, problems_by_line
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
