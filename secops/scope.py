@@ -46,10 +46,10 @@ class Scope:
         account_ids = self.account_ids if account_ids is None else set(account_ids)
         if not account_ids or not set(account_ids) <= self.account_ids:
             return False
-        needed = ROLE_RANK[role]
-        return all(
-            ROLE_RANK.get(self.role_in(account_id), -1) >= needed for account_id in account_ids
-        )
+        if self.organisation_admin:
+            return True
+        needed, held = ROLE_RANK[role], dict(self.roles)
+        return all(ROLE_RANK.get(held.get(account_id), -1) >= needed for account_id in account_ids)
 
     def may_handle(self, account_ids=None) -> bool:
         """Handle events of these accounts (default: every account in scope)."""

@@ -25,8 +25,8 @@ OTHER_SCENARIO = "__other__"
 
 def _rights(request) -> tuple[bool, bool]:
     """(may edit groups, may make or change global groups)."""
-    scope = request.scope
-    return scope.may_configure(), scope.may_configure() and scope.may_manage_organisation()
+    may_edit = request.scope.may_configure()
+    return may_edit, may_edit and request.scope.may_manage_organisation()
 
 
 def _require_editor(request) -> bool:
