@@ -177,6 +177,7 @@ CELERY_TASK_ROUTES = {
     "events.deliver_changes": {"queue": "respond"},
     "events.sweep_change_feed": {"queue": "respond"},
     "alerts.run_detection": {"queue": "detect"},
+    "disposal.*": {"queue": "respond"},
     "events.export_events": {"queue": "export"},
     "events.cleanup_exports": {"queue": "export"},
     "events.purge_expired": {"queue": "export"},
@@ -191,6 +192,12 @@ CELERY_BEAT_SCHEDULE = {
     "process-stale-alert-batches": {"task": "events.process_stale_batches", "schedule": 60.0},
     # Consumers of the event change feed whose wake-up was lost are woken again.
     "sweep-event-change-feed": {"task": "events.sweep_change_feed", "schedule": 30.0},
+    # Blocks whose action validity period has ended are lifted.
+    "expire-handling-blocks": {"task": "disposal.expire_due", "schedule": 60.0},
+    # Handling tasks whose message was lost are queued again, stalled ones failed.
+    "sweep-handling-tasks": {"task": "disposal.sweep_tasks", "schedule": 60.0},
+    # Notifications whose delivery failed are tried again with backoff.
+    "retry-notifications": {"task": "disposal.retry_notifications", "schedule": 60.0},
     "purge-expired-data": {"task": "events.purge_expired", "schedule": 6 * 3600.0},
     # Expired export files and jobs are removed, stalled exports failed.
     "cleanup-expired-exports": {"task": "events.cleanup_exports", "schedule": 600.0},
@@ -210,6 +217,24 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "secops@localhost")
 
 # --- Product rules ----------------------------------------------------------
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 180, minimum=1)
+
+# --- Secrets at rest (secops.crypto) -----------------------------------------
+# Comma-separated, newest first; without it a key is derived from SECRET_KEY.
+SECRETS_ENCRYPTION_KEYS = env_list("SECRETS_ENCRYPTION_KEY", [])
+
+# --- Handling (disposal) -----------------------------------------------------
+# The connector of accounts that have none configured: "simulated" (the
+# embedded default: a simulated cloud kept in our database) or "webhook".
+DISPOSAL_DEFAULT_CONNECTOR = env_str("DISPOSAL_DEFAULT_CONNECTOR", "simulated")
+# Every call to a cloud or webhook gives up after this many seconds.
+DISPOSAL_CONNECTOR_TIMEOUT = env_int("DISPOSAL_CONNECTOR_TIMEOUT", 10, minimum=1)
+# Calls per second per account and cloud service (Cloud Firewall allows 10).
+DISPOSAL_CALLS_PER_SECOND = env_int("DISPOSAL_CALLS_PER_SECOND", 5, minimum=1)
+# A share (percent) of the simulated cloud's calls that fail, for demonstrations.
+SIMULATED_CLOUD_FAILURE_PERCENT = env_int("SIMULATED_CLOUD_FAILURE_PERCENT", 0, minimum=0)
+# Destinations of webhooks (connector and notifications) that may be on
+# loopback or private networks: hosts or CIDR ranges, comma-separated.
+WEBHOOK_ALLOWED_PRIVATE = env_list("WEBHOOK_ALLOWED_PRIVATE", [])
 
 # --- Production hardening (all on unless DEBUG) ------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
