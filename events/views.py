@@ -4,6 +4,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from alerts.models import Alert, AlertSource
+from events.extensions import event_actions, event_sections
 from events import queries, tracing_views
 from events import rules as rule_services
 from events.forms import AggregationRuleForm, EventFilterForm
@@ -204,6 +205,7 @@ def event_detail(request, event_id: int):
         "tabs": DETAIL_TABS,
         "list_query": list_query,
         "can_whitelist": request.scope.may_configure(),
+        "actions": event_actions.collect(request.scope, event),
     }
     alerts = Alert.objects.filter(event_links__event=event)
     if tab == "info":
@@ -212,6 +214,7 @@ def event_detail(request, event_id: int):
             assets=event.affected_assets.order_by("name"),
             why=queries.grouping_explanation(event),
             continuations=event.continuations.order_by("id").only("id", "name"),
+            sections=event_sections.collect(request, event),
         )
     elif tab == "timeline":
         timeline = list(

@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("alerts.detection_urls")),
     path("", include("events.urls")),
     path("", include("whitelist.urls")),
+    path("", include("disposal.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urlpatterns()),
 ]
