@@ -1517,7 +1517,11 @@ _HANDLING_NOTES = (
     "Waiting for the application owner to confirm whether this traffic is expected.",
 )
 # Failed events first went to Handling with this note, then the action failed.
-FAILED_ATTEMPT_NOTE = "Quarantining the malicious file and blocking the attacker's address."
+FAILED_ATTEMPT_NOTE = "Blocking the attacker's address and quarantining the malicious file."
+# What the simulated cloud answers for the demo's failed handling.
+SIMULATED_FAILURE_MESSAGE = "The cloud did not accept the action (demo failure)"
+# How many of the handled demo events are handled with their recommended policy.
+HANDLED_WITH_ACTIONS = 8
 _FAILED_NOTE = "Quarantining the file failed: the Security Center agent did not respond."
 
 

@@ -8,6 +8,7 @@ are moved.
 """
 
 import argparse
+import dataclasses
 from collections import Counter
 
 from django.contrib.auth import get_user_model
@@ -17,9 +18,12 @@ from django.utils import timezone
 
 from alerts.models import LogRecord
 from alerts.services import ALL_ALERT_SOURCES, ingest_alerts, ingest_logs
+from disposal.handling import ActionChoice, HandlingRequest, handle_event, handling_context
+from disposal.models import SimulatedFailure
+from events import feed
 from events.models import EventStatus, SecurityEvent
 from events.pipeline import process_pending_batches
-from events.services import change_event_status, mark_event_failed
+from events.services import change_event_status
 from secops import demo
 from secops.enums import RiskLevel
 from secops.env import env_str
@@ -208,6 +212,13 @@ def apply_status_plan(scope: Scope, admin) -> int:
     The plan is made over every demo event, oldest first, whatever its
     status, so that a second run picks the same events and, finding them
     moved already, changes nothing.
+
+    Events that are handled with actions go through the real handling: the
+    first handled events with a recommended policy get it (the Disposal Center
+    shows their blocks), and the planned failures are recommended policies that
+    the simulated cloud is told to refuse, so that they fail as a handling task
+    fails (and Retry recovers them once the failure is lifted on the simulated
+    cloud's page).
     """
     events = SecurityEvent.objects.in_scope(scope).order_by("first_occurred_at", "id")
     plan = demo.plan_event_statuses(list(events.values_list("id", "risk")))
@@ -217,16 +228,48 @@ def apply_status_plan(scope: Scope, admin) -> int:
             id__in=[planned.event_id for planned in plan], status=EventStatus.UNHANDLED
         )
     }
+    handler = dataclasses.replace(scope, organisation_admin=True)
+    cause = feed.Cause.by_user(admin)
+    handled_with_actions = 0
     for planned in plan:
         event = unhandled.get(planned.event_id)
         if event is None:
             continue
         if planned.status == EventStatus.FAILED:
-            # Failed is only ever the outcome of a handling attempt.
-            change_event_status(
-                event, EventStatus.HANDLING, user=admin, note=demo.FAILED_ATTEMPT_NOTE
+            actions = recommended_actions(handler, event)
+            if not actions:
+                change_event_status(event, EventStatus.HANDLING, user=admin, note=planned.note)
+                continue
+            for action in actions:
+                SimulatedFailure.objects.get_or_create(
+                    account=event.account,
+                    target=action.value,
+                    defaults={"message": demo.SIMULATED_FAILURE_MESSAGE},
+                )
+            handle_event(
+                handler,
+                event,
+                HandlingRequest(EventStatus.HANDLING, demo.FAILED_ATTEMPT_NOTE, actions),
+                cause=cause,
             )
-            mark_event_failed(event, note=planned.note)
+        elif (
+            planned.status == EventStatus.HANDLED
+            and handled_with_actions < demo.HANDLED_WITH_ACTIONS
+            and (actions := recommended_actions(handler, event))
+        ):
+            handle_event(
+                handler, event, HandlingRequest(planned.status, planned.note, actions), cause=cause
+            )
+            handled_with_actions += 1
         else:
             change_event_status(event, planned.status, user=admin, note=planned.note)
     return len(unhandled)
+
+
+def recommended_actions(scope: Scope, event) -> tuple[ActionChoice, ...]:
+    """The recommended policy of each of the event's entities, in its own account."""
+    return tuple(
+        ActionChoice(entity.entity_type, entity.value, entity.recommended.key, (event.account_id,))
+        for entity in handling_context(scope, event).entities
+        if entity.recommended is not None and event.account_id in {a.id for a in entity.accounts}
+    )
