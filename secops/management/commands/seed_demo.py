@@ -20,6 +20,7 @@ from alerts.models import LogRecord
 from alerts.services import ALL_ALERT_SOURCES, ingest_alerts, ingest_logs
 from disposal.handling import ActionChoice, HandlingRequest, handle_event, handling_context
 from disposal.models import SimulatedFailure
+from disposal.services import run_task
 from events import feed
 from events.models import EventStatus, SecurityEvent
 from events.pipeline import process_pending_batches
@@ -246,24 +247,39 @@ def apply_status_plan(scope: Scope, admin) -> int:
                     target=action.value,
                     defaults={"message": demo.SIMULATED_FAILURE_MESSAGE},
                 )
-            handle_event(
-                handler,
-                event,
-                HandlingRequest(EventStatus.HANDLING, demo.FAILED_ATTEMPT_NOTE, actions),
-                cause=cause,
+            run_now(
+                handle_event(
+                    handler,
+                    event,
+                    HandlingRequest(EventStatus.HANDLING, demo.FAILED_ATTEMPT_NOTE, actions),
+                    cause=cause,
+                )
             )
         elif (
             planned.status == EventStatus.HANDLED
             and handled_with_actions < demo.HANDLED_WITH_ACTIONS
             and (actions := recommended_actions(handler, event))
         ):
-            handle_event(
-                handler, event, HandlingRequest(planned.status, planned.note, actions), cause=cause
+            run_now(
+                handle_event(
+                    handler,
+                    event,
+                    HandlingRequest(planned.status, planned.note, actions),
+                    cause=cause,
+                )
             )
             handled_with_actions += 1
         else:
             change_event_status(event, planned.status, user=admin, note=planned.note)
     return len(unhandled)
+
+
+def run_now(result) -> None:
+    """Carry out the demo's handling tasks here, before any worker runs: the
+    demo is complete when the command returns. A task a worker took already
+    is skipped (it is claimed only once)."""
+    for task in result.tasks:
+        run_task(task.pk)
 
 
 def recommended_actions(scope: Scope, event) -> tuple[ActionChoice, ...]:
