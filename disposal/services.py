@@ -148,30 +148,41 @@ def create_policy(
         created_by=cause.user,
     )
     policy.scope_accounts.set(accounts)
+    return policy, _make_tasks(policy, accounts, cause)
+
+
+def _make_tasks(policy: HandlingPolicy, accounts, cause: feed.Cause) -> list[HandlingTask]:
+    """The policy's tasks in ``accounts`` (one per host for host actions),
+    recorded as pending and queued on commit."""
+    scenario = policy.scenario
     tasks = []
     for account in accounts:
-        hosts = hosts_of_entity(account.id, entity_type, digest) if scenario.per_host else [None]
+        hosts = (
+            hosts_of_entity(account.id, policy.entity_type, policy.entity_digest)
+            if scenario.per_host
+            else [None]
+        )
         if not hosts:
             raise HandlingError(
                 "scope",
                 f"{scenario.name} acts on hosts, and no alert of account {account.name} "
-                f"names a host for {value}.",
+                f"names a host for {policy.entity_value}.",
             )
-        for host in hosts:
-            tasks.append(
-                HandlingTask(
-                    policy=policy,
-                    account=account,
-                    asset=host,
-                    cloud_service=scenario.cloud_service,
-                    policy_revision=policy.revision,
-                )
+        tasks.extend(
+            HandlingTask(
+                policy=policy,
+                account=account,
+                asset=host,
+                cloud_service=scenario.cloud_service,
+                policy_revision=policy.revision,
             )
+            for host in hosts
+        )
     tasks = HandlingTask.objects.bulk_create(tasks)
     for task in tasks:
         _record(task, "", TaskStatus.PENDING, _transition_cause(cause), user=cause.user)
     _queue(RUN_TASK, [t.pk for t in tasks])
-    return policy, tasks
+    return tasks
 
 
 # --- running ------------------------------------------------------------------
@@ -485,29 +496,7 @@ def edit_policy(scope: Scope, policy: HandlingPolicy, *, accounts, validity_days
         policy.save(update_fields=["revision", "validity_days", "updated_at"])
         before = set(policy.scope_accounts.values_list("id", flat=True))
         policy.scope_accounts.set(account_ids)
-        new_tasks = []
-        for account in accounts:
-            if account.id in before:
-                continue
-            hosts = (
-                hosts_of_entity(account.id, policy.entity_type, policy.entity_digest)
-                if scenario.per_host
-                else [None]
-            )
-            for host in hosts:
-                new_tasks.append(
-                    HandlingTask(
-                        policy=policy,
-                        account=account,
-                        asset=host,
-                        cloud_service=scenario.cloud_service,
-                        policy_revision=policy.revision,
-                    )
-                )
-        new_tasks = HandlingTask.objects.bulk_create(new_tasks)
-        for task in new_tasks:
-            _record(task, "", TaskStatus.PENDING, _transition_cause(cause), user=cause.user)
-        _queue(RUN_TASK, [t.pk for t in new_tasks])
+        _make_tasks(policy, [a for a in accounts if a.id not in before], cause)
         for task in policy.tasks.select_for_update().filter(account_id__in=before - account_ids):
             if task.status in (TaskStatus.FAILED,) or (
                 task.status == TaskStatus.PENDING and task.claimed_at is None
