@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from events import export
 from events.forms import EventFilterForm
+from secops.scope import require
 
 TEMPLATE = "events/_export.html"
 
@@ -27,6 +28,8 @@ def _job_context(job) -> dict:
 
 @require_POST
 def export_start(request):
+    # Starting an export is part of handling events: analysts and administrators.
+    require(request.scope.may_handle(), "Only analysts and administrators can export events.")
     # htmx sends the filter form's current fields (the list updates without a
     # reload, so the page's own query string may be stale); a plain form post
     # sends the query string of the page it was rendered on.

@@ -166,6 +166,7 @@ def event_list(request):
         "list_query": request.GET.urlencode(),
         "counts": queries.event_counts(tallies),
         "chart": _chart(queries.new_events_per_day(tallies, filters["start"], filters["end"])),
+        "can_export": request.scope.may_handle(),
         # "Add to Whitelist" creates a policy group: administrators only.
         "can_whitelist": request.scope.may_configure(),
     }
