@@ -42,6 +42,14 @@ from alerts.detection_rules import DetectionRuleSpec, sync_predefined_rules
 from alerts.detection_rules import save_custom_rule as save_sigma_rule
 from alerts.models import Alert, LogRecord
 from alerts.services import ingest_logs
+from disposal.models import (
+    AccountConnector,
+    HandlingPolicy,
+    HandlingTask,
+    Notification,
+    Scenario,
+    SimulatedFailure,
+)
 from events.models import AggregationRule, ExportJob, SecurityEvent, WhitelistGroupOrigin
 from events.predefined import PREDEFINED_RULES
 from events.predefined import sync_predefined_rules as sync_predefined_aggregation_rules
@@ -149,6 +157,9 @@ API_RULES = {
     "PUT /api/v1/whitelist/groups/{group_id}": ADMIN,
     "PATCH /api/v1/whitelist/groups/{group_id}": ADMIN,
     "DELETE /api/v1/whitelist/groups/{group_id}": ADMIN,
+    "POST /api/v1/events/{event_id}/handle": ANALYST,
+    "POST /api/v1/handling/tasks/{task_id}/retry": ANALYST,
+    "POST /api/v1/handling/tasks/{task_id}/unblock": ANALYST,
 }
 
 # --- discovery ----------------------------------------------------------------------
@@ -371,6 +382,21 @@ def organisation_state(organisation) -> dict:
             SecurityEvent.objects.filter(account__in=accounts)
             .order_by("id")
             .values_list("id", "status", "updated_at")
+        ),
+        "handling policies": list(
+            HandlingPolicy.objects.filter(account__in=accounts).order_by("id").values_list()
+        ),
+        "handling tasks": list(
+            HandlingTask.objects.filter(account__in=accounts).order_by("id").values_list()
+        ),
+        "notifications": list(
+            Notification.objects.filter(event__account__in=accounts).order_by("id").values_list()
+        ),
+        "account connectors": list(
+            AccountConnector.objects.filter(account__in=accounts).order_by("id").values_list()
+        ),
+        "simulated failures": list(
+            SimulatedFailure.objects.filter(account__in=accounts).order_by("id").values_list()
         ),
     }
 
@@ -1001,6 +1027,56 @@ def _api_group_delete(is_global):
     return build
 
 
+def _handling_task(w, status):
+    """A task of a block of account A's attacker IP, in ``status``."""
+    event = factories.make_event(w.a, name="Brute force")
+    policy = HandlingPolicy.objects.create(
+        account=w.a,
+        entity_type="ip",
+        entity_value="203.0.113.7",
+        entity_digest="d" * 64,
+        scenario=Scenario.objects.get(key="block-ip-cloud-firewall-inbound"),
+        validity_days=7,
+        source="event",
+        source_event=event,
+    )
+    policy.scope_accounts.set([w.a])
+    return HandlingTask.objects.create(
+        policy=policy, account=w.a, cloud_service=policy.scenario.cloud_service, status=status
+    )
+
+
+def _task_status(task, status) -> Callable:
+    return lambda response: HandlingTask.objects.get(id=task.id).status == status
+
+
+def _api_handle(w):
+    event = factories.make_event(w.a, name="Brute force")
+    return Attempt(
+        "POST",
+        f"/api/v1/events/{event.id}/handle",
+        {"status": "handled", "description": "False positive"},
+        lambda response: SecurityEvent.objects.get(id=event.id).status == "handled",
+    )
+
+
+def _api_task_retry(w):
+    task = _handling_task(w, "failed")
+    # The retried task is queued when the request commits: pending until a worker runs it.
+    return Attempt(
+        "POST", f"/api/v1/handling/tasks/{task.id}/retry", check=_task_status(task, "pending")
+    )
+
+
+def _api_task_unblock(w):
+    task = _handling_task(w, "succeeded")
+    return Attempt(
+        "POST",
+        f"/api/v1/handling/tasks/{task.id}/unblock",
+        check=_task_status(task, "unblocking"),
+    )
+
+
 # An account key that names what only an organisation key may: the body is
 # refused with an error about the field (422), nothing is stored.
 ACCOUNT_KEY_GETS_A_FIELD_ERROR = MappingProxyType({"account_key": 422})
@@ -1070,6 +1146,9 @@ API_CASES = [
         _api_group_delete(True),
         variant="global group",
     ),
+    Case("POST /api/v1/events/{event_id}/handle", ANALYST, _api_handle),
+    Case("POST /api/v1/handling/tasks/{task_id}/retry", ANALYST, _api_task_retry),
+    Case("POST /api/v1/handling/tasks/{task_id}/unblock", ANALYST, _api_task_unblock),
 ]
 
 
