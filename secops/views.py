@@ -77,8 +77,11 @@ def home(request):
     source_counts = dict(
         alerts.values_list("source").annotate(n=Count("id")).values_list("source", "n")
     )
+    accounts = list(Account.objects.in_scope(scope).order_by("name"))
     context = {
-        "accounts": Account.objects.in_scope(scope).order_by("name"),
+        "accounts": accounts,
+        # The accounts whose connector settings the caller may change (linked from the table).
+        "configurable_ids": {a.id for a in accounts if scope.may_configure([a.id])},
         "status_counts": [(s, status_counts.get(s.value, 0)) for s in EventStatus],
         "unhandled_by_risk": [
             (r, risk_counts.get(r.value, 0)) for r in sorted(RiskLevel, reverse=True)
