@@ -122,6 +122,8 @@ URL_RULES = {
     "whitelist:group_toggle": ADMIN,
     "whitelist:group_delete": ADMIN,
     "whitelist:preview": READ_ONLY,
+    # disposal
+    "disposal:connector_settings": ADMIN,
     # the API's description (its operations are in API_RULES)
     "api:api-root": EXEMPT,
     "api:openapi-json": EXEMPT,
@@ -555,6 +557,19 @@ def _revoke_api_key(account):
     return build
 
 
+def _connector_settings(w):
+    return Attempt(
+        "POST",
+        reverse("disposal:connector_settings", args=[w.a.id]),
+        {
+            "kind": "webhook",
+            "webhook_url": "https://hooks.example.com/secops",
+            "webhook_secret": "s3cret-s3cret",
+        },
+        lambda response: AccountConnector.objects.filter(account=w.a, kind="webhook").exists(),
+    )
+
+
 # Console: Sigma rules.
 
 
@@ -826,6 +841,7 @@ URL_CASES = [
         # only global administrators have: for anyone else it does not exist.
         refusals=MappingProxyType({"viewer": 404, "analyst": 404, "admin": 404}),
     ),
+    Case("disposal:connector_settings", ADMIN, _connector_settings),
     # Sigma rules
     Case("detection:rule_new", GLOBAL_ADMIN, _sigma_new, outsider=NOTHING),
     # Checking a rule reads nothing of any organisation.
