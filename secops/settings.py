@@ -226,6 +226,10 @@ SECRETS_ENCRYPTION_KEYS = env_list("SECRETS_ENCRYPTION_KEY", [])
 # The connector of accounts that have none configured: "simulated" (the
 # embedded default: a simulated cloud kept in our database) or "webhook".
 DISPOSAL_DEFAULT_CONNECTOR = env_str("DISPOSAL_DEFAULT_CONNECTOR", "simulated")
+# With the "webhook" default, where accounts without connector settings send
+# their signed requests, and the secret that signs them (docs/webhooks.md).
+DISPOSAL_WEBHOOK_URL = env_str("DISPOSAL_WEBHOOK_URL", "")
+DISPOSAL_WEBHOOK_SECRET = env_str("DISPOSAL_WEBHOOK_SECRET", "")
 # Every call to a cloud or webhook gives up after this many seconds.
 DISPOSAL_CONNECTOR_TIMEOUT = env_int("DISPOSAL_CONNECTOR_TIMEOUT", 10, minimum=1)
 # Calls per second per account and cloud service (Cloud Firewall allows 10).
