@@ -72,7 +72,7 @@ def center(request):
         accounts=accounts,
     )
     filters = form.filters()
-    context = {"tab": tab, "tabs": TABS, "form": form, "filters": filters, "accounts": accounts}
+    context = {"tab": tab, "tabs": TABS, "form": form, "filters": filters}
 
     if tab == "policies":
         policies = queries.filtered_policies(scope, filters)
@@ -100,12 +100,7 @@ def center(request):
         context["rows"] = _task_rows(scope, page.items)
         context["total"] = tasks.count()
         if tab == "tasks" and filters["policy"]:
-            context["policy"] = (
-                HandlingPolicy.objects.in_scope(scope)
-                .select_related("scenario")
-                .filter(pk=filters["policy"])
-                .first()
-            )
+            context["policy"] = queries.policy_in_scope(scope, filters["policy"])
 
     query = request.GET.copy()
     query.pop("page", None)

@@ -133,6 +133,15 @@ def policies_in_scope(scope: Scope):
     return policies
 
 
+def policy_in_scope(scope: Scope, policy_id: int) -> HandlingPolicy | None:
+    return (
+        HandlingPolicy.objects.in_scope(scope)
+        .select_related("scenario")
+        .filter(pk=policy_id)
+        .first()
+    )
+
+
 def filtered_policies(scope: Scope, filters: dict):
     """The policies of the Handling Policies tab, newest first. The account
     filter finds a policy by its own account or by an account of its scope."""

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from alerts.services import ingest_alerts
 from disposal.handling import ActionChoice, HandlingRequest, handle_event
-from disposal.models import HandlingTask, SimulatedFailure, TaskStatus
+from disposal.models import HandlingPolicy, HandlingTask, SimulatedFailure, TaskStatus
 from events import feed
 from events.models import EventStatus, SecurityEvent
 from secops.services import build_scope
@@ -66,6 +66,10 @@ def log_in(page, username="alice"):
 def test_it_retries_a_failed_block_and_unblocks_it(page, tenancy, failed_block, screenshot):
     event, task = failed_block
     page.on("dialog", lambda dialog: dialog.accept())
+    # A refused inline style or script (the CSP) is logged as a console error.
+    problems = []
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else 0)
+    page.on("pageerror", lambda error: problems.append(str(error)))
     log_in(page)
 
     page.get_by_role("link", name="Disposal Center").click()
@@ -99,6 +103,13 @@ def test_it_retries_a_failed_block_and_unblocks_it(page, tenancy, failed_block, 
     screenshot("unblocked")
     page.get_by_test_id("tab-policies").click()
     expect(page.get_by_test_id("policy-tasks")).to_have_text("1 unblocked")
-    screenshot("policies")
+    page.get_by_test_id("edit-policy").click()
+    page.get_by_test_id("validity-days").fill("3")
+    screenshot("edit")
+    page.get_by_test_id("save-policy").click()
+    expect(page.get_by_test_id("policy-filter")).to_contain_text(ATTACKER)
+    expect(page.locator(".messages")).to_contain_text("changed")
+    assert HandlingPolicy.objects.get().validity_days == 3
+    assert problems == []
     task.refresh_from_db()
     assert task.status == TaskStatus.UNBLOCKED

@@ -22,8 +22,8 @@ from disposal.models import (
 )
 from events import feed
 from events.models import EventStatus
-from secops.enums import View
-from secops.services import SESSION_ACCOUNT, SESSION_VIEW
+from secops.enums import RegionGroup, View
+from secops.services import SESSION_ACCOUNT, SESSION_REGION, SESSION_VIEW
 from tests.disposal.conftest import ATTACKER_IP
 
 INBOUND = "block-ip-cloud-firewall-inbound"
@@ -137,6 +137,20 @@ def test_it_lists_the_policy_with_its_tasks_in_the_current_and_the_global_view(b
     assert rows(tasks) == 3 and "3 handling tasks" in tasks.content.decode()
     assert tasks.content.decode().count(">Blocked<") == 3
     assert 'data-testid="simulated-badge"' in tasks.content.decode()
+
+
+def test_policies_follow_the_region_selector_and_tasks_do_not(blocked, tenancy):
+    policy = HandlingPolicy.objects.get()
+    assert policy.region == "cn"
+    client = global_admin(tenancy)
+    session = client.session
+    session[SESSION_REGION] = RegionGroup.OUTSIDE_CHINA
+    session.save()
+
+    assert rows(client.get(CENTER), "policy-row") == 0
+    assert rows(client.get(CENTER, {"tab": "tasks"})) == 3
+    HandlingPolicy.objects.update(region="")  # made where no region is known: shown in both
+    assert rows(client.get(CENTER), "policy-row") == 1
 
 
 def test_the_menu_links_to_the_disposal_center(tenancy):
