@@ -60,6 +60,7 @@ def _task_rows(scope, tasks):
     )
 
 
+@require_GET
 def center(request):
     scope = request.scope
     tab = request.GET.get("tab", "policies")

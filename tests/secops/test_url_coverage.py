@@ -31,6 +31,7 @@ from django.utils.regex_helper import normalize
 
 from alerts.detection_rules import DetectionRuleSpec, save_custom_rule
 from alerts.models import Alert, Asset, DetectionRule, LogRecord
+from disposal.models import HandlingPolicy, HandlingTask, Scenario, SimulatedFailure
 from events import export
 from events.forms import EventFilterForm
 from events.models import AggregationRule, ExportJob, SecurityEvent
@@ -347,7 +348,24 @@ def objects_of_account_a(tenancy, alice_api_key):
         alice_scope,
         allow_global=True,
     )
+    policy = HandlingPolicy.objects.create(
+        account=account,
+        entity_type="ip",
+        entity_value="203.0.113.7",
+        entity_digest="d" * 64,
+        scenario=Scenario.objects.get(key="block-ip-cloud-firewall-inbound"),
+        validity_days=7,
+        source="event",
+        source_event=event,
+    )
+    policy.scope_accounts.set([account])
+    task = HandlingTask.objects.create(
+        policy=policy, account=account, cloud_service=policy.scenario.cloud_service
+    )
     return {
+        HandlingPolicy: policy,
+        HandlingTask: task,
+        SimulatedFailure: SimulatedFailure.objects.create(account=account, target="203.0.113.7"),
         Account: account,
         Asset: asset,
         RuleGroup: whitelist_group,
@@ -392,6 +410,9 @@ OBJECT_WORDS = {
     "job": ExportJob,
     "sigma": DetectionRule,
     "group": RuleGroup,
+    "task": HandlingTask,
+    "policy": HandlingPolicy,
+    "failure": SimulatedFailure,
 }
 NAMESPACE_MODELS = {"alerts": Alert, "events": SecurityEvent}
 

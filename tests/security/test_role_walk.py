@@ -124,6 +124,11 @@ URL_RULES = {
     "whitelist:preview": READ_ONLY,
     # disposal
     "disposal:connector_settings": ADMIN,
+    "disposal:task_retry": ANALYST,
+    "disposal:task_unblock": ANALYST,
+    "disposal:policy_edit": ANALYST,
+    "disposal:simulated_cloud": ADMIN,  # adds an instruction to fail
+    "disposal:simulated_failure_remove": ADMIN,
     # the API's description (its operations are in API_RULES)
     "api:api-root": EXEMPT,
     "api:openapi-json": EXEMPT,
@@ -438,6 +443,8 @@ class Case:
     global_view: bool = False
     # Nothing of the organisation may change, even for callers who may use it.
     changes_nothing: bool = False
+    # A GET shows the form only to those who may send it (else: a page for everyone).
+    form_page: bool = True
 
     @property
     def id(self) -> str:
@@ -567,6 +574,50 @@ def _connector_settings(w):
             "webhook_secret": "s3cret-s3cret",
         },
         lambda response: AccountConnector.objects.filter(account=w.a, kind="webhook").exists(),
+    )
+
+
+def _task_retry(w):
+    task = _handling_task(w, "failed")
+    return Attempt(
+        "POST", reverse("disposal:task_retry", args=[task.id]), check=_task_status(task, "pending")
+    )
+
+
+def _task_unblock(w):
+    task = _handling_task(w, "succeeded")
+    return Attempt(
+        "POST",
+        reverse("disposal:task_unblock", args=[task.id]),
+        check=_task_status(task, "unblocking"),
+    )
+
+
+def _policy_edit(w):
+    policy = _handling_task(w, "succeeded").policy
+    return Attempt(
+        "POST",
+        reverse("disposal:policy_edit", args=[policy.id]),
+        {"accounts": [w.a.id], "validity_days": 30},
+        lambda response: HandlingPolicy.objects.get(id=policy.id).validity_days == 30,
+    )
+
+
+def _simulated_failure_add(w):
+    return Attempt(
+        "POST",
+        reverse("disposal:simulated_cloud"),
+        {"account": w.a.id, "target": "203.0.113.7", "percent": "100", "message": "Refused"},
+        lambda response: SimulatedFailure.objects.filter(account=w.a, message="Refused").exists(),
+    )
+
+
+def _simulated_failure_remove(w):
+    failure = SimulatedFailure.objects.create(account=w.a, target="203.0.113.7")
+    return Attempt(
+        "POST",
+        reverse("disposal:simulated_failure_remove", args=[failure.id]),
+        check=lambda response: not SimulatedFailure.objects.filter(id=failure.id).exists(),
     )
 
 
@@ -842,6 +893,15 @@ URL_CASES = [
         refusals=MappingProxyType({"viewer": 404, "analyst": 404, "admin": 404}),
     ),
     Case("disposal:connector_settings", ADMIN, _connector_settings),
+    Case("disposal:task_retry", ANALYST, _task_retry),
+    Case("disposal:task_unblock", ANALYST, _task_unblock),
+    Case("disposal:policy_edit", ANALYST, _policy_edit),
+    # The page shows every member what the simulated cloud holds; only its form
+    # (a POST) is for administrators, so it is no form page of FORM_CASES.
+    Case(
+        "disposal:simulated_cloud", ADMIN, _simulated_failure_add, outsider=NOTHING, form_page=False
+    ),
+    Case("disposal:simulated_failure_remove", ADMIN, _simulated_failure_remove),
     # Sigma rules
     Case("detection:rule_new", GLOBAL_ADMIN, _sigma_new, outsider=NOTHING),
     # Checking a rule reads nothing of any organisation.
@@ -1309,7 +1369,9 @@ def test_an_api_caller_gets_what_his_key_allows(api_world, case, caller):
 
 
 FORM_CASES = [
-    case for case in URL_CASES if not case.variant and case.level not in (READ_ONLY, VIEWER)
+    case
+    for case in URL_CASES
+    if not case.variant and case.form_page and case.level not in (READ_ONLY, VIEWER)
 ]
 
 
