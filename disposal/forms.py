@@ -56,6 +56,8 @@ class EntityRow:
     errors: dict[str, list[str]] = field(default_factory=dict)
     # The entity page, when the app offers one (set by the view).
     url: str | None = None
+    # "Use Recommended Handling Policy" found nothing for it.
+    not_recommended: bool = False
 
     @property
     def prefix(self) -> str:
@@ -82,6 +84,10 @@ class Tab:
     key: str
     label: str
     rows: list[EntityRow]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(row.errors for row in self.rows)
 
     @property
     def recommended_count(self) -> int:
@@ -121,10 +127,19 @@ class _PlannedAccounts:
 class HandleForm:
     """The panel's fields for ``context``: initial values without ``data``, else
     the submitted ones. ``recommend`` (a tab key) fills in that tab's
-    recommended policies, as "Use Recommended Handling Policy" does."""
+    recommended policies, as "Use Recommended Handling Policy" does; a
+    ``read_only`` form (for viewers) starts from the event's own status."""
 
-    def __init__(self, context: HandlingContext, data=None, *, recommend: str | None = None):
+    def __init__(
+        self,
+        context: HandlingContext,
+        data=None,
+        *,
+        recommend: str | None = None,
+        read_only: bool = False,
+    ):
         self.context = context
+        self.read_only = read_only
         self.event = context.event
         self.bound = data is not None
         self.errors: dict[str, list[str]] = {}
@@ -156,8 +171,9 @@ class HandleForm:
 
     def _initial_status(self) -> str:
         # The panel is opened to handle the event: an Unhandled (or Failed) one
-        # starts as Handling, which handling actions need anyway.
-        if self.event.status in (EventStatus.HANDLING, EventStatus.HANDLED):
+        # starts as Handling, which handling actions need anyway. Read-only, it
+        # shows the event as it is.
+        if self.read_only or self.event.status in (EventStatus.HANDLING, EventStatus.HANDLED):
             return self.event.status
         return EventStatus.HANDLING
 
@@ -202,6 +218,7 @@ class HandleForm:
         for row in tab.rows:
             scenario = row.entity.recommended
             if scenario is None:
+                row.not_recommended = True
                 continue
             changed = row.scenario_key != scenario.key
             row.selected = True
@@ -240,6 +257,14 @@ class HandleForm:
                 days = _int(row.validity)
                 if days is None or days < 1:
                     row.add_error("validity_days", "Enter a number of days, 1 or more.")
+        self._show_errors()
+
+    def _show_errors(self) -> None:
+        """Show the first tab with an error, so that the error is seen."""
+        for tab in self.tabs:
+            if tab.has_errors:
+                self.active_tab = tab.key
+                return
 
     # --- what the panel shows ----------------------------------------------------------
 
@@ -281,6 +306,7 @@ class HandleForm:
         if match and int(match[1]) < len(actions):
             part = match[2] if match[2] in ("scenario", "scope", "validity_days") else "entity"
             actions[int(match[1])].add_error(part, error.message)
+            self._show_errors()
         elif error.field in ("status", "description"):
             self.add_error(error.field, error.message)
         elif error.field.startswith("notification."):

@@ -40,7 +40,7 @@ def handle(request, event_id: int):
     recommend = request.POST.get("recommend") or request.GET.get("recommend")
     context = handling_context(request.scope, event)
     if request.method == "GET":
-        form = HandleForm(context, recommend=recommend)
+        form = HandleForm(context, recommend=recommend, read_only=not may_handle)
         return _panel(request, event, form, may_handle)
 
     require(may_handle, "Only analysts and administrators of the event's account handle it.")

@@ -7,11 +7,13 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from disposal.models import HandlingTask, Notification
+from disposal.models import CloudService, HandlingTask, Notification, Operation, Scenario
 from events.models import EventStatus
 from tests.conftest import PASSWORD
-from tests.disposal.conftest import ATTACKER_IP
-from tests.disposal.conftest import brute_force_event as _handling_fixture  # noqa: F401
+from tests.disposal.conftest import (
+    ATTACKER_IP,
+    brute_force_event,  # noqa: F401 (the handling suites' fixture, used by ``incident``)
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -33,6 +35,27 @@ def problems(page):
     return found
 
 
+WATCH = "watch-ip"
+
+
+@pytest.fixture
+def incident(request):
+    """An event whose attacker IP the alerts call malicious (``brute_force_event``),
+    and a custom IP scenario of the organisation without a validity period."""
+    handled = request.getfixturevalue("brute_force_event")
+    Scenario.objects.create(
+        key=WATCH,
+        name="Put the IP on the watch list",
+        entity_type="ip",
+        cloud_service=CloudService.CLOUD_FIREWALL,
+        operation=Operation.BLOCK_IP,
+        built_in=False,
+        organisation=handled.event.account.organisation,
+        position=99,
+    )
+    return handled
+
+
 def log_in(page, username):
     page.goto("/")
     page.get_by_label("Username").fill(username)
@@ -42,10 +65,10 @@ def log_in(page, username):
 
 
 def test_an_analyst_handles_an_event_with_the_recommended_policy(
-    page, brute_force_event, problems, screenshot
+    page, incident, problems, screenshot
 ):
-    event = brute_force_event.event
-    log_in(page, brute_force_event.analyst.username)
+    event = incident.event
+    log_in(page, incident.analyst.username)
     # The fixture's alerts are from a fixed day, a couple of weeks back.
     page.goto("/events/?occurred=30d")
     row = page.locator(f'tr[data-event-id="{event.pk}"]')
@@ -79,9 +102,12 @@ def test_an_analyst_handles_an_event_with_the_recommended_policy(
     expect(ip_tab.get_by_test_id("entity-validity")).to_have_value("7")
 
     # A scenario without a validity period hides the field; the block shows it again.
-    ip_tab.get_by_test_id("entity-scenario").select_option("block-ip-security-center")
-    expect(ip_tab.get_by_test_id("entity-validity")).to_be_visible()
+    ip_tab.get_by_test_id("entity-scenario").select_option(WATCH)
+    expect(ip_tab.get_by_test_id("entity-validity")).to_be_hidden()
+    expect(ip_tab.get_by_test_id("entity-validity")).to_be_disabled()
     ip_tab.get_by_test_id("entity-scenario").select_option("block-ip-cloud-firewall-inbound")
+    expect(ip_tab.get_by_test_id("entity-validity")).to_be_enabled()
+    expect(ip_tab.get_by_test_id("entity-validity")).to_have_value("7")
 
     preview = panel.get_by_test_id("message-preview")
     panel.get_by_test_id("notify-email").check()
@@ -89,7 +115,7 @@ def test_an_analyst_handles_an_event_with_the_recommended_policy(
     expect(preview.get_by_test_id("preview-recipients")).to_have_text("soc@example.com")
     expect(preview.get_by_test_id("message-body")).to_contain_text(
         f"Block inbound traffic from the IP on Cloud Firewall: IP address {ATTACKER_IP} "
-        "for 7 days, 1 account"
+        "for 7 days, in 1 account (Acme Prod)"
     )
     expect(preview.get_by_test_id("message-body")).to_contain_text("Status: Handling")
     screenshot("filled-in")
@@ -107,4 +133,25 @@ def test_an_analyst_handles_an_event_with_the_recommended_policy(
 
     panel.get_by_role("link", name="Close").first.click()
     expect(panel).to_have_count(0)
+    assert problems == []
+
+
+def test_an_analyst_marks_an_event_handled_from_its_details(page, incident, problems):
+    event = incident.event
+    log_in(page, incident.analyst.username)
+    page.goto(f"/events/{event.pk}/")
+
+    page.get_by_test_id("event-action").filter(has_text="Handle").click()
+    panel = page.locator("#alert-panel").get_by_test_id("handle-panel")
+    panel.get_by_test_id("status-handled").check()
+    panel.get_by_label("Description").fill("A test by the red team")
+    expect(panel.get_by_test_id("message-body")).to_contain_text("Status: Handled")
+    panel.get_by_test_id("handle-ok").click()
+
+    # The details are shown again, with the new status and what was done.
+    expect(page.locator(".messages")).to_contain_text(
+        "is Handled: no handling action, no notification."
+    )
+    expect(page.locator(".page-head .badge.status-handled")).to_have_text("Handled")
+    expect(page.get_by_test_id("status-history")).to_contain_text("A test by the red team")
     assert problems == []

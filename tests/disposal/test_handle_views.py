@@ -10,7 +10,15 @@ from django.urls import reverse
 from disposal.forms import NO_RECOMMENDATION, row_prefix
 from disposal.handle_views import HANDLED_TRIGGER
 from disposal.handling import handling_context
-from disposal.models import HandlingPolicy, HandlingTask, Notification, TaskStatus
+from disposal.models import (
+    CloudService,
+    HandlingPolicy,
+    HandlingTask,
+    Notification,
+    Operation,
+    Scenario,
+    TaskStatus,
+)
 from events.models import EventStatus, EventStatusChange
 from secops.enums import View
 from tests.disposal.conftest import ATTACKER_IP
@@ -102,6 +110,8 @@ def test_it_shows_an_analyst_the_panel_with_its_three_parts(ctx, analyst_client)
     assert not [tag for tag in re.findall(r"<fieldset[^>]*>", page) if " disabled" in tag]
     statuses = re.findall(r'name="status" value="(\w+)"', page)
     assert statuses == [EventStatus.UNHANDLED, EventStatus.HANDLING, EventStatus.HANDLED]
+    # Opened to handle it: the Unhandled event starts as Handling.
+    assert re.findall(r'name="status" value="(\w+)" checked', page) == [EventStatus.HANDLING]
     ip_tab = section(page, "handle-tab-body-ip")
     assert ATTACKER_IP in ip_tab
     assert "Attacker" in ip_tab and "Malicious" in ip_tab and "the alerts" in ip_tab
@@ -144,6 +154,8 @@ def test_it_shows_a_viewer_the_panel_read_only(ctx, viewer_client):
     # Every part's fields are disabled: the status, each tab, the notification.
     fieldsets = re.findall(r"<fieldset[^>]*>", page)
     assert len(fieldsets) == 5 and all(" disabled" in tag for tag in fieldsets)
+    # The event's own status is shown, not a choice.
+    assert re.findall(r'name="status" value="(\w+)" checked', page) == [EventStatus.UNHANDLED]
 
 
 def test_it_refuses_a_viewer_s_post(ctx, viewer_client):
@@ -238,6 +250,7 @@ def test_recommending_says_so_when_nothing_is_recommended(ctx, admin_client):
 
     file_tab = section(page, "handle-tab-body-file")
     assert NO_RECOMMENDATION in section(file_tab, "recommend-note")
+    assert 'data-testid="entity-not-recommended"' in file_tab
     assert not re.search(r'name="[\w-]+-selected" value="1" checked', file_tab)
     # The tab that was asked about is the one shown.
     assert re.search(r'value="file" id="handle-tab-file" class="[^"]*" checked', page)
@@ -314,6 +327,29 @@ def test_ok_from_the_event_details_sends_the_browser_back_to_them(ctx, admin_cli
     assert response["HX-Redirect"] == detail
 
 
+def test_a_scenario_without_a_validity_period_ignores_the_field(
+    ctx, admin_client, django_capture_on_commit_callbacks
+):
+    Scenario.objects.create(
+        key="watch-ip",
+        name="Put the IP on the watch list",
+        entity_type="ip",
+        cloud_service=CloudService.CLOUD_FIREWALL,
+        operation=Operation.BLOCK_IP,
+        built_in=False,
+        organisation=ctx.event.account.organisation,
+    )
+    data = {"status": EventStatus.HANDLING, **ip_block(ctx, scenario="watch-ip", validity="7")}
+
+    response = post(
+        admin_client, handle_url(ctx.event), data, capture=django_capture_on_commit_callbacks
+    )
+
+    assert response.status_code == 302
+    policy = HandlingPolicy.objects.get()
+    assert policy.scenario.key == "watch-ip" and policy.validity_days is None
+
+
 def test_handled_needs_no_action_and_no_notification(ctx, analyst_client):
     data = {"status": EventStatus.HANDLED, "description": "False positive", "tab": "ip"}
 
@@ -364,6 +400,22 @@ def test_an_action_s_error_is_shown_next_to_its_field(ctx, admin_client, change,
     assert not HandlingPolicy.objects.exists()
     ctx.event.refresh_from_db()
     assert ctx.event.status == EventStatus.UNHANDLED
+
+
+def test_the_tab_with_an_error_is_the_one_shown(ctx, admin_client):
+    file_row = row_prefix(handling_context(ctx.scope, ctx.event).tabs["file"][0])
+    data = {
+        "status": EventStatus.HANDLING,
+        "tab": "ip",
+        f"{file_row}-selected": "1",
+        f"{file_row}-scenario": "quarantine-file",
+    }
+
+    page = post(admin_client, handle_url(ctx.event), data, htmx=True).content.decode()
+
+    assert re.search(r'value="file" id="handle-tab-file" class="[^"]*" checked', page)
+    assert "has-errors" in section(page, "handle-tab-file")
+    assert "Choose at least one account" in section(page, "handle-tab-body-file")
 
 
 def test_a_notification_error_is_shown_next_to_the_recipients(ctx, analyst_client):
@@ -436,7 +488,7 @@ def test_the_preview_is_the_message_that_is_sent(
 
     body = html.unescape(re.search(r"<pre[^>]*>(.*?)</pre>", preview, re.S).group(1))
     assert "Block inbound traffic from the IP on Cloud Firewall" in body
-    assert "for 30 days, 3 accounts" in body
+    assert "for 30 days, in 3 accounts (Acme Intl, Acme Prod, Acme Shop)" in body
     assert "Status: Handling" in body
     sent = Notification.objects.get()
     assert sent.body == body
