@@ -165,7 +165,8 @@ class HandleForm:
         self.active_tab = self.recommended_tab or (
             requested_tab if requested_tab in context.tabs else self._first_tab()
         )
-        self._check()
+        if recommend is None:  # recommending submits nothing: nothing to object to yet
+            self._check()
 
     # --- reading -------------------------------------------------------------------
 

@@ -226,17 +226,20 @@ def test_recommending_keeps_the_analyst_s_other_choices(ctx, admin_client):
     assert "Seen by the SOC" in page and "soc@example.com" in page
     # Actions need Handling: an Unhandled choice moves to it.
     assert re.search(r'name="status" value="handling" checked', page)
+    assert 'data-testid="handle-errors"' not in page
     assert not HandlingPolicy.objects.exists()
     ctx.event.refresh_from_db()
     assert ctx.event.status == EventStatus.UNHANDLED
 
 
 def test_recommending_works_without_htmx(ctx, admin_client):
-    data = {"status": EventStatus.HANDLING, "recommend": "ip"}
+    # Recommending objects to nothing yet: not the missing status, not the validity.
+    data = {"recommend": "ip", f"{ip_row(ctx)}-selected": "1", f"{ip_row(ctx)}-validity": "x"}
 
     page = admin_client.post(handle_url(ctx.event), data).content.decode()
 
     assert "<html" in page
+    assert 'data-testid="handle-errors"' not in page
     assert re.search(
         r'name="[\w-]+-selected" value="1" checked', section(page, "handle-tab-body-ip")
     )
