@@ -7,6 +7,10 @@ class DisposalConfig(AppConfig):
     verbose_name = "Handling and the Disposal Center"
 
     def ready(self):
+        from disposal import contributions
         from disposal.scenarios import sync_builtin_scenarios
+        from events.extensions import event_actions, event_sections
 
         post_migrate.connect(sync_builtin_scenarios, sender=self)
+        event_actions.register(contributions.handle_action)
+        event_sections.register(contributions.event_handling_section)

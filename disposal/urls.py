@@ -1,10 +1,18 @@
 from django.urls import path
 
-from disposal import center_views, connector_views
+from disposal import center_views, connector_views, handle_views
 
 app_name = "disposal"
 
-urlpatterns = []
+urlpatterns = [
+    # The Handle panel of a security event and its Message Preview.
+    path("events/<int:event_id>/handle/", handle_views.handle, name="handle"),
+    path(
+        "events/<int:event_id>/handle/preview/",
+        handle_views.handle_preview,
+        name="handle_preview",
+    ),
+]
 
 # The account's connector settings (Alibaba Cloud, webhook or the simulated cloud).
 urlpatterns += [
