@@ -124,6 +124,8 @@ URL_RULES = {
     "whitelist:preview": READ_ONLY,
     # disposal
     "disposal:connector_settings": ADMIN,
+    "disposal:handle": ANALYST,
+    "disposal:handle_preview": READ_ONLY,  # renders the message that would be sent
     "disposal:task_retry": ANALYST,
     "disposal:task_unblock": ANALYST,
     "disposal:policy_edit": ANALYST,
@@ -577,6 +579,26 @@ def _connector_settings(w):
     )
 
 
+def _handle(w):
+    event = factories.make_event(w.a, name="Brute force")
+    return Attempt(
+        "POST",
+        reverse("disposal:handle", args=[event.id]),
+        {"status": "handled", "description": "False positive"},
+        lambda response: SecurityEvent.objects.get(id=event.id).status == "handled",
+    )
+
+
+def _handle_preview(w):
+    event = factories.make_event(w.a, name="Brute force from 203.0.113.7")
+    return Attempt(
+        "POST",
+        reverse("disposal:handle_preview", args=[event.id]),
+        {"status": "handled", "description": "False positive"},
+        _contains("Brute force from 203.0.113.7"),
+    )
+
+
 def _task_retry(w):
     task = _handling_task(w, "failed")
     return Attempt(
@@ -893,6 +915,9 @@ URL_CASES = [
         refusals=MappingProxyType({"viewer": 404, "analyst": 404, "admin": 404}),
     ),
     Case("disposal:connector_settings", ADMIN, _connector_settings),
+    # Everyone who sees the event sees the panel; viewers read-only.
+    Case("disposal:handle", ANALYST, _handle, form_page=False),
+    Case("disposal:handle_preview", READ_ONLY, _handle_preview, changes_nothing=True),
     Case("disposal:task_retry", ANALYST, _task_retry),
     Case("disposal:task_unblock", ANALYST, _task_unblock),
     Case("disposal:policy_edit", ANALYST, _policy_edit),
