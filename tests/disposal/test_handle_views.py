@@ -21,6 +21,7 @@ from disposal.models import (
 )
 from events.models import EventStatus, EventStatusChange
 from secops.enums import View
+from secops.env import env_email
 from tests.disposal.conftest import ATTACKER_IP
 
 INBOUND = "block-ip-cloud-firewall-inbound"
@@ -502,15 +503,17 @@ def test_the_preview_is_the_message_that_is_sent(
 
 
 def test_the_event_details_list_the_policies_and_notifications(
-    ctx, admin_client, django_capture_on_commit_callbacks
+    ctx, admin_client, django_capture_on_commit_callbacks, settings, monkeypatch
 ):
+    monkeypatch.setenv("EMAIL_URL", "locmem://")
+    settings.MAILERS = env_email("EMAIL_URL", "console://")
     detail = reverse("events:detail", args=[ctx.event.pk])
     assert 'data-testid="event-handling"' not in admin_client.get(detail).content.decode()
     data = {
         "status": EventStatus.HANDLING,
         **ip_block(ctx),
-        "notify_channels": "webhook",
-        "notify_recipients": "https://hooks.example.com/soc",
+        "notify_channels": "email",
+        "notify_recipients": "soc@example.com",
         "notify_title": "<b>Blocked</b>",
     }
     post(admin_client, handle_url(ctx.event), data, capture=django_capture_on_commit_callbacks)
@@ -522,8 +525,8 @@ def test_the_event_details_list_the_policies_and_notifications(
     assert ATTACKER_IP in policies and "7 days" in policies
     assert "3 Succeeded" in section(policies, "policy-tasks")
     notifications = section(handling, "event-notifications")
-    assert "Webhook" in notifications and "https://hooks.example.com/soc" in notifications
-    assert "Failed" in notifications and "not configured" in notifications
+    assert "Email" in notifications and "soc@example.com" in notifications
+    assert "Sent" in notifications
     assert "&lt;b&gt;Blocked&lt;/b&gt;" in notifications and "<b>" not in notifications
 
 
