@@ -4,9 +4,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from alerts.models import Alert, AlertSource
-from events.extensions import event_actions, event_sections
 from events import queries, tracing_views
 from events import rules as rule_services
+from events.extensions import event_actions, event_sections
 from events.forms import AggregationRuleForm, EventFilterForm
 from events.grouping import GROUPING_FIELDS, describe_window
 from events.models import AggregationRule, SecurityEvent
