@@ -10,3 +10,9 @@ class DisposalConfig(AppConfig):
         from disposal.scenarios import sync_builtin_scenarios
 
         post_migrate.connect(sync_builtin_scenarios, sender=self)
+
+        # An alert's details link each of its entities to the entity page.
+        from alerts.extensions import entity_links
+        from disposal.entity_links import entity_page_url
+
+        entity_links.register(entity_page_url)
