@@ -16,6 +16,7 @@ from alerts.models import Entity
 from alerts.services import ingest_alerts
 from disposal import intel_import
 from disposal.handling import handling_context
+from disposal.intel_import import writing
 from disposal.models import ThreatIndicator, Verdict
 from tests.conftest import native_alert, organisation_scope
 from tests.disposal.conftest import ATTACKER_IP
@@ -425,7 +426,7 @@ def test_a_value_repeated_in_the_input_is_written_once(db, tmp_path):
 
 
 def test_it_writes_in_batches_not_row_by_row(db, tmp_path, monkeypatch):
-    monkeypatch.setattr(intel_import, "BATCH_SIZE", 50)
+    monkeypatch.setattr(writing, "BATCH_SIZE", 50)
     lines = ["type,value"]
     for n in range(200):
         lines += [f"ip,10.0.{n}.1", f"domain,host{n}.example"]
