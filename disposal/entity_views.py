@@ -66,13 +66,15 @@ class EntitySummary:
     @property
     def attributes(self) -> list[tuple[str, str]]:
         """What alerts told of it (a file's path and hashes, a process's user, ...),
-        first value per name over its accounts; plain values only."""
+        first value per name over its accounts; plain values other than the
+        entity's own value only."""
         found: dict[str, str] = {}
         for entity in self.entities:
             for name, value in (entity.attributes or {}).items():
                 if name in found or isinstance(value, dict | list) or value in (None, ""):
                     continue
-                found[str(name)] = str(value)
+                if str(value) != self.value:
+                    found[str(name)] = str(value)
         return sorted(found.items())[:ATTRIBUTES_SHOWN]
 
 
