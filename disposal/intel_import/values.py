@@ -20,6 +20,7 @@ SHOWN_VALUE_LENGTH = 80
 HEX = re.compile(r"[0-9a-fA-F]+")
 HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 HASH_BY_LENGTH = {length: kind for kind, length in HASH_LENGTHS.items()}
+_HASH_NAMES = {"md5": "an MD5", "sha1": "a SHA-1", "sha256": "a SHA-256"}
 # Feeds "defang" values so that nobody clicks them: 203.0.113[.]7, hxxps://...
 _DEFANGED_DOTS = re.compile(r"\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\)", re.IGNORECASE)
 _DEFANGED_SCHEME = re.compile(r"^h(?:xx|\[tt\])p(s?)(?:\[:\]|:)//", re.IGNORECASE)
@@ -100,7 +101,7 @@ def _normalise_file(text: str, hash_kind: str | None) -> str:
         hash_kind = HASH_BY_LENGTH[len(text)]
     length = HASH_LENGTHS[hash_kind]
     if len(text) != length or not HEX.fullmatch(text):
-        raise ValueError(f"not a {hash_kind.upper()} hash ({length} hex digits): {shown(text)}")
+        raise ValueError(f"not {_HASH_NAMES[hash_kind]} hash ({length} hex digits): {shown(text)}")
     if hash_kind == "sha1":
         # Alerts name files by SHA-256 or MD5; a SHA-1 matches a file's sha1 attribute.
         return text.lower()

@@ -349,7 +349,7 @@ def test_its_queries_do_not_grow_with_the_alerts_and_tasks(
         policy(tenancy.account_a, IP, status=TaskStatus.PENDING)
     client = tenancy.client_for(tenancy.bob)
 
-    with django_assert_max_num_queries(30):
+    with django_assert_max_num_queries(20):
         assert client.get(seen.url).status_code == 200
 
 

@@ -318,8 +318,8 @@ def test_it_reports_bad_rows_with_their_line_numbers(db, tmp_path):
     problems = [line.strip() for line in output.splitlines() if "iocs.csv line" in line]
     assert problems == [
         "iocs.csv line 4: not an IP address: '203.0.113.999'",
-        "iocs.csv line 9: not a MD5 hash (32 hex digits): '44d88612fea8a8f36de82e1278abb02'",
-        "iocs.csv line 10: not a SHA256 hash (64 hex digits): "
+        "iocs.csv line 9: not an MD5 hash (32 hex digits): '44d88612fea8a8f36de82e1278abb02'",
+        "iocs.csv line 10: not a SHA-256 hash (64 hex digits): "
         "'zz5a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f'",
         "iocs.csv line 12: unknown type 'email'; use ip, domain, url, md5, sha1, sha256, hash "
         "or file",
