@@ -6,6 +6,9 @@
   the alert is part of (the events app: its security events).
 - ``alerts.rule_pages``: provider() -> Link, rule pages shown beside the
   detection rules (the events app: aggregation rules).
+- ``alerts.entity_links``: provider(entity) -> URL or None, the page about an
+  entity that an alert's details link each of its entities to (the disposal
+  app: the entity page). The first provider's URL is used.
 """
 
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ class RelatedLinks:
 whitelist_notes = ExtensionPoint("alerts.whitelist_notes")
 alert_related = ExtensionPoint("alerts.alert_related")
 rule_pages = ExtensionPoint("alerts.rule_pages")
+entity_links = ExtensionPoint("alerts.entity_links")
 
 
 def attach_whitelist_notes(alerts) -> list:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from disposal import center_views, connector_views, handle_views
+from disposal import center_views, connector_views, entity_views, handle_views
 
 app_name = "disposal"
 
@@ -36,4 +36,9 @@ urlpatterns += [
         center_views.simulated_failure_remove,
         name="simulated_failure_remove",
     ),
+]
+
+# The entity page: context, threat intelligence, related alerts and events, handling.
+urlpatterns += [
+    path("entities/<str:entity_type>/<str:digest>/", entity_views.entity_detail, name="entity"),
 ]
