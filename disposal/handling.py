@@ -106,7 +106,16 @@ def handling_context(scope: Scope, event: SecurityEvent) -> HandlingContext:
         if (entity_type, digest) in digests:
             seen_in[entity_type, digest].add(account_id)
     accounts = {a.id: a for a in Account.objects.filter(id__in=scope.account_ids)}
-    by_intel = intel.malicious_sources(scope, digests)
+    # A file named by its path is also known by the hashes among its attributes:
+    # an indicator of one of them makes the file malicious too.
+    hash_digests = {
+        item.entity.digest: set(intel.file_hash_digests([item.entity.attributes]))
+        for item in listed
+        if item.entity.type == "file"
+    }
+    by_intel = intel.malicious_sources(
+        scope, digests | {("file", d) for found in hash_digests.values() for d in found}
+    )
     scenarios = defaultdict(list)
     for scenario in scenarios_for(scope):
         scenarios[scenario.entity_type].append(scenario)
@@ -117,6 +126,9 @@ def handling_context(scope: Scope, event: SecurityEvent) -> HandlingContext:
         reasons = (["alert"] if entity.malicious else []) + by_intel.get(
             (entity.type, entity.digest), []
         )
+        for digest in sorted(hash_digests.get(entity.digest, ())):
+            if digest != entity.digest:
+                reasons += [s for s in by_intel.get(("file", digest), []) if s not in reasons]
         handleable = HandleableEntity(
             entity_type=entity.type,
             value=entity.value,

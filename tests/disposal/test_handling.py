@@ -7,6 +7,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
+from alerts.models import Entity
 from disposal import services
 from disposal.handling import (
     ActionChoice,
@@ -248,3 +249,40 @@ def test_a_task_of_an_edited_policy_can_be_retried(
     assert task.expires_at > timezone.now() + timedelta(days=29)
     # The rerun's block replaced the first one, which was lifted.
     assert SimulatedAction.objects.filter(removed_at__isnull=True).count() == 2
+
+
+def test_an_indicator_of_another_hash_of_a_file_makes_it_malicious(
+    tenancy, ingest_and_aggregate, fast_password_hashing
+):
+    """Alerts name the file by its SHA-256; the feed knows it by its MD5."""
+    from disposal.models import ThreatIndicator
+    from events.models import SecurityEvent
+    from tests.conftest import native_alert
+    from tests.disposal.conftest import global_scope
+
+    sha256, md5 = "a" * 64, "b" * 32
+    scope = global_scope(tenancy.org, [tenancy.account_a])
+    ingest_and_aggregate(
+        [
+            native_alert(
+                tenancy.account_a,
+                type="malicious_file",
+                name="Trojan",
+                level="high",
+                entities=[{"type": "file", "sha256": sha256, "md5": md5, "path": "/tmp/t"}],
+            )
+        ],
+        scope=scope,
+    )
+    event = SecurityEvent.objects.get(rule__key="malicious-file-on-several-hosts")
+    assert handling_context(scope, event).find("file", sha256).recommended is None
+    ThreatIndicator.objects.create(
+        entity_type="file",
+        value=md5,
+        digest=Entity.digest_for("file", md5),
+        verdict="malicious",
+        source="Feed",
+    )
+    file = handling_context(scope, event).find("file", sha256)
+    assert file.malicious_because == ["Feed"]
+    assert file.recommended.key == "quarantine-file"
