@@ -232,6 +232,7 @@ def apply_status_plan(scope: Scope, admin) -> int:
     handler = dataclasses.replace(scope, organisation_admin=True)
     cause = feed.Cause.by_user(admin)
     handled_with_actions = 0
+    blocked: set[tuple[int, str, str]] = set()
     for planned in plan:
         event = unhandled.get(planned.event_id)
         if event is None:
@@ -258,8 +259,11 @@ def apply_status_plan(scope: Scope, admin) -> int:
         elif (
             planned.status == EventStatus.HANDLED
             and handled_with_actions < demo.HANDLED_WITH_ACTIONS
-            and (actions := recommended_actions(handler, event))
+            and (actions := recommended_actions(handler, event, skip=blocked))
         ):
+            # One block of an attacker per account: later events of the same
+            # attacker are handled without blocking it again.
+            blocked.update((event.account_id, a.value, a.scenario_key) for a in actions)
             run_now(
                 handle_event(
                     handler,
@@ -282,10 +286,13 @@ def run_now(result) -> None:
         run_task(task.pk)
 
 
-def recommended_actions(scope: Scope, event) -> tuple[ActionChoice, ...]:
-    """The recommended policy of each of the event's entities, in its own account."""
+def recommended_actions(scope: Scope, event, skip=frozenset()) -> tuple[ActionChoice, ...]:
+    """The recommended policy of each of the event's entities, in its own account,
+    leaving out (account, value, scenario) in ``skip``."""
     return tuple(
         ActionChoice(entity.entity_type, entity.value, entity.recommended.key, (event.account_id,))
         for entity in handling_context(scope, event).entities
-        if entity.recommended is not None and event.account_id in {a.id for a in entity.accounts}
+        if entity.recommended is not None
+        and event.account_id in {a.id for a in entity.accounts}
+        and (event.account_id, entity.value, entity.recommended.key) not in skip
     )
