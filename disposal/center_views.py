@@ -6,7 +6,7 @@ import json
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -174,7 +174,9 @@ def task_detail(request, task_id: int):
 
 def _back(request) -> str:
     target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
+    # Only a path of this site: anything else (another host, a bare word that
+    # redirect() would take for a URL name) goes back to the tasks tab.
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return target
@@ -194,7 +196,7 @@ def _task_action(request, task_id: int, action, done: str):
             response = HttpResponse(str(refusal), status=400, content_type="text/plain")
             response["HX-Refresh"] = "true"
             return response
-        return redirect(_back(request))
+        return HttpResponseRedirect(_back(request))
     task = _task_or_404(request, task.pk)
     if request.htmx:
         return _render_row(
@@ -204,7 +206,7 @@ def _task_action(request, task_id: int, action, done: str):
             detail=request.POST.get("detail") == "1",
         )
     messages.success(request, f"Task #{task.pk}: {done}.")
-    return redirect(_back(request))
+    return HttpResponseRedirect(_back(request))
 
 
 @require_POST

@@ -18,6 +18,7 @@ from django.db.models import Count, Prefetch
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET
 
 from alerts.models import Alert, AlertEntity, Asset, Entity, EntityRole, EntityType
 from disposal.intel import IndicatorMatch, indicators_for_entity
@@ -170,6 +171,7 @@ def _policies(scope: Scope, summary: EntitySummary) -> list[HandlingPolicy]:
     return policies
 
 
+@require_GET
 def entity_detail(request, entity_type: str, digest: str):
     scope = request.scope
     summary = entity_summary_or_404(scope, entity_type, digest)

@@ -118,6 +118,22 @@ PAGE_PARAMETERS = {
     "alerts:list": ["source", "level", "type", "whitelisted", "period", "page", "after"],
     "whitelist:settings": ["scenario"],
     "whitelist:group_create": ["event", "scenario"],
+    "disposal:center": [
+        "tab",
+        "entity_type",
+        "scenario",
+        "status",
+        "account",
+        "created",
+        "start",
+        "end",
+        "policy",
+        "page",
+    ],
+    "disposal:task": ["row", "detail"],
+    "disposal:handle": ["recommend"],
+    "disposal:simulated_cloud": ["page"],
+    "disposal:entity": ["page"],
 }
 ALL_PARAMETERS = sorted({name for names in PAGE_PARAMETERS.values() for name in names})
 # Pages that answer htmx with a partial of their own.
