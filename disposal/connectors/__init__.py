@@ -10,6 +10,7 @@ Which connector an account uses is its ``AccountConnector`` row, or
 ``DISPOSAL_DEFAULT_CONNECTOR`` without one.
 """
 
+import abc
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,7 +62,7 @@ class ConnectorError(Exception):
         self.answer = answer or {}
 
 
-class Connector:
+class Connector(abc.ABC):
     """The interface; ``kind`` is the ConnectorKind value it serves."""
 
     kind = ""
@@ -72,11 +73,14 @@ class Connector:
         self.account = account
         self.config = config
 
+    @abc.abstractmethod
     def perform(self, request: ActionRequest) -> ActionResult:
-        raise NotImplementedError
+        """Carry the action out; ConnectorError when it did not happen."""
 
+    @abc.abstractmethod
     def undo(self, request: ActionRequest) -> ActionResult:
-        raise NotImplementedError
+        """Undo what ``perform`` did (``request.reference``); ConnectorError
+        when it is still in force."""
 
 
 def timeout_seconds() -> int:
