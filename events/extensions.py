@@ -6,6 +6,9 @@
 - ``events.event_sections``: provider(request, event) -> EventSection or None, a
   section of the Incident Information tab (the disposal app: the event's
   handling policies and notifications).
+- ``events.list_actions``: provider(request, matching) -> EventSection or None,
+  a tool above the table of Security Event Handling, given how many events
+  the list's filters match (the soar app: bulk handling of selected events).
 """
 
 from dataclasses import dataclass
@@ -23,3 +26,4 @@ class EventSection:
 
 event_actions = ExtensionPoint("events.event_actions")
 event_sections = ExtensionPoint("events.event_sections")
+list_actions = ExtensionPoint("events.list_actions")

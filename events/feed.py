@@ -52,6 +52,11 @@ class Cause:
         return cls(ChangeCause.USER, f"user:{user.pk}", user)
 
     @classmethod
+    def bulk(cls, job_id: int, user) -> "Cause":
+        """A change a user made to many events at once, by a bulk handling job."""
+        return cls(ChangeCause.USER, f"bulk:{job_id}", user)
+
+    @classmethod
     def by_api_key(cls, api_key) -> "Cause":
         return cls(ChangeCause.API_KEY, f"api_key:{api_key.pk}")
 

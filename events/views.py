@@ -165,6 +165,8 @@ def event_list(request):
         # Details links carry the list's filters so "back" returns to the same list.
         "list_query": request.GET.urlencode(),
         "counts": queries.event_counts(tallies),
+        # How many events the filters match, for the tools above the table.
+        "matching": sum(n for *_, n in tallies),
         "chart": _chart(queries.new_events_per_day(tallies, filters["start"], filters["end"])),
         "can_export": request.scope.may_handle(),
         # "Add to Whitelist" creates a policy group: administrators only.

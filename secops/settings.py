@@ -184,6 +184,9 @@ CELERY_TASK_ROUTES = {
     "disposal.sweep_tasks": {"queue": "respond"},
     "disposal.send_notification": {"queue": "respond"},
     "disposal.retry_notifications": {"queue": "respond"},
+    # Bulk handling of security events and its clean-up.
+    "soar.run_bulk_handling": {"queue": "respond"},
+    "soar.cleanup_bulk_handling": {"queue": "respond"},
     "events.export_events": {"queue": "export"},
     "events.cleanup_exports": {"queue": "export"},
     "events.purge_expired": {"queue": "export"},
@@ -207,6 +210,8 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired-data": {"task": "events.purge_expired", "schedule": 6 * 3600.0},
     # Expired export files and jobs are removed, stalled exports failed.
     "cleanup-expired-exports": {"task": "events.cleanup_exports", "schedule": 600.0},
+    # Stalled bulk handling jobs are failed, expired ones deleted.
+    "cleanup-bulk-handling-jobs": {"task": "soar.cleanup_bulk_handling", "schedule": 600.0},
 }
 
 CACHES = {

@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("events.urls")),
     path("", include("whitelist.urls")),
     path("", include("disposal.urls")),
+    path("", include("soar.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urlpatterns()),
 ]

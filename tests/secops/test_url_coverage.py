@@ -38,6 +38,8 @@ from events.models import AggregationRule, ExportJob, SecurityEvent
 from secops.enums import Role
 from secops.models import Account, AccountMembership, ApiKey, OrganisationMembership
 from secops.services import build_scope, create_api_key
+from soar import bulk
+from soar.models import BulkHandlingJob
 from tests import factories
 from whitelist.models import RuleGroup
 from whitelist.services import ConditionSpec, GroupSpec, save_group
@@ -334,6 +336,12 @@ def objects_of_account_a(tenancy, alice_api_key):
         owner=tenancy.alice, scope=alice_scope, filters=EventFilterForm.default_filters()
     )
     export.run_export_job(job.id)  # a finished job: its download answers alice
+    bulk_job = bulk.start_bulk_handling(
+        owner=tenancy.alice,
+        scope=alice_scope,
+        plan=bulk.plan_selected(alice_scope, [event.id]),
+        request=bulk.BulkRequest("set_status", "handling"),
+    )
     sigma_rule = save_custom_rule(
         tenancy.org, DetectionRuleSpec(SIGMA_RULE, "suspicious_process"), user=tenancy.alice
     )
@@ -373,6 +381,7 @@ def objects_of_account_a(tenancy, alice_api_key):
         AggregationRule: rule,
         SecurityEvent: event,
         ExportJob: job,
+        BulkHandlingJob: bulk_job,
         DetectionRule: sigma_rule,
         LogRecord: factories.make_log_record(account, asset=asset),
         ApiKey: alice_api_key[0],
@@ -407,6 +416,7 @@ OBJECT_WORDS = {
     "event": SecurityEvent,
     "log": LogRecord,
     "key": ApiKey,
+    "bulk_job": BulkHandlingJob,
     "job": ExportJob,
     "sigma": DetectionRule,
     "group": RuleGroup,

@@ -134,6 +134,7 @@ PAGE_PARAMETERS = {
     "disposal:handle": ["recommend"],
     "disposal:simulated_cloud": ["page"],
     "disposal:entity": ["page"],
+    "soar:bulk_job": ["page"],
 }
 ALL_PARAMETERS = sorted({name for names in PAGE_PARAMETERS.values() for name in names})
 # Pages that answer htmx with a partial of their own.
@@ -216,6 +217,15 @@ def valid_forms(objects: dict) -> dict[str, dict]:
         "whitelist:group_edit": whitelist_group,
         "whitelist:preview": whitelist_group,
         "whitelist:group_toggle": {"enabled": "on"},
+        "soar:bulk_start": {
+            "bulk-action": "set_status",
+            "bulk-status": "handled",
+            "bulk-description": "Scanner",
+            "bulk-target": "selected",
+            "ids": str(objects[SecurityEvent].pk),
+            "query": "occurred=7d&risk=3",
+            "confirmed": "yes",
+        },
     }
 
 
@@ -322,7 +332,7 @@ def test_it_answers_hostile_query_strings_without_a_server_error(
 # Posting to the login page would lock the test users out.
 POST_ENDPOINTS = [endpoint for endpoint in CONSOLE_ENDPOINTS if endpoint.name != "login"]
 # Forms whose view answers htmx with a partial of its own.
-PARTIAL_FORMS = {"events:export_start"}
+PARTIAL_FORMS = {"events:export_start", "soar:bulk_start"}
 
 
 @pytest.mark.parametrize(("username", "thorough"), USERS, ids=USER_IDS)

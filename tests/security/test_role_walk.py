@@ -56,6 +56,7 @@ from events.predefined import sync_predefined_rules as sync_predefined_aggregati
 from secops.enums import Role, View
 from secops.models import Account, AccountMembership, ApiKey, OrganisationMembership
 from secops.services import SESSION_ACCOUNT, SESSION_VIEW, create_api_key
+from soar.models import BulkHandlingJob
 from tests import factories
 from tests.alerts.test_sigma_views import VALID_RULE, netcat_log
 from tests.conftest import native_alert, organisation_scope
@@ -131,6 +132,8 @@ URL_RULES = {
     "disposal:policy_edit": ANALYST,
     "disposal:simulated_cloud": ADMIN,  # adds an instruction to fail
     "disposal:simulated_failure_remove": ADMIN,
+    # soar
+    "soar:bulk_start": ANALYST,
     # the API's description (its operations are in API_RULES)
     "api:api-root": EXEMPT,
     "api:openapi-json": EXEMPT,
@@ -382,6 +385,11 @@ def organisation_state(organisation) -> dict:
         ),
         "export jobs": list(
             ExportJob.objects.filter(organisation=organisation).order_by("id").values_list("id")
+        ),
+        "bulk handling jobs": list(
+            BulkHandlingJob.objects.filter(organisation=organisation)
+            .order_by("id")
+            .values_list("id")
         ),
         "alerts": list(Alert.objects.filter(account__in=accounts).order_by("id").values_list("id")),
         "log records": list(
@@ -640,6 +648,25 @@ def _simulated_failure_remove(w):
         "POST",
         reverse("disposal:simulated_failure_remove", args=[failure.id]),
         check=lambda response: not SimulatedFailure.objects.filter(id=failure.id).exists(),
+    )
+
+
+def _bulk_start(w):
+    event = factories.make_event(w.a, name="Port scan")
+    return Attempt(
+        "POST",
+        reverse("soar:bulk_start"),
+        {
+            "bulk-action": "set_status",
+            "bulk-status": "handled",
+            "bulk-target": "selected",
+            "ids": str(event.id),
+            "confirmed": "yes",
+        },
+        # The job is queued when the request commits: pending until a worker runs it.
+        lambda response: BulkHandlingJob.objects.filter(
+            organisation=w.org, event_ids=[event.id]
+        ).exists(),
     )
 
 
@@ -927,6 +954,8 @@ URL_CASES = [
         "disposal:simulated_cloud", ADMIN, _simulated_failure_add, outsider=NOTHING, form_page=False
     ),
     Case("disposal:simulated_failure_remove", ADMIN, _simulated_failure_remove),
+    # bulk handling: the selected ids are looked up in the caller's own view
+    Case("soar:bulk_start", ANALYST, _bulk_start, outsider=NOTHING),
     # Sigma rules
     Case("detection:rule_new", GLOBAL_ADMIN, _sigma_new, outsider=NOTHING),
     # Checking a rule reads nothing of any organisation.
