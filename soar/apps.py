@@ -1,5 +1,17 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class SoarConfig(AppConfig):
     name = "soar"
+    verbose_name = "SOAR"
+
+    def ready(self):
+        from events import feed
+        from soar import automation
+        from soar.playbooks import sync_builtin_playbooks
+
+        # After disposal's, whose scenarios the built-in playbooks carry out.
+        post_migrate.connect(sync_builtin_playbooks, sender=self)
+        # Automated response rules read the event change feed.
+        feed.register_consumer(automation.CONSUMER, automation.handle_changes)
