@@ -14,6 +14,7 @@ from events.models import (
     EventStatusChange,
     SecurityEvent,
 )
+from secops.enums import RiskLevel
 
 
 class EventStatusError(Exception):
@@ -88,3 +89,31 @@ def mark_event_failed(
 ) -> SecurityEvent:
     """The system's own path: a handling action for the event failed."""
     return _set_status(event, EventStatus.FAILED, cause=cause or feed.Cause.system(), note=note)
+
+
+# --- risk ---------------------------------------------------------------------
+
+
+def change_event_risk(event: SecurityEvent, risk: int, *, cause: feed.Cause) -> SecurityEvent:
+    """Set the event's risk level (automation and people), recorded in the feed."""
+    if risk not in RiskLevel.values:
+        raise EventStatusError(f"Unknown risk level {risk!r}.")
+    with transaction.atomic():
+        locked = SecurityEvent.objects.select_for_update().get(pk=event.pk)
+        if locked.risk == risk:
+            return locked
+        previous, locked.risk = locked.risk, risk
+        locked.save(update_fields=["risk", "updated_at"])
+        feed.record(
+            [
+                feed.Change(
+                    locked.id,
+                    locked.account_id,
+                    ChangeKind.RISK_CHANGED,
+                    {"from": previous, "to": risk},
+                )
+            ],
+            cause,
+        )
+    event.risk = locked.risk
+    return locked

@@ -80,12 +80,14 @@ def _add_routers():
     from alerts.api import router as ingestion_router
     from disposal.api import router as handling_router
     from events.api import router as events_router
+    from soar.api import router as soar_router
     from whitelist.api import router as whitelist_router
 
     api.add_router("/", ingestion_router)
     api.add_router("/", events_router)
     api.add_router("/", whitelist_router)
     api.add_router("/", handling_router)
+    api.add_router("/", soar_router)
 
 
 _add_routers()

@@ -187,6 +187,9 @@ CELERY_TASK_ROUTES = {
     # Bulk handling of security events and its clean-up.
     "soar.run_bulk_handling": {"queue": "respond"},
     "soar.cleanup_bulk_handling": {"queue": "respond"},
+    # Playbook runs and their waits and approvals.
+    "soar.advance_run": {"queue": "respond"},
+    "soar.resume_runs": {"queue": "respond"},
     "events.export_events": {"queue": "export"},
     "events.cleanup_exports": {"queue": "export"},
     "events.purge_expired": {"queue": "export"},
@@ -207,6 +210,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-handling-tasks": {"task": "disposal.sweep_tasks", "schedule": 60.0},
     # Notifications whose delivery failed are tried again with backoff.
     "retry-notifications": {"task": "disposal.retry_notifications", "schedule": 60.0},
+    # Playbook runs whose wait is over go on; approvals past their deadline end.
+    "resume-playbook-runs": {"task": "soar.resume_runs", "schedule": 60.0},
     "purge-expired-data": {"task": "events.purge_expired", "schedule": 6 * 3600.0},
     # Expired export files and jobs are removed, stalled exports failed.
     "cleanup-expired-exports": {"task": "events.cleanup_exports", "schedule": 600.0},

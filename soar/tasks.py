@@ -1,11 +1,21 @@
-"""Celery entry points of SOAR. Thin: the work is in soar.bulk. They run on
-the respond queue."""
+"""Celery entry points of SOAR: thin wrappers around soar.bulk and soar.runs.
+They run on the respond queue."""
 
 import dataclasses
 
 from celery import shared_task
+from django.db import OperationalError
 
-from soar import bulk
+from soar import bulk, runs
+
+TASK_OPTIONS = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "max_retries": 8,
+}
 
 
 # A job is claimed before any work, so a redelivered message (acks_late, a
@@ -20,3 +30,13 @@ def run_bulk_handling(job_id: int) -> bool:
 @shared_task(name="soar.cleanup_bulk_handling", acks_late=True, expires=600)
 def cleanup_bulk_handling() -> dict:
     return dataclasses.asdict(bulk.cleanup_bulk_jobs())
+
+
+@shared_task(name="soar.advance_run", **TASK_OPTIONS)
+def advance_run(run_id: int) -> str | None:
+    return runs.advance_run(run_id)
+
+
+@shared_task(name="soar.resume_runs", acks_late=True, expires=120)
+def resume_runs() -> dict:
+    return runs.resume_due()

@@ -56,7 +56,13 @@ from events.predefined import sync_predefined_rules as sync_predefined_aggregati
 from secops.enums import Role, View
 from secops.models import Account, AccountMembership, ApiKey, OrganisationMembership
 from secops.services import SESSION_ACCOUNT, SESSION_VIEW, create_api_key
-from soar.models import BulkHandlingJob
+from soar.models import (
+    AutomationRule,
+    AutomationSwitch,
+    BulkHandlingJob,
+    Playbook,
+    PlaybookRun,
+)
 from tests import factories
 from tests.alerts.test_sigma_views import VALID_RULE, netcat_log
 from tests.conftest import native_alert, organisation_scope
@@ -172,6 +178,17 @@ API_RULES = {
     "POST /api/v1/events/{event_id}/handle": ANALYST,
     "POST /api/v1/handling/tasks/{task_id}/retry": ANALYST,
     "POST /api/v1/handling/tasks/{task_id}/unblock": ANALYST,
+    "POST /api/v1/playbooks": GLOBAL_ADMIN,
+    "PUT /api/v1/playbooks/{playbook_id}": GLOBAL_ADMIN,
+    "POST /api/v1/playbooks/{playbook_id}/runs": ANALYST,
+    "POST /api/v1/playbook-runs/{run_id}/approve": ADMIN,
+    "POST /api/v1/playbook-runs/{run_id}/reject": ADMIN,
+    "POST /api/v1/playbook-runs/{run_id}/rerun": ANALYST,
+    "POST /api/v1/automation-rules": GLOBAL_ADMIN,
+    "PUT /api/v1/automation-rules/{rule_id}": GLOBAL_ADMIN,
+    "DELETE /api/v1/automation-rules/{rule_id}": GLOBAL_ADMIN,
+    "POST /api/v1/automation-rules/{rule_id}/dry-run": READ_ONLY,
+    "POST /api/v1/automation/pause": GLOBAL_ADMIN,
 }
 
 # --- discovery ----------------------------------------------------------------------
@@ -411,6 +428,18 @@ def organisation_state(organisation) -> dict:
         ),
         "account connectors": list(
             AccountConnector.objects.filter(account__in=accounts).order_by("id").values_list()
+        ),
+        "playbooks": list(
+            Playbook.objects.filter(organisation=organisation).order_by("id").values_list()
+        ),
+        "playbook runs": list(
+            PlaybookRun.objects.filter(account__in=accounts).order_by("id").values_list()
+        ),
+        "automation rules": list(
+            AutomationRule.objects.filter(organisation=organisation).order_by("id").values_list()
+        ),
+        "automation switch": list(
+            AutomationSwitch.objects.filter(organisation=organisation).values_list("paused")
         ),
         "simulated failures": list(
             SimulatedFailure.objects.filter(account__in=accounts).order_by("id").values_list()
@@ -1207,6 +1236,146 @@ def _api_task_unblock(w):
     )
 
 
+PLAYBOOK_BODY = {"name": "Walked", "steps": [{"kind": "set_risk", "params": {"risk": 2}}]}
+RULE_BODY = {
+    "name": "Walked rule",
+    "trigger": "event_created",
+    "action": "set_risk",
+    "parameters": {"risk": 3},
+}
+
+
+def _playbook(w):
+    from soar.playbooks import PlaybookSpec, save_playbook
+
+    return save_playbook(
+        organisation_scope(w.org),
+        PlaybookSpec("Raise risk", "", [{"kind": "set_risk", "params": {"risk": 3}}]),
+        user=None,
+    )
+
+
+def _run(w, status):
+    playbook = _playbook(w)
+    return PlaybookRun.objects.create(
+        account=w.a,
+        event=factories.make_event(w.a, name="Brute force"),
+        playbook=playbook,
+        version=playbook.current_version,
+        trigger="user",
+        status=status,
+    )
+
+
+def _rule(w):
+    return AutomationRule.objects.create(
+        organisation=w.org,
+        name="Raise",
+        trigger="event_created",
+        action="set_risk",
+        parameters={"risk": 3},
+    )
+
+
+def _api_playbook_create(w):
+    return Attempt(
+        "POST",
+        "/api/v1/playbooks",
+        PLAYBOOK_BODY,
+        lambda response: Playbook.objects.filter(organisation=w.org, name="Walked").exists(),
+    )
+
+
+def _api_playbook_update(w):
+    playbook = _playbook(w)
+    return Attempt(
+        "PUT",
+        f"/api/v1/playbooks/{playbook.id}",
+        PLAYBOOK_BODY,
+        lambda response: Playbook.objects.get(id=playbook.id).name == "Walked",
+    )
+
+
+def _api_playbook_run(w):
+    playbook = _playbook(w)
+    event = factories.make_event(w.a, name="Brute force")
+    return Attempt(
+        "POST",
+        f"/api/v1/playbooks/{playbook.id}/runs",
+        {"event": event.id},
+        lambda response: PlaybookRun.objects.filter(event=event).exists(),
+    )
+
+
+def _api_run_decision(decision, status):
+    def build(w):
+        run = _run(w, "awaiting_approval")
+        return Attempt(
+            "POST",
+            f"/api/v1/playbook-runs/{run.id}/{decision}",
+            check=lambda response: PlaybookRun.objects.get(id=run.id).status == status,
+        )
+
+    return build
+
+
+def _api_run_rerun(w):
+    run = _run(w, "failed")
+    return Attempt(
+        "POST",
+        f"/api/v1/playbook-runs/{run.id}/rerun",
+        check=lambda response: PlaybookRun.objects.filter(rerun_of=run).exists(),
+    )
+
+
+def _api_rule_create_soar(w):
+    return Attempt(
+        "POST",
+        "/api/v1/automation-rules",
+        RULE_BODY,
+        lambda response: AutomationRule.objects.filter(
+            organisation=w.org, name="Walked rule"
+        ).exists(),
+    )
+
+
+def _api_rule_update_soar(w):
+    rule = _rule(w)
+    return Attempt(
+        "PUT",
+        f"/api/v1/automation-rules/{rule.id}",
+        RULE_BODY,
+        lambda response: AutomationRule.objects.get(id=rule.id).name == "Walked rule",
+    )
+
+
+def _api_rule_delete_soar(w):
+    rule = _rule(w)
+    return Attempt(
+        "DELETE",
+        f"/api/v1/automation-rules/{rule.id}",
+        check=lambda response: not AutomationRule.objects.filter(id=rule.id).exists(),
+    )
+
+
+def _api_rule_dry_run(w):
+    rule = _rule(w)
+    return Attempt(
+        "POST",
+        f"/api/v1/automation-rules/{rule.id}/dry-run",
+        check=lambda response: response.status_code == 200 and "matched" in response.json(),
+    )
+
+
+def _api_pause(w):
+    return Attempt(
+        "POST",
+        "/api/v1/automation/pause",
+        {"paused": True},
+        lambda response: AutomationSwitch.objects.filter(organisation=w.org, paused=True).exists(),
+    )
+
+
 # An account key that names what only an organisation key may: the body is
 # refused with an error about the field (422), nothing is stored.
 ACCOUNT_KEY_GETS_A_FIELD_ERROR = MappingProxyType({"account_key": 422})
@@ -1279,6 +1448,28 @@ API_CASES = [
     Case("POST /api/v1/events/{event_id}/handle", ANALYST, _api_handle),
     Case("POST /api/v1/handling/tasks/{task_id}/retry", ANALYST, _api_task_retry),
     Case("POST /api/v1/handling/tasks/{task_id}/unblock", ANALYST, _api_task_unblock),
+    Case("POST /api/v1/playbooks", GLOBAL_ADMIN, _api_playbook_create, outsider=NOTHING),
+    Case("PUT /api/v1/playbooks/{playbook_id}", GLOBAL_ADMIN, _api_playbook_update),
+    Case("POST /api/v1/playbooks/{playbook_id}/runs", ANALYST, _api_playbook_run),
+    Case(
+        "POST /api/v1/playbook-runs/{run_id}/approve",
+        ADMIN,
+        _api_run_decision("approve", "pending"),
+    ),
+    Case(
+        "POST /api/v1/playbook-runs/{run_id}/reject", ADMIN, _api_run_decision("reject", "rejected")
+    ),
+    Case("POST /api/v1/playbook-runs/{run_id}/rerun", ANALYST, _api_run_rerun),
+    Case("POST /api/v1/automation-rules", GLOBAL_ADMIN, _api_rule_create_soar, outsider=NOTHING),
+    Case("PUT /api/v1/automation-rules/{rule_id}", GLOBAL_ADMIN, _api_rule_update_soar),
+    Case("DELETE /api/v1/automation-rules/{rule_id}", GLOBAL_ADMIN, _api_rule_delete_soar),
+    Case(
+        "POST /api/v1/automation-rules/{rule_id}/dry-run",
+        READ_ONLY,
+        _api_rule_dry_run,
+        changes_nothing=True,
+    ),
+    Case("POST /api/v1/automation/pause", GLOBAL_ADMIN, _api_pause, outsider=OWN),
 ]
 
 

@@ -1,0 +1,197 @@
+"""Automated response rules: the consumer of the event change feed that fires
+them, their conditions, rate limit and the organisation's kill switch, and the
+dry run over the last days.
+
+The feed hands changes over inside its delivery transaction, so what a rule
+does (a run started, a status changed, a firing recorded) commits together
+with the changes' removal from the queue: a worker that dies in between loses
+no trigger and, thanks to the unique firing per rule and change, a change
+delivered again fires nothing twice.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from events import feed
+from events.models import ChangeCause, ChangeKind, EventChange, SecurityEvent
+from events.services import EventStatusError, change_event_risk, change_event_status
+from soar.facts import compile_event_conditions, event_facts
+from soar.models import (
+    AutomationRule,
+    AutomationSwitch,
+    FiringOutcome,
+    PlaybookRun,
+    RuleAction,
+    RuleFiring,
+    RunTrigger,
+    Trigger,
+)
+from soar.runs import RunError, start_run
+
+logger = logging.getLogger(__name__)
+
+CONSUMER = "soar.automation"
+
+_TRIGGER_OF_KIND = {
+    ChangeKind.CREATED: Trigger.EVENT_CREATED,
+    ChangeKind.ALERTS_ADDED: Trigger.ALERTS_ADDED,
+    ChangeKind.STATUS_CHANGED: Trigger.STATUS_CHANGED,
+}
+
+
+def active_rules(organisation_id: int, now=None):
+    now = now or timezone.now()
+    return (
+        AutomationRule.objects.filter(organisation_id=organisation_id, enabled=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .select_related("playbook")
+        .prefetch_related("accounts")
+        .order_by("position", "id")
+    )
+
+
+def is_paused(organisation_id: int) -> bool:
+    return AutomationSwitch.objects.filter(organisation_id=organisation_id, paused=True).exists()
+
+
+def set_paused(scope, paused: bool, *, user) -> AutomationSwitch:
+    from secops.scope import require
+
+    require(scope.may_manage_organisation(), "Only global administrators pause automation.")
+    switch, _ = AutomationSwitch.objects.update_or_create(
+        organisation_id=scope.organisation_id, defaults={"paused": paused, "changed_by": user}
+    )
+    return switch
+
+
+def caused_by_rule(change: EventChange, rule: AutomationRule) -> bool:
+    """Whether the change came from this rule, directly or through its run."""
+    if change.cause == ChangeCause.AUTOMATED_RULE:
+        return change.cause_ref == f"automated_rule:{rule.pk}"
+    if change.cause == ChangeCause.PLAYBOOK_RUN:
+        run_id = change.cause_ref.partition(":")[2]
+        return run_id.isdigit() and PlaybookRun.objects.filter(pk=int(run_id), rule=rule).exists()
+    return False
+
+
+def _triggers(change: EventChange) -> list[tuple[str, list[int] | None]]:
+    """(trigger, alert ids or None) that a change stands for."""
+    found = []
+    trigger = _TRIGGER_OF_KIND.get(change.kind)
+    if trigger:
+        found.append((trigger, None))
+    if change.kind in (ChangeKind.CREATED, ChangeKind.ALERTS_ADDED):
+        alert_ids = (change.details or {}).get("alert_ids") or []
+        if alert_ids:
+            found.append((Trigger.ALERT_CREATED, list(alert_ids)))
+    return found
+
+
+def handle_changes(changes: list[EventChange]) -> None:
+    """The feed consumer: fire every rule whose trigger and conditions hold."""
+    events = {
+        e.pk: e
+        for e in SecurityEvent.objects.select_related("account").filter(
+            pk__in={c.event_id for c in changes}
+        )
+    }
+    rules_of: dict[int, list[AutomationRule]] = {}
+    for change in changes:
+        event = events.get(change.event_id)
+        if event is None:
+            continue
+        organisation_id = event.account.organisation_id
+        if organisation_id not in rules_of:
+            rules_of[organisation_id] = list(active_rules(organisation_id))
+        for trigger, alert_ids in _triggers(change):
+            for rule in rules_of[organisation_id]:
+                if rule.trigger != trigger:
+                    continue
+                limited = {a.id for a in rule.accounts.all()}
+                if limited and event.account_id not in limited:
+                    continue
+                if caused_by_rule(change, rule):
+                    continue
+                try:
+                    holds = compile_event_conditions(rule.conditions)(
+                        event_facts(event, alert_ids=alert_ids)
+                    )
+                except Exception:
+                    logger.exception("Conditions of automated rule %s failed", rule.pk)
+                    holds = False
+                if holds:
+                    fire(rule, event, change)
+
+
+def fire(rule: AutomationRule, event: SecurityEvent, change: EventChange) -> RuleFiring | None:
+    """Record the firing and do the rule's action, unless paused or over its rate."""
+    now = timezone.now()
+    outcome, message, run = FiringOutcome.ACTED, "", None
+    if is_paused(rule.organisation_id):
+        outcome, message = FiringOutcome.PAUSED, "Automation of the organisation is paused."
+    elif (
+        RuleFiring.objects.filter(
+            rule=rule, outcome=FiringOutcome.ACTED, at__gte=now - timedelta(minutes=1)
+        ).count()
+        >= rule.max_runs_per_minute
+    ):
+        outcome = FiringOutcome.RATE_LIMITED
+        message = f"More than {rule.max_runs_per_minute} firings in a minute; not acted on."
+    try:
+        with transaction.atomic():
+            firing = RuleFiring.objects.create(
+                rule=rule, event=event, change_id=change.pk, outcome=outcome, message=message
+            )
+            if outcome != FiringOutcome.ACTED:
+                return firing
+            try:
+                run = _act(rule, event)
+            except (RunError, EventStatusError) as exc:
+                firing.outcome, firing.message = FiringOutcome.FAILED, str(exc)
+            firing.run = run
+            firing.save()
+            return firing
+    except IntegrityError:
+        return None  # this change fired this rule before (delivered again)
+
+
+def _act(rule: AutomationRule, event: SecurityEvent) -> PlaybookRun | None:
+    cause = feed.Cause.automated_rule(rule.pk)
+    if rule.action == RuleAction.RUN_PLAYBOOK:
+        return start_run(
+            rule.playbook,
+            event,
+            trigger=RunTrigger.RULE,
+            rule=rule,
+            options={k: v for k, v in rule.parameters.items() if k in ("validity_days", "scope")},
+            require_approval=rule.require_approval,
+        )
+    if rule.action == RuleAction.SET_STATUS:
+        change_event_status(event, rule.parameters["status"], cause=cause, note=f"Rule {rule.name}")
+    elif rule.action == RuleAction.SET_RISK:
+        change_event_risk(event, int(rule.parameters["risk"]), cause=cause)
+    return None
+
+
+def dry_run(rule: AutomationRule, days: int = 7, limit: int = 5000) -> dict:
+    """How many events of the last ``days`` the rule would have acted on."""
+    since = timezone.now() - timedelta(days=days)
+    predicate = compile_event_conditions(rule.conditions)
+    events = SecurityEvent.objects.select_related("account").filter(
+        account__organisation_id=rule.organisation_id, last_occurred_at__gte=since
+    )
+    limited = list(rule.accounts.values_list("id", flat=True))
+    if limited:
+        events = events.filter(account_id__in=limited)
+    matched, examined, sample = 0, 0, []
+    for event in events.order_by("-last_occurred_at")[:limit]:
+        examined += 1
+        if predicate(event_facts(event)):
+            matched += 1
+            if len(sample) < 20:
+                sample.append(event)
+    return {"matched": matched, "examined": examined, "capped": examined >= limit, "sample": sample}

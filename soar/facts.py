@@ -1,0 +1,75 @@
+"""What automated response rules and condition steps can test about an event:
+its facts, named fields with a value kind each, evaluated by the shared
+condition engine (secops.conditions), the same one the whitelist uses."""
+
+from collections import defaultdict
+
+from alerts.models import Alert, AlertEntity
+from disposal import intel
+from events.models import SecurityEvent
+from secops import conditions
+from secops.scope import Scope
+
+# Field -> the kind of value it holds (the operators follow from the kind).
+EVENT_FIELDS = {
+    "risk": conditions.Choice(["low", "medium", "high"]),
+    "status": conditions.Choice(["unhandled", "handling", "handled", "failed"]),
+    "event_name": conditions.FOLDED,
+    "alert_type": conditions.TEXT,
+    "data_source": conditions.TEXT,
+    "entity_type": conditions.TEXT,
+    "entity_value": conditions.TEXT,
+    "attacker_ip": conditions.IP,
+    "account": conditions.TEXT,
+    "intel_verdict": conditions.Choice(["malicious", "suspicious", "benign"]),
+}
+_RISK_NAMES = {1: "low", 2: "medium", 3: "high"}
+
+
+def _always(facts) -> bool:
+    return True
+
+
+def compile_event_conditions(tree: dict, *, path: str = "conditions"):
+    """A predicate over ``event_facts`` (no conditions: always true); raises
+    ConditionError with the path of what is wrong."""
+    if not tree:
+        return _always
+    return conditions.compile_tree(tree, EVENT_FIELDS, path=path)
+
+
+def event_facts(event: SecurityEvent, *, alert_ids=None) -> dict:
+    """The event's facts (or, with ``alert_ids``, those of these alerts of it)."""
+    alerts = Alert.objects.filter(event_links__event=event)
+    if alert_ids is not None:
+        alerts = alerts.filter(id__in=alert_ids)
+    types, sources = set(), set()
+    for alert_type, source in alerts.values_list("type", "source").distinct():
+        types.add(alert_type)
+        sources.add(source)
+    values = defaultdict(set)
+    pairs = set()
+    for entity_type, value, digest, role in (
+        AlertEntity.objects.filter(alert__in=alerts)
+        .values_list("entity__type", "entity__value", "entity__digest", "role")
+        .distinct()
+    ):
+        values["entity_type"].add(entity_type)
+        values["entity_value"].add(value)
+        pairs.add((entity_type, digest))
+        if entity_type == "ip" and role == "attacker":
+            values["attacker_ip"].add(value)
+    scope = Scope.for_accounts(event.account.organisation_id, [event.account_id])
+    verdicts = {"malicious"} if intel.malicious_sources(scope, pairs) else set()
+    return {
+        "risk": _RISK_NAMES.get(event.risk, str(event.risk)),
+        "status": event.status,
+        "event_name": event.name,
+        "alert_type": sorted(types),
+        "data_source": sorted(sources),
+        "entity_type": sorted(values["entity_type"]),
+        "entity_value": sorted(values["entity_value"]),
+        "attacker_ip": sorted(values["attacker_ip"]),
+        "account": event.account.uid,
+        "intel_verdict": sorted(verdicts),
+    }
