@@ -392,13 +392,13 @@ def list_rules(request):
     return [_rule_out(r) for r in _rules(request)]
 
 
-@router.get("/automation-rules/{rule_id}", response=AutomationRuleOut)
-def get_rule(request, rule_id: int):
-    return _rule_out(_get_rule(request, rule_id))
+@router.get("/automation-rules/{automation_rule_id}", response=AutomationRuleOut)
+def get_rule(request, automation_rule_id: int):
+    return _rule_out(_get_rule(request, automation_rule_id))
 
 
-def _get_rule(request, rule_id: int) -> AutomationRule:
-    rule = _rules(request).filter(id=rule_id).first()
+def _get_rule(request, automation_rule_id: int) -> AutomationRule:
+    rule = _rules(request).filter(id=automation_rule_id).first()
     if rule is None:
         raise HttpError(404, "No automated response rule matches the given query.")
     return rule
@@ -418,11 +418,11 @@ def create_rule(request, payload: AutomationRuleIn):
 
 
 @router.put(
-    "/automation-rules/{rule_id}",
+    "/automation-rules/{automation_rule_id}",
     response={200: AutomationRuleOut, 403: SoarDetail, 422: SoarInvalid},
 )
-def update_rule(request, rule_id: int, payload: AutomationRuleIn):
-    rule = _get_rule(request, rule_id)
+def update_rule(request, automation_rule_id: int, payload: AutomationRuleIn):
+    rule = _get_rule(request, automation_rule_id)
     _require_organisation(request)
     try:
         fields = _rule_fields(request, payload)
@@ -434,18 +434,18 @@ def update_rule(request, rule_id: int, payload: AutomationRuleIn):
     return _rule_out(rule)
 
 
-@router.delete("/automation-rules/{rule_id}", response={204: None, 403: SoarDetail})
-def delete_rule(request, rule_id: int):
-    rule = _get_rule(request, rule_id)
+@router.delete("/automation-rules/{automation_rule_id}", response={204: None, 403: SoarDetail})
+def delete_rule(request, automation_rule_id: int):
+    rule = _get_rule(request, automation_rule_id)
     _require_organisation(request)
     rule.delete()
     return Status(204, None)
 
 
-@router.post("/automation-rules/{rule_id}/dry-run", response=AutomationDryRunOut)
-def dry_run_rule(request, rule_id: int):
+@router.post("/automation-rules/{automation_rule_id}/dry-run", response=AutomationDryRunOut)
+def dry_run_rule(request, automation_rule_id: int):
     """How many events of the last 7 days the rule would have acted on."""
-    result = automation.dry_run(_get_rule(request, rule_id))
+    result = automation.dry_run(_get_rule(request, automation_rule_id))
     return {**result, "sample": [e.pk for e in result["sample"]]}
 
 

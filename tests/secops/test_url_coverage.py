@@ -39,7 +39,8 @@ from secops.enums import Role
 from secops.models import Account, AccountMembership, ApiKey, OrganisationMembership
 from secops.services import build_scope, create_api_key
 from soar import bulk
-from soar.models import BulkHandlingJob
+from soar.models import AutomationRule, BulkHandlingJob, Playbook, PlaybookRun
+from soar.playbooks import PlaybookSpec, save_playbook
 from tests import factories
 from whitelist.models import RuleGroup
 from whitelist.services import ConditionSpec, GroupSpec, save_group
@@ -370,7 +371,28 @@ def objects_of_account_a(tenancy, alice_api_key):
     task = HandlingTask.objects.create(
         policy=policy, account=account, cloud_service=policy.scenario.cloud_service
     )
+    playbook = save_playbook(
+        alice_scope,
+        PlaybookSpec("Raise risk", "", [{"kind": "set_risk", "params": {"risk": 3}}]),
+        user=tenancy.alice,
+    )
     return {
+        Playbook: playbook,
+        PlaybookRun: PlaybookRun.objects.create(
+            account=account,
+            event=event,
+            playbook=playbook,
+            version=playbook.current_version,
+            trigger="user",
+            status="failed",
+        ),
+        AutomationRule: AutomationRule.objects.create(
+            organisation=tenancy.org,
+            name="Raise",
+            trigger="event_created",
+            action="set_risk",
+            parameters={"risk": 3},
+        ),
         HandlingPolicy: policy,
         HandlingTask: task,
         SimulatedFailure: SimulatedFailure.objects.create(account=account, target="203.0.113.7"),
@@ -409,6 +431,10 @@ def clients(tenancy, alice_api_key):
 # Which sample object an id keyword stands for, by the keyword's name and,
 # for a bare ``pk``/``id``, by the words in the URL name or its namespace.
 OBJECT_WORDS = {
+    # Before "rule": an automated response rule is no aggregation rule.
+    "automation_rule": AutomationRule,
+    "playbook": Playbook,
+    "run": PlaybookRun,
     "account": Account,
     "asset": Asset,
     "alert": Alert,

@@ -185,9 +185,9 @@ API_RULES = {
     "POST /api/v1/playbook-runs/{run_id}/reject": ADMIN,
     "POST /api/v1/playbook-runs/{run_id}/rerun": ANALYST,
     "POST /api/v1/automation-rules": GLOBAL_ADMIN,
-    "PUT /api/v1/automation-rules/{rule_id}": GLOBAL_ADMIN,
-    "DELETE /api/v1/automation-rules/{rule_id}": GLOBAL_ADMIN,
-    "POST /api/v1/automation-rules/{rule_id}/dry-run": READ_ONLY,
+    "PUT /api/v1/automation-rules/{automation_rule_id}": GLOBAL_ADMIN,
+    "DELETE /api/v1/automation-rules/{automation_rule_id}": GLOBAL_ADMIN,
+    "POST /api/v1/automation-rules/{automation_rule_id}/dry-run": READ_ONLY,
     "POST /api/v1/automation/pause": GLOBAL_ADMIN,
 }
 
@@ -1461,10 +1461,12 @@ API_CASES = [
     ),
     Case("POST /api/v1/playbook-runs/{run_id}/rerun", ANALYST, _api_run_rerun),
     Case("POST /api/v1/automation-rules", GLOBAL_ADMIN, _api_rule_create_soar, outsider=NOTHING),
-    Case("PUT /api/v1/automation-rules/{rule_id}", GLOBAL_ADMIN, _api_rule_update_soar),
-    Case("DELETE /api/v1/automation-rules/{rule_id}", GLOBAL_ADMIN, _api_rule_delete_soar),
+    Case("PUT /api/v1/automation-rules/{automation_rule_id}", GLOBAL_ADMIN, _api_rule_update_soar),
     Case(
-        "POST /api/v1/automation-rules/{rule_id}/dry-run",
+        "DELETE /api/v1/automation-rules/{automation_rule_id}", GLOBAL_ADMIN, _api_rule_delete_soar
+    ),
+    Case(
+        "POST /api/v1/automation-rules/{automation_rule_id}/dry-run",
         READ_ONLY,
         _api_rule_dry_run,
         changes_nothing=True,
