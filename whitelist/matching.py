@@ -1,14 +1,11 @@
-"""Conditions compiled to predicates, and rule sets compiled per organisation.
+"""Conditions on an alert's objects, and rule sets compiled per organisation.
 
-Compiling validates: a bad regex, CIDR block, IP or port raises
-``ConditionError`` with a message for the form or the API. Regular
-expressions run on RE2, whose matching time is linear in the input, so no
-pattern can stall the pipeline (the time bound); inputs are also capped.
+The operators, their validation and messages, and the rule for an object
+with several values or none are the shared ones of ``secops.conditions``;
+this module adds the whitelist's objects and scenarios, the AND of a group
+and the index of a batch's groups by value.
 """
 
-import functools
-import ipaddress
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,117 +13,15 @@ from datetime import datetime
 from typing import NamedTuple
 
 from alerts.facts import AlertFacts
-from secops.regex import RegexError, compile_linear_time
-from whitelist.models import Operator
-from whitelist.scenarios import FOLDED, IP, OBJECTS, PORT, scenario
+from secops import conditions as engine
 
-MAX_LIST_ENTRIES = 1_000
-MAX_VALUE_LENGTH = 4_000
-# An In list as a whole (up to MAX_LIST_ENTRIES entries).
-MAX_LIST_LENGTH = 200_000
-# RE2 reads at most this much of a value: a megabyte-long command line cannot
-# make one condition slow.
-MAX_MATCHED_LENGTH = 16_384
-_LIST_SEPARATORS = re.compile(r"[\r\n]+")
-
-OPERATORS_BY_KIND = {
-    "text": [
-        Operator.EQUALS,
-        Operator.NOT_EQUALS,
-        Operator.CONTAINS,
-        Operator.NOT_CONTAINS,
-        Operator.STARTS_WITH,
-        Operator.REGEX,
-        Operator.IN_LIST,
-    ],
-    FOLDED: [
-        Operator.EQUALS,
-        Operator.NOT_EQUALS,
-        Operator.CONTAINS,
-        Operator.NOT_CONTAINS,
-        Operator.STARTS_WITH,
-        Operator.REGEX,
-        Operator.IN_LIST,
-    ],
-    IP: [
-        Operator.EQUALS,
-        Operator.NOT_EQUALS,
-        Operator.IN_CIDR,
-        Operator.IN_LIST,
-        Operator.STARTS_WITH,
-        Operator.REGEX,
-    ],
-    PORT: [Operator.EQUALS, Operator.NOT_EQUALS, Operator.IN_LIST],
-}
-
-
-class ConditionError(ValueError):
-    """A condition that cannot be compiled; the message names the problem."""
-
-
-def list_entries(value: str) -> list[str]:
-    """Entries of an In list / In CIDR value: one per line (commas also split
-    entries of IPs, ports and CIDR blocks, which never contain one)."""
-    return [entry.strip() for entry in _LIST_SEPARATORS.split(value) if entry.strip()]
-
-
-def _split_commas(entries: list[str]) -> list[str]:
-    return [part.strip() for entry in entries for part in entry.split(",") if part.strip()]
-
-
-def _ip(text: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        raise ConditionError(f"“{text}” is not an IP address.") from None
-
-
-def _port(text: str) -> str:
-    # isdigit() alone also accepts "²", which int() refuses, and int() refuses
-    # digit strings longer than 4,300 characters.
-    if not (text.isascii() and text.isdigit()) or len(text) > 5 or int(text) > 65535:
-        raise ConditionError(f"“{text}” is not a port (0 to 65535).")
-    return str(int(text))
-
-
-def _network(text: str):
-    try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise ConditionError(f"“{text}” is not a CIDR block (e.g. 10.0.0.0/8).") from None
-
-
-def _regex(pattern: str, *, ignore_case: bool = False):
-    # For folded objects, whose values are compared lower-cased, the engine
-    # ignores case (see secops.regex).
-    try:
-        return compile_linear_time(pattern, ignore_case=ignore_case)
-    except RegexError as exc:
-        raise ConditionError(str(exc)) from None
-
-
-@functools.lru_cache(maxsize=65_536)
-def _address(value: str) -> tuple[int, int] | None:
-    """(IP version, integer) of an address, or None; cached because a batch
-    tests the same few addresses against many CIDR conditions."""
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    return address.version, int(address)
-
-
-def _address_in(networks) -> Callable[[str], bool]:
-    ranges = [(n.version, int(n.network_address), int(n.broadcast_address)) for n in networks]
-
-    def test(value: str) -> bool:
-        parsed = _address(value)
-        if parsed is None:
-            return False
-        version, number = parsed
-        return any(v == version and low <= number <= high for v, low, high in ranges)
-
-    return test
+# Re-exported: the whitelist's services, API, views and tests read the limits
+# and the operators of each kind here.
+from secops.conditions import MAX_MATCHED_LENGTH as MAX_MATCHED_LENGTH
+from secops.conditions import MAX_VALUE_LENGTH as MAX_VALUE_LENGTH
+from secops.conditions import OPERATORS_BY_KIND as OPERATORS_BY_KIND
+from secops.conditions import ConditionError, holds
+from whitelist.scenarios import OBJECTS, scenario
 
 
 class CompiledCondition(NamedTuple):
@@ -148,74 +43,16 @@ def compile_condition(
     """The condition ready to test alerts; ``ConditionError`` if anything is wrong."""
     obj = OBJECTS.get(object_key)
     if obj is None:
-        raise ConditionError(f"Unknown object “{object_key}”.")
+        raise ConditionError(f"Unknown object “{object_key}”.", "object")
     if scenario_key is not None and object_key not in scenario(scenario_key).objects:
         raise ConditionError(
-            f"{obj.label} is not an object of the scenario “{scenario(scenario_key).label}”."
+            f"{obj.label} is not an object of the scenario “{scenario(scenario_key).label}”.",
+            "object",
         )
-    if operator not in OPERATORS_BY_KIND[obj.kind]:
-        allowed = ", ".join(Operator(o).label for o in OPERATORS_BY_KIND[obj.kind])
-        raise ConditionError(f"{obj.label} takes these conditions: {allowed}.")
-    value = (value or "").strip()
-    if not value:
-        raise ConditionError("Enter a condition value.")
-    if len(value) > MAX_VALUE_LENGTH and operator != Operator.IN_LIST:
-        raise ConditionError(f"The value is longer than {MAX_VALUE_LENGTH} characters.")
-    if len(value) > MAX_LIST_LENGTH:
-        raise ConditionError(f"The list is longer than {MAX_LIST_LENGTH} characters.")
-    fold = obj.kind == FOLDED
-    if fold and operator != Operator.REGEX:
-        value = value.lower()
-    canonical = {IP: _ip, PORT: _port}.get(obj.kind)
-    literals = None
-
-    if operator in (Operator.EQUALS, Operator.NOT_EQUALS):
-        expected = canonical(value) if canonical else value
-        literals = frozenset({expected})
-
-        def test(v):
-            return v == expected
-
-    elif operator in (Operator.CONTAINS, Operator.NOT_CONTAINS):
-
-        def test(v):
-            return value in v
-
-    elif operator == Operator.STARTS_WITH:
-
-        def test(v):
-            return v.startswith(value)
-
-    elif operator == Operator.REGEX:
-        pattern = _regex(value, ignore_case=fold)
-
-        def test(v):
-            return pattern.search(v[:MAX_MATCHED_LENGTH]) is not None
-
-    elif operator == Operator.IN_CIDR:
-        entries = _split_commas(list_entries(value))
-        if not entries:
-            raise ConditionError("Enter at least one CIDR block.")
-        if len(entries) > MAX_LIST_ENTRIES:
-            raise ConditionError(f"At most {MAX_LIST_ENTRIES} CIDR blocks.")
-        test = _address_in([_network(entry) for entry in entries])
-    elif operator == Operator.IN_LIST:
-        entries = list_entries(value)
-        if canonical:
-            entries = [canonical(e) for e in _split_commas(entries)]
-        if not entries:
-            raise ConditionError("Enter at least one entry.")
-        if len(entries) > MAX_LIST_ENTRIES:
-            raise ConditionError(f"At most {MAX_LIST_ENTRIES} entries in a list.")
-        allowed_values = literals = frozenset(entries)
-
-        def test(v):
-            return v in allowed_values
-
-    else:  # pragma: no cover - guarded by OPERATORS_BY_KIND
-        raise ConditionError(f"Unknown condition “{operator}”.")
-    negative = operator in Operator.negative()
-    return CompiledCondition(object_key, test, negative, fold, None if negative else literals)
+    compiled = engine.compile_condition(obj.kind, operator, value, label=obj.label)
+    return CompiledCondition(
+        object_key, compiled.test, compiled.negative, compiled.fold, compiled.literals
+    )
 
 
 @dataclass
@@ -264,13 +101,7 @@ class CompiledGroup:
             return False
         values = values or AlertValues(alert, ports)
         for key, test, negative, fold, _ in self.conditions:
-            found = values.get(key, fold)
-            if not found:
-                return False
-            if negative:
-                if any(test(v) for v in found):
-                    return False
-            elif not any(test(v) for v in found):
+            if not holds(test, negative, values.get(key, fold)):
                 return False
         return True
 

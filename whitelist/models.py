@@ -5,23 +5,10 @@ from django.db import models
 from django.db.models import Q
 
 from alerts.models import Alert
+
+# The shared operators (the values stored in Condition.operator), importable from here.
+from secops.conditions import Operator
 from secops.models import Account, Organisation
-
-
-class Operator(models.TextChoices):
-    EQUALS = "equals", "Equal to"
-    NOT_EQUALS = "not_equals", "Not equal to"
-    CONTAINS = "contains", "Includes"
-    NOT_CONTAINS = "not_contains", "Does not include"
-    STARTS_WITH = "starts_with", "Starts with"
-    REGEX = "regex", "Matches regex"
-    IN_CIDR = "in_cidr", "In CIDR"
-    IN_LIST = "in_list", "In list"
-
-    @classmethod
-    def negative(cls) -> frozenset[str]:
-        # Met when the alert has the object and none of its values matches.
-        return frozenset({cls.NOT_EQUALS, cls.NOT_CONTAINS})
 
 
 class RuleGroupQuerySet(models.QuerySet):

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 
 from alerts.facts import AlertFacts
 
-TEXT = "text"
-IP = "ip"
-PORT = "port"
-# Values compared without regard to case: the pipeline stores them lower-cased.
-FOLDED = "folded"
+# The kinds of values; FOLDED values are compared without regard to case (the
+# pipeline stores them lower-cased).
+from secops.conditions import FOLDED, IP, PORT, TEXT
 
 
 @dataclass(frozen=True)
