@@ -241,8 +241,8 @@ def rules(request):
     )
 
 
-def rule_form(request, rule_id: int | None = None):
-    rule = _rule_or_404(request, rule_id) if rule_id is not None else None
+def rule_form(request, automation_rule_id: int | None = None):
+    rule = _rule_or_404(request, automation_rule_id) if automation_rule_id is not None else None
     _require_manager(request)
     playbooks_list = list(_playbooks(request))
     if request.method != "POST":
@@ -274,8 +274,8 @@ def rule_form(request, rule_id: int | None = None):
 
 
 @require_POST
-def rule_delete(request, rule_id: int):
-    rule = _rule_or_404(request, rule_id)
+def rule_delete(request, automation_rule_id: int):
+    rule = _rule_or_404(request, automation_rule_id)
     _require_manager(request)
     rule.delete()
     messages.success(request, f"Deleted the rule {rule.name}.")
@@ -283,8 +283,8 @@ def rule_delete(request, rule_id: int):
 
 
 @require_POST
-def rule_dry_run(request, rule_id: int):
-    rule = _rule_or_404(request, rule_id)
+def rule_dry_run(request, automation_rule_id: int):
+    rule = _rule_or_404(request, automation_rule_id)
     # The dry run looks at every account of the organisation.
     _require_manager(request)
     result = automation.dry_run(rule)
