@@ -15,16 +15,12 @@ from ninja.errors import HttpError
 from pydantic import AwareDatetime, Field
 
 from events.models import SecurityEvent
-from secops.conditions import ConditionError
 from secops.scope import get_in_scope_or_404
 from soar import automation, runs
-from soar.facts import compile_event_conditions
 from soar.models import (
     AutomationRule,
     Playbook,
     PlaybookRun,
-    RuleAction,
-    Trigger,
 )
 from soar.playbooks import PlaybookError, PlaybookSpec, save_playbook
 
@@ -340,51 +336,7 @@ def rerun_run(request, run_id: int):
 
 
 def _rule_fields(request, payload: AutomationRuleIn) -> dict:
-    errors = {}
-    if not payload.name.strip():
-        errors["name"] = ["A name is required."]
-    if payload.trigger not in Trigger.values:
-        errors["trigger"] = [f"One of {', '.join(Trigger.values)}."]
-    if payload.action not in RuleAction.values:
-        errors["action"] = [f"One of {', '.join(RuleAction.values)}."]
-    try:
-        compile_event_conditions(payload.conditions)
-    except ConditionError as exc:
-        errors[exc.path or "conditions"] = [exc.message]
-    playbook = None
-    if payload.action == RuleAction.RUN_PLAYBOOK:
-        playbook = Playbook.objects.in_scope(request.scope).filter(id=payload.playbook).first()
-        if playbook is None:
-            errors["playbook"] = ["Choose a playbook."]
-    elif payload.action == RuleAction.SET_STATUS and payload.parameters.get("status") not in (
-        "unhandled",
-        "handling",
-        "handled",
-    ):
-        errors["parameters.status"] = ["unhandled, handling or handled (never failed)."]
-    elif payload.action == RuleAction.SET_RISK and payload.parameters.get("risk") not in (1, 2, 3):
-        errors["parameters.risk"] = ["1 (low), 2 (medium) or 3 (high)."]
-    if errors:
-        raise _Invalid(errors)
-    return {
-        "name": payload.name.strip(),
-        "description": payload.description,
-        "position": payload.position,
-        "enabled": payload.enabled,
-        "expires_at": payload.expires_at,
-        "trigger": payload.trigger,
-        "conditions": payload.conditions,
-        "action": payload.action,
-        "playbook": playbook,
-        "parameters": payload.parameters,
-        "require_approval": payload.require_approval,
-        "max_runs_per_minute": payload.max_runs_per_minute,
-    }
-
-
-class _Invalid(Exception):
-    def __init__(self, errors):
-        self.errors = errors
+    return automation.validate_rule(request.scope, payload.dict())
 
 
 @router.get("/automation-rules", response=list[AutomationRuleOut])
@@ -411,7 +363,7 @@ def create_rule(request, payload: AutomationRuleIn):
     _require_organisation(request)
     try:
         fields = _rule_fields(request, payload)
-    except _Invalid as exc:
+    except automation.RuleInvalid as exc:
         return Status(422, {"errors": exc.errors})
     rule = AutomationRule.objects.create(organisation_id=request.scope.organisation_id, **fields)
     return Status(201, _rule_out(rule))
@@ -426,7 +378,7 @@ def update_rule(request, automation_rule_id: int, payload: AutomationRuleIn):
     _require_organisation(request)
     try:
         fields = _rule_fields(request, payload)
-    except _Invalid as exc:
+    except automation.RuleInvalid as exc:
         return Status(422, {"errors": exc.errors})
     for name, value in fields.items():
         setattr(rule, name, value)

@@ -19,11 +19,13 @@ from django.utils import timezone
 from events import feed
 from events.models import ChangeCause, ChangeKind, EventChange, SecurityEvent
 from events.services import EventStatusError, change_event_risk, change_event_status
+from secops.conditions import ConditionError
 from soar.facts import compile_event_conditions, event_facts
 from soar.models import (
     AutomationRule,
     AutomationSwitch,
     FiringOutcome,
+    Playbook,
     PlaybookRun,
     RuleAction,
     RuleFiring,
@@ -66,6 +68,81 @@ def set_paused(scope, paused: bool, *, user) -> AutomationSwitch:
         organisation_id=scope.organisation_id, defaults={"paused": paused, "changed_by": user}
     )
     return switch
+
+
+class RuleInvalid(Exception):
+    """A rule that cannot be saved; ``errors`` maps field paths to messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def validate_rule(scope, data: dict) -> dict:
+    """The fields of an automated response rule of the scope's organisation,
+    checked (for the rule pages and the API alike); raises ``RuleInvalid``."""
+    errors = {}
+    name = (data.get("name") or "").strip()
+    if not name:
+        errors["name"] = ["A name is required."]
+    elif len(name) > 200:
+        errors["name"] = ["A name of at most 200 characters."]
+    trigger, action = data.get("trigger"), data.get("action")
+    if trigger not in Trigger.values:
+        errors["trigger"] = [f"One of {', '.join(Trigger.values)}."]
+    if action not in RuleAction.values:
+        errors["action"] = [f"One of {', '.join(RuleAction.values)}."]
+    conditions = data.get("conditions") or {}
+    if not isinstance(conditions, dict):
+        errors["conditions"] = ["The conditions are an object."]
+    else:
+        try:
+            compile_event_conditions(conditions)
+        except ConditionError as exc:
+            errors[exc.path or "conditions"] = [exc.message]
+    parameters = data.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        errors["parameters"] = ["The parameters are an object."]
+        parameters = {}
+    playbook = None
+    if action == RuleAction.RUN_PLAYBOOK:
+        playbook_id = data.get("playbook")
+        if isinstance(playbook_id, Playbook):
+            playbook_id = playbook_id.pk
+        if isinstance(playbook_id, int):
+            playbook = Playbook.objects.in_scope(scope).filter(id=playbook_id).first()
+        if playbook is None:
+            errors["playbook"] = ["Choose a playbook."]
+    elif action == RuleAction.SET_STATUS and parameters.get("status") not in (
+        "unhandled",
+        "handling",
+        "handled",
+    ):
+        errors["parameters.status"] = ["unhandled, handling or handled (never failed)."]
+    elif action == RuleAction.SET_RISK and parameters.get("risk") not in (1, 2, 3):
+        errors["parameters.risk"] = ["1 (low), 2 (medium) or 3 (high)."]
+    max_runs = data.get("max_runs_per_minute", 30)
+    if not isinstance(max_runs, int) or not 1 <= max_runs <= 10_000:
+        errors["max_runs_per_minute"] = ["A number from 1 to 10000."]
+    position = data.get("position", 0)
+    if not isinstance(position, int) or not 0 <= position <= 1_000_000:
+        errors["position"] = ["A number from 0 to 1000000."]
+    if errors:
+        raise RuleInvalid(errors)
+    return {
+        "name": name,
+        "description": data.get("description") or "",
+        "position": position,
+        "enabled": bool(data.get("enabled", True)),
+        "expires_at": data.get("expires_at"),
+        "trigger": trigger,
+        "conditions": conditions,
+        "action": action,
+        "playbook": playbook,
+        "parameters": parameters,
+        "require_approval": bool(data.get("require_approval")),
+        "max_runs_per_minute": max_runs,
+    }
 
 
 def caused_by_rule(change: EventChange, rule: AutomationRule) -> bool:

@@ -100,6 +100,8 @@ SHORT_VALUES = ["²", "9" * 30, "\x00", "2026-99-99T99:99", "x" * 10_000]
 # Every query parameter a page reads (request.GET in the views, the fields of
 # the filter forms), by URL name. Every page also gets all of them at once.
 PAGE_PARAMETERS = {
+    "soar:playbook": ["version"],
+    "soar:runs": ["status"],
     "events:list": [
         "occurred",
         "start",

@@ -140,6 +140,17 @@ URL_RULES = {
     "disposal:simulated_failure_remove": ADMIN,
     # soar
     "soar:bulk_start": ANALYST,
+    "soar:playbook_new": GLOBAL_ADMIN,
+    "soar:playbook_edit": GLOBAL_ADMIN,
+    "soar:playbook_run": ANALYST,
+    "soar:rule_new": GLOBAL_ADMIN,
+    "soar:rule_edit": GLOBAL_ADMIN,
+    "soar:rule_delete": GLOBAL_ADMIN,
+    "soar:rule_dry_run": GLOBAL_ADMIN,  # reads every account of the organisation
+    "soar:automation_pause": GLOBAL_ADMIN,
+    "soar:run_rerun": ANALYST,
+    "soar:run_approve": ADMIN,
+    "soar:run_reject": ADMIN,
     # the API's description (its operations are in API_RULES)
     "api:api-root": EXEMPT,
     "api:openapi-json": EXEMPT,
@@ -680,6 +691,113 @@ def _simulated_failure_remove(w):
     )
 
 
+def _page_playbook_save(w, edit):
+    playbook = _playbook(w) if edit else None
+    url = (
+        reverse("soar:playbook_edit", args=[playbook.id]) if edit else reverse("soar:playbook_new")
+    )
+    data = {
+        "name": "Walked",
+        "description": "",
+        "step_count": "1",
+        "step-0-position": "1",
+        "step-0-kind": "set_risk",
+        "step-0-risk": "2",
+    }
+    return Attempt(
+        "POST",
+        url,
+        data,
+        lambda response: Playbook.objects.filter(organisation=w.org, name="Walked").exists(),
+    )
+
+
+def _page_playbook_run(w):
+    playbook = _playbook(w)
+    event = factories.make_event(w.a, name="Brute force")
+    return Attempt(
+        "POST",
+        reverse("soar:playbook_run", args=[playbook.id]),
+        {"event": str(event.id)},
+        lambda response: PlaybookRun.objects.filter(event=event).exists(),
+    )
+
+
+RULE_FORM = {
+    "name": "Walked rule",
+    "position": "0",
+    "enabled": "on",
+    "trigger": "event_created",
+    "conditions": "",
+    "action": "set_risk",
+    "risk": "3",
+    "max_runs_per_minute": "30",
+}
+
+
+def _page_rule_save(w, edit):
+    rule = _rule(w) if edit else None
+    url = reverse("soar:rule_edit", args=[rule.id]) if edit else reverse("soar:rule_new")
+    return Attempt(
+        "POST",
+        url,
+        RULE_FORM,
+        lambda response: AutomationRule.objects.filter(
+            organisation=w.org, name="Walked rule"
+        ).exists(),
+    )
+
+
+def _page_rule_delete(w):
+    rule = _rule(w)
+    return Attempt(
+        "POST",
+        reverse("soar:rule_delete", args=[rule.id]),
+        check=lambda response: not AutomationRule.objects.filter(id=rule.id).exists(),
+    )
+
+
+def _page_rule_dry_run(w):
+    rule = _rule(w)
+    return Attempt(
+        "POST",
+        reverse("soar:rule_dry_run", args=[rule.id]),
+        check=lambda response: (
+            response.status_code == 200 and b"would have acted" in response.content
+        ),
+    )
+
+
+def _page_pause(w):
+    return Attempt(
+        "POST",
+        reverse("soar:automation_pause"),
+        {"paused": "yes"},
+        lambda response: AutomationSwitch.objects.filter(organisation=w.org, paused=True).exists(),
+    )
+
+
+def _page_run_rerun(w):
+    run = _run(w, "failed")
+    return Attempt(
+        "POST",
+        reverse("soar:run_rerun", args=[run.id]),
+        check=lambda response: PlaybookRun.objects.filter(rerun_of=run).exists(),
+    )
+
+
+def _page_run_decision(decision, status):
+    def build(w):
+        run = _run(w, "awaiting_approval")
+        return Attempt(
+            "POST",
+            reverse(f"soar:run_{decision}", args=[run.id]),
+            check=lambda response: PlaybookRun.objects.get(id=run.id).status == status,
+        )
+
+    return build
+
+
 def _bulk_start(w):
     event = factories.make_event(w.a, name="Port scan")
     return Attempt(
@@ -985,6 +1103,19 @@ URL_CASES = [
     Case("disposal:simulated_failure_remove", ADMIN, _simulated_failure_remove),
     # bulk handling: the selected ids are looked up in the caller's own view
     Case("soar:bulk_start", ANALYST, _bulk_start, outsider=NOTHING),
+    Case(
+        "soar:playbook_new", GLOBAL_ADMIN, lambda w: _page_playbook_save(w, False), outsider=NOTHING
+    ),
+    Case("soar:playbook_edit", GLOBAL_ADMIN, lambda w: _page_playbook_save(w, True)),
+    Case("soar:playbook_run", ANALYST, _page_playbook_run, form_page=False),
+    Case("soar:rule_new", GLOBAL_ADMIN, lambda w: _page_rule_save(w, False), outsider=NOTHING),
+    Case("soar:rule_edit", GLOBAL_ADMIN, lambda w: _page_rule_save(w, True)),
+    Case("soar:rule_delete", GLOBAL_ADMIN, _page_rule_delete),
+    Case("soar:rule_dry_run", GLOBAL_ADMIN, _page_rule_dry_run, changes_nothing=True),
+    Case("soar:automation_pause", GLOBAL_ADMIN, _page_pause, outsider=OWN),
+    Case("soar:run_rerun", ANALYST, _page_run_rerun),
+    Case("soar:run_approve", ADMIN, _page_run_decision("approve", "pending")),
+    Case("soar:run_reject", ADMIN, _page_run_decision("reject", "rejected")),
     # Sigma rules
     Case("detection:rule_new", GLOBAL_ADMIN, _sigma_new, outsider=NOTHING),
     # Checking a rule reads nothing of any organisation.
