@@ -73,3 +73,22 @@ def event_facts(event: SecurityEvent, *, alert_ids=None) -> dict:
         "account": event.account.uid,
         "intel_verdict": sorted(verdicts),
     }
+
+
+def describe_conditions(tree) -> str:
+    """A conditions tree as a line of text: ``risk equals high AND (…) OR …``."""
+    from secops.conditions import Operator
+
+    labels = dict(Operator.choices)
+
+    def part(node, top=False) -> str:
+        if not isinstance(node, dict):
+            return "?"
+        for joiner in ("all", "any"):
+            if joiner in node and isinstance(node[joiner], list):
+                text = f" {'AND' if joiner == 'all' else 'OR'} ".join(part(n) for n in node[joiner])
+                return text if top or len(node[joiner]) < 2 else f"({text})"
+        operator = labels.get(node.get("operator"), node.get("operator"))
+        return f"{node.get('field')} {str(operator).lower()} {node.get('value')}"
+
+    return part(tree, top=True) if tree else "always"

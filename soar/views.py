@@ -22,6 +22,7 @@ from events.models import EventStatus, SecurityEvent
 from secops.params import positive_int
 from secops.scope import get_in_scope_or_404, require
 from soar import automation, runs
+from soar.facts import describe_conditions
 from soar.forms import (
     PlaybookForm,
     RuleForm,
@@ -222,12 +223,14 @@ def rules(request):
         outcome: Count("firings", filter=Q(firings__outcome=outcome, firings__at__gte=since))
         for outcome in FiringOutcome.values
     }
-    listed = (
+    listed = list(
         _rules(request)
         .select_related("playbook")
         .annotate(**{f"n_{k}": v for k, v in counts.items()})
         .order_by("position", "id")
     )
+    for rule in listed:
+        rule.conditions_text = describe_conditions(rule.conditions)
     return _page(
         request,
         "soar/rules.html",

@@ -296,3 +296,23 @@ def test_the_dry_run_counts_the_events_a_rule_would_act_on(
     result = automation.dry_run(rule)
     assert result["matched"] == 1 and result["examined"] >= 1
     assert not HandlingPolicy.objects.exists()
+
+
+def test_conditions_read_as_a_sentence():
+    from soar.facts import describe_conditions
+
+    tree = {
+        "all": [
+            {"field": "risk", "operator": "equals", "value": "high"},
+            {
+                "any": [
+                    {"field": "attacker_ip", "operator": "in_cidr", "value": "203.0.113.0/24"},
+                    {"field": "alert_type", "operator": "contains", "value": "brute"},
+                ]
+            },
+        ]
+    }
+    assert describe_conditions(tree) == (
+        "risk equal to high AND (attacker_ip in cidr 203.0.113.0/24 OR alert_type includes brute)"
+    )
+    assert describe_conditions({}) == "always"
