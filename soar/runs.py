@@ -21,7 +21,7 @@ from django.utils import timezone
 from disposal import notifications
 from disposal.errors import HandlingError
 from disposal.handling import HandlingRequest, NotificationChoice, handling_context
-from disposal.models import PolicySource
+from disposal.models import HandlingTask, PolicySource, TaskStatus
 from disposal.scenarios import scenarios_for
 from disposal.services import create_policy
 from events import feed
@@ -317,13 +317,26 @@ def _action(run, event, params, cause):
             {},
         )
     validity = run.options.get("validity_days") or params.get("validity_days")
-    policies, tasks = [], 0
+    policies, tasks, skipped = [], 0, []
     for entity in chosen:
         accounts = (
             [a for a in entity.accounts if a.id == event.account_id]
             if (run.options.get("scope") or params["scope"]) == "event_account"
             else entity.accounts
         )
+        # Automation does not block again what is blocked already (or about
+        # to be): several events of one attacker make one block per account.
+        in_force = set(
+            HandlingTask.objects.filter(
+                policy__scenario=scenario,
+                policy__entity_type=entity.entity_type,
+                policy__entity_digest=entity.digest,
+                account__in=accounts,
+                status__in=[TaskStatus.PENDING, TaskStatus.RUNNING, *TaskStatus.active()],
+            ).values_list("account_id", flat=True)
+        )
+        skipped += [entity.value for a in accounts if a.id in in_force]
+        accounts = [a for a in accounts if a.id not in in_force]
         if not accounts:
             continue
         try:
@@ -347,10 +360,13 @@ def _action(run, event, params, cause):
         tasks += len(made)
     if policies and event.status == "unhandled":
         change_event_status(event, "handling", cause=cause, note=f"Playbook {run.playbook.name}")
+    already = f" Already in force: {', '.join(sorted(set(skipped)))}." if skipped else ""
+    if not policies:
+        return StepStatus.SKIPPED, f"Nothing new to do.{already}", {"in_force": skipped}, {}
     return (
         StepStatus.SUCCEEDED,
-        f"{len(policies)} policy(ies), {tasks} task(s) queued.",
-        {"policies": policies, "tasks": tasks},
+        f"{len(policies)} policy(ies), {tasks} task(s) queued.{already}",
+        {"policies": policies, "tasks": tasks, "in_force": skipped},
         {},
     )
 

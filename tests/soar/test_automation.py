@@ -316,3 +316,26 @@ def test_conditions_read_as_a_sentence():
         "risk equal to high AND (attacker_ip in cidr 203.0.113.0/24 OR alert_type includes brute)"
     )
     assert describe_conditions({}) == "always"
+
+
+def test_automation_blocks_an_attacker_once_per_account(
+    tenancy, scope, ingest_and_aggregate, deliver
+):
+    """Two events of one attacker (two predefined rules take the same alert):
+    one block; the second run says it is in force already."""
+    rule = AutomationRule.objects.create(
+        organisation=tenancy.org,
+        name="High risk: block",
+        trigger=Trigger.EVENT_CREATED,
+        conditions={"all": [{"field": "risk", "operator": "equals", "value": "high"}]},
+        action=RuleAction.RUN_PLAYBOOK,
+        playbook=Playbook.objects.get(key=BLOCK_ONE_DAY, organisation=None),
+    )
+    deliver(ingest_and_aggregate, [high_risk_attacker(tenancy.account_a)], scope)
+    assert PlaybookRun.objects.filter(rule=rule).count() == 2
+    assert HandlingTask.objects.count() == 1
+    steps = sorted(
+        (s.status, s.message) for run in PlaybookRun.objects.all() for s in run.steps.all()
+    )
+    assert steps[0][0] == StepStatus.SKIPPED and ATTACKER_IP in steps[0][1]
+    assert steps[1][0] == StepStatus.SUCCEEDED
