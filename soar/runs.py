@@ -398,9 +398,17 @@ def resume_due(now=None) -> dict:
             timed_out += 1
     lost = list(
         PlaybookRun.objects.filter(
-            status=RunStatus.PENDING,
-            claimed_at__isnull=True,
-            created_at__lt=now - timedelta(minutes=1),
+            # Queued runs whose message was lost, and runs whose worker died
+            # while it held them (its claim has expired).
+            Q(
+                status=RunStatus.PENDING,
+                claimed_at__isnull=True,
+                created_at__lt=now - timedelta(minutes=1),
+            )
+            | Q(
+                status__in=[RunStatus.PENDING, RunStatus.RUNNING],
+                claimed_at__lt=now - CLAIM_EXPIRES,
+            )
         ).values_list("pk", flat=True)[:500]
     )
     for pk in lost:

@@ -339,3 +339,43 @@ def test_automation_blocks_an_attacker_once_per_account(
     )
     assert steps[0][0] == StepStatus.SKIPPED and ATTACKER_IP in steps[0][1]
     assert steps[1][0] == StepStatus.SUCCEEDED
+
+
+def test_a_run_whose_worker_died_goes_on_from_its_last_done_step(
+    tenancy, scope, ingest_and_aggregate, django_capture_on_commit_callbacks
+):
+    """The worker died holding the run after step 1 committed: once its claim
+    expires the sweep queues the run again, step 1 is not done twice."""
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest_and_aggregate([high_risk_attacker(tenancy.account_a)], scope=scope)
+    event = SecurityEvent.objects.get(rule__key="brute-force-then-login")
+    playbook = save_playbook(
+        scope,
+        PlaybookSpec(
+            "Two steps",
+            "",
+            [
+                {"kind": "set_risk", "params": {"risk": 1}},
+                {"kind": "set_status", "params": {"status": "handled"}},
+            ],
+        ),
+        user=None,
+    )
+    run = runs.start_run(playbook, event, trigger=RunTrigger.USER)  # not queued: no commit
+    claimed = runs._claim(run.pk)
+    runs._do_step(claimed, 0, claimed.version.steps[0])  # step 1 done, then the worker dies
+    assert runs.advance_run(run.pk) is None  # still held by the dead worker
+    # Time passes: the dead worker's claim expires.
+    PlaybookRun.objects.filter(pk=run.pk).update(
+        claimed_at=timezone.now() - runs.CLAIM_EXPIRES - timedelta(seconds=1)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        found = runs.resume_due()
+    assert found["requeued"] == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert [(s.index, s.status) for s in run.steps.all()] == [(0, "succeeded"), (1, "succeeded")]
+    event.refresh_from_db()
+    assert event.risk == 1 and event.status == EventStatus.HANDLED
+    # The risk was changed once: one change in the feed.
+    assert event.changes.filter(kind="risk_changed").count() == 1
