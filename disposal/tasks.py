@@ -2,27 +2,17 @@
 disposal.notifications. They run on the respond queue."""
 
 from celery import shared_task
-from django.db import OperationalError
 
 from disposal import notifications, services
-
-TASK_OPTIONS = {
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    # Database hiccups only; connector failures are recorded on the task itself.
-    "autoretry_for": (OperationalError,),
-    "retry_backoff": True,
-    "retry_backoff_max": 60,
-    "max_retries": 8,
-}
+from secops.celery import DURABLE_TASK_OPTIONS
 
 
-@shared_task(name="disposal.run_task", **TASK_OPTIONS)
+@shared_task(name="disposal.run_task", **DURABLE_TASK_OPTIONS)
 def run_task(task_id: int) -> str | None:
     return services.run_task(task_id)
 
 
-@shared_task(name="disposal.undo_task", **TASK_OPTIONS)
+@shared_task(name="disposal.undo_task", **DURABLE_TASK_OPTIONS)
 def undo_task(task_id: int) -> str | None:
     return services.undo_task(task_id)
 

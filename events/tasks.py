@@ -5,23 +5,13 @@ import dataclasses
 from datetime import timedelta
 
 from celery import shared_task
-from django.db import OperationalError
 
 from alerts import handoff
 from events import export, feed, pipeline, retention
-
-PIPELINE_TASK_OPTIONS = {
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    # Only errors a retry can cure: lock timeouts, dropped connections.
-    "autoretry_for": (OperationalError,),
-    "retry_backoff": True,
-    "retry_backoff_max": 60,
-    "max_retries": 8,
-}
+from secops.celery import DURABLE_TASK_OPTIONS
 
 
-@shared_task(name="events.process_alert_batch", **PIPELINE_TASK_OPTIONS)
+@shared_task(name="events.process_alert_batch", **DURABLE_TASK_OPTIONS)
 def process_alert_batch(batch_id: int) -> int:
     return len(pipeline.process_batch(batch_id))
 
@@ -34,7 +24,7 @@ def process_stored_batch(sender, batch_id: int, **kwargs) -> None:
 # --- the event change feed ---------------------------------------------------------
 
 
-@shared_task(name="events.deliver_changes", **PIPELINE_TASK_OPTIONS)
+@shared_task(name="events.deliver_changes", **DURABLE_TASK_OPTIONS)
 def deliver_changes(consumer: str) -> int:
     """Hand one consumer its waiting changes, a batch at a time, until none wait."""
     delivered = 0

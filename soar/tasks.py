@@ -4,18 +4,9 @@ They run on the respond queue."""
 import dataclasses
 
 from celery import shared_task
-from django.db import OperationalError
 
+from secops.celery import DURABLE_TASK_OPTIONS
 from soar import bulk, runs
-
-TASK_OPTIONS = {
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "autoretry_for": (OperationalError,),
-    "retry_backoff": True,
-    "retry_backoff_max": 60,
-    "max_retries": 8,
-}
 
 
 # A job is claimed before any work, so a redelivered message (acks_late, a
@@ -32,7 +23,7 @@ def cleanup_bulk_handling() -> dict:
     return dataclasses.asdict(bulk.cleanup_bulk_jobs())
 
 
-@shared_task(name="soar.advance_run", **TASK_OPTIONS)
+@shared_task(name="soar.advance_run", **DURABLE_TASK_OPTIONS)
 def advance_run(run_id: int) -> str | None:
     return runs.advance_run(run_id)
 
