@@ -2,15 +2,17 @@
 
 An analyst selects events in the Security Event Handling list, or takes every
 event the list's filters match, and chooses one action for all of them: set
-their status (with a description), or handle each with its recommended
-handling policies. ``plan_selected`` / ``plan_matching`` resolve the events
+their status (with a description), handle each with its recommended
+handling policies, or start a run of a playbook on each. ``plan_selected`` / ``plan_matching`` resolve the events
 when the job is started (at most ``MAX_EVENTS``), ``start_bulk_handling``
 queues the job, and a Celery worker runs ``run_bulk_job``.
 
 Each event is handled by ``disposal.handling.handle_event`` in a transaction
 of its own, which also records its ``BulkHandlingItem``: an event that cannot
 be handled (a refusal of the rules or of the owner's role) is recorded as
-failed and the job goes on with the next one.
+failed and the job goes on with the next one. A playbook run is only started
+there (``soar.runs.start_run``); it proceeds on its own once its event's
+transaction commits.
 
 The worker acts with the owner's rights as they are while it runs, not as they
 were when the job was started: ``acting_scope`` rebuilds the scope from the
@@ -21,6 +23,7 @@ The job's life (claim, progress, failure, stall, expiry) is that of every
 background job, in ``secops.jobs``.
 """
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -46,7 +49,10 @@ from soar.models import (
     BulkHandlingJob,
     BulkSelection,
     ItemOutcome,
+    Playbook,
+    RunTrigger,
 )
+from soar.runs import RunError, start_run
 
 # At most this many events in one job.
 MAX_EVENTS = 10_000
@@ -89,6 +95,7 @@ class BulkRequest:
     action: str
     target_status: str = ""
     description: str = ""
+    playbook: Playbook | None = None
 
     def check(self) -> None:
         """Raise ``BulkRefused`` for an action the rules do not allow."""
@@ -99,6 +106,8 @@ class BulkRequest:
                 raise BulkRefused("Failed is set only when a handling task fails.")
             if self.target_status not in SETTABLE_STATUSES:
                 raise BulkRefused("Choose the status to set: Unhandled, Handling or Handled.")
+        if self.action == BulkAction.RUN_PLAYBOOK and self.playbook is None:
+            raise BulkRefused("Choose the playbook to run.")
         if len(self.description) > MAX_DESCRIPTION:
             raise BulkRefused(f"The description is at most {MAX_DESCRIPTION:,} characters.")
 
@@ -107,7 +116,15 @@ class BulkRequest:
         events = f"{count:,} event{'' if count == 1 else 's'}"
         if self.action == BulkAction.SET_STATUS:
             return f"Set {events} to {EventStatus(self.target_status).label}"
+        if self.action == BulkAction.RUN_PLAYBOOK:
+            return f"Run the playbook {self.playbook.name} on {events}"
         return f"Handle {events} with the recommended handling policies"
+
+
+def runnable_playbooks(scope: Scope):
+    """The playbooks a job of ``scope`` may run: built-in or of its
+    organisation, switched on, with steps."""
+    return Playbook.objects.in_scope(scope).filter(enabled=True, current_version__isnull=False)
 
 
 # --- which events ----------------------------------------------------------------
@@ -178,6 +195,9 @@ def start_bulk_handling(
     if not scope.may_handle():
         raise PermissionDenied("Only analysts and administrators handle events.")
     request.check()
+    running = request.action == BulkAction.RUN_PLAYBOOK
+    if running and not runnable_playbooks(scope).filter(pk=request.playbook.pk).exists():
+        raise BulkRefused("Choose one of your organisation's playbooks that is switched on.")
     if not plan.event_ids:
         raise BulkRefused("Select at least one event in the list.")
     if len(plan.event_ids) > MAX_EVENTS:
@@ -189,6 +209,7 @@ def start_bulk_handling(
             action=request.action,
             target_status=request.target_status if request.action == BulkAction.SET_STATUS else "",
             description=request.description,
+            playbook=request.playbook if running else None,
             selection=plan.selection,
             filters=plan.filters,
             event_ids=plan.event_ids,
@@ -237,7 +258,23 @@ def failures(job: BulkHandlingJob):
 
 
 def describe_job(job: BulkHandlingJob) -> str:
-    return BulkRequest(job.action, job.target_status, job.description).describe(job.event_count)
+    return BulkRequest(job.action, job.target_status, job.description, job.playbook).describe(
+        job.event_count
+    )
+
+
+RUN_STARTED = "Run #{run_id} started."
+RUN_STARTED_PATTERN = re.compile(r"^Run #(\d+) started\.$")
+
+
+def started_runs(job: BulkHandlingJob, limit: int) -> list[BulkHandlingItem]:
+    """The first ``limit`` events of a Run a playbook job that had a run
+    started, in order, each with ``run_id`` (read from its message)."""
+    items = list(job.items.filter(outcome=ItemOutcome.HANDLED).order_by("id")[:limit])
+    for item in items:
+        match = RUN_STARTED_PATTERN.match(item.message)
+        item.run_id = int(match.group(1)) if match else None
+    return items
 
 
 # --- whose rights the worker acts with ---------------------------------------------
@@ -309,6 +346,10 @@ def _handle_events(job: BulkHandlingJob) -> dict:
         if start and not _still_running(job.id):
             break
         scope = acting_scope(job)
+        if job.playbook_id is not None:
+            # Read again, like the rights: a playbook switched off or edited
+            # meanwhile starts no more runs, or runs of its current version.
+            job.playbook = Playbook.objects.get(pk=job.playbook_id)
         chunk = job.event_ids[start : start + EVENTS_PER_CHUNK]
         events = SecurityEvent.objects.in_scope(scope).select_related("account").in_bulk(chunk)
         for event_id in chunk:
@@ -344,7 +385,7 @@ def _handle_one(job, scope: Scope, cause: feed.Cause, event_id: int, event) -> N
         with transaction.atomic():
             outcome, message = _apply(job, scope, cause, event)
             _record(job, event.id, event.name, outcome, message)
-    except (HandlingError, EventStatusError, PermissionDenied) as error:
+    except (HandlingError, EventStatusError, PermissionDenied, RunError) as error:
         _record(job, event.id, event.name, ItemOutcome.FAILED, str(error))
 
 
@@ -383,6 +424,10 @@ def _apply(job, scope: Scope, cause: feed.Cause, event: SecurityEvent) -> tuple[
             f"{policies} polic{'y' if policies == 1 else 'ies'}, "
             f"{tasks} task{'' if tasks == 1 else 's'}",
         )
+    if job.action == BulkAction.RUN_PLAYBOOK:
+        # Queued when this event's transaction commits; the run goes on by itself.
+        run = start_run(job.playbook, event, trigger=RunTrigger.BULK, user=job.owner)
+        return ItemOutcome.HANDLED, RUN_STARTED.format(run_id=run.pk)
     raise HandlingError("action", f"Unknown action {job.action!r}.")
 
 

@@ -3,7 +3,8 @@
 The work is in ``soar.bulk``. ``bulk_start`` first answers with a
 confirmation that says what will be done to how many events; the confirmed
 post starts the job and sends the browser to its page, which polls its
-status with htmx until the job has ended and then lists the failures.
+status with htmx until the job has ended and then lists the failures (and
+the runs a Run a playbook job started).
 """
 
 from django.http import HttpResponse, QueryDict
@@ -18,11 +19,13 @@ from secops.params import page_number
 from secops.scope import require
 from soar import bulk
 from soar.forms import ALL_MATCHING, BulkHandlingForm, InvalidEventIds, event_ids
-from soar.models import BulkSelection
+from soar.models import BulkAction, BulkSelection
 
 START_TEMPLATE = "soar/bulk_start.html"
 JOB_TEMPLATE = "soar/bulk_job.html"
 FAILURES_PER_PAGE = 50
+# The runs a Run a playbook job started, listed with links on its page.
+RUNS_SHOWN = 50
 
 
 def _render_start(request, context: dict):
@@ -51,7 +54,7 @@ def _plan(request, target: str) -> bulk.BulkPlan:
 @require_POST
 def bulk_start(request):
     require(request.scope.may_handle(), "Only analysts and administrators handle events.")
-    form = BulkHandlingForm(request.POST)
+    form = BulkHandlingForm(request.POST, scope=request.scope)
     context = {"form": form, "query": request.POST.get("query", "")}
     if not form.is_valid():
         return _render_start(request, {**context, "refusal": "Nothing was started."})
@@ -93,6 +96,9 @@ def bulk_job(request, bulk_job_id: int):
         "summary": bulk.describe_job(job),
         "tally": bulk.tally(job),
         "failed": failed,
+        "runs_shown": RUNS_SHOWN,
     }
+    if job.action == BulkAction.RUN_PLAYBOOK:
+        context["runs"] = bulk.started_runs(job, RUNS_SHOWN)
     template = f"{JOB_TEMPLATE}#status" if request.htmx else JOB_TEMPLATE
     return render(request, template, context)

@@ -4,7 +4,7 @@ SoarConfig.ready)."""
 from django.template.loader import render_to_string
 
 from events.extensions import EventSection
-from soar.bulk import MAX_EVENTS, SETTABLE_STATUSES
+from soar.bulk import MAX_EVENTS, SETTABLE_STATUSES, runnable_playbooks
 from soar.models import BulkAction
 
 # The names of the form's fields (soar.forms.BulkHandlingForm, prefix "bulk").
@@ -27,6 +27,7 @@ def bulk_handling_bar(request, matching: int) -> EventSection | None:
             "actions": BulkAction.choices,
             "set_status": BulkAction.SET_STATUS,
             "statuses": [(status.value, status.label) for status in SETTABLE_STATUSES],
+            "playbooks": runnable_playbooks(request.scope),
             "list_query": query.urlencode(),
         },
         request=request,

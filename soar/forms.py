@@ -10,8 +10,14 @@ from django import forms
 from disposal.scenarios import MAX_VALIDITY_DAYS
 from events.models import EventStatus
 from secops.params import positive_int
-from soar.bulk import MAX_DESCRIPTION, MAX_EVENTS, SETTABLE_STATUSES, BulkRequest
-from soar.models import BulkAction, RuleAction, Trigger
+from soar.bulk import (
+    MAX_DESCRIPTION,
+    MAX_EVENTS,
+    SETTABLE_STATUSES,
+    BulkRequest,
+    runnable_playbooks,
+)
+from soar.models import BulkAction, Playbook, RuleAction, Trigger
 
 PREFIX = "bulk"
 SELECTED, ALL_MATCHING = "selected", "all"
@@ -21,12 +27,15 @@ class BulkHandlingForm(forms.Form):
     action = forms.ChoiceField(choices=BulkAction.choices, initial=BulkAction.SET_STATUS)
     status = forms.CharField(required=False)
     description = forms.CharField(required=False, max_length=MAX_DESCRIPTION)
+    # The playbooks of the scope (built-in or its organisation's), switched on.
+    playbook = forms.ModelChoiceField(queryset=Playbook.objects.none(), required=False)
     target = forms.ChoiceField(
         choices=[(SELECTED, "Selected events"), (ALL_MATCHING, "All matching events")]
     )
 
-    def __init__(self, data=None, **kwargs):
+    def __init__(self, data=None, *, scope, **kwargs):
         super().__init__(data, prefix=PREFIX, **kwargs)
+        self.fields["playbook"].queryset = runnable_playbooks(scope)
 
     def clean_status(self):
         status = self.cleaned_data["status"]
@@ -40,6 +49,9 @@ class BulkHandlingForm(forms.Form):
         data = super().clean()
         if data.get("action") == BulkAction.SET_STATUS and "status" in data and not data["status"]:
             self.add_error("status", "Choose the status to set.")
+        running = data.get("action") == BulkAction.RUN_PLAYBOOK
+        if running and "playbook" in data and data["playbook"] is None:
+            self.add_error("playbook", "Choose the playbook to run.")
         return data
 
     def bulk_request(self) -> BulkRequest:
@@ -48,6 +60,7 @@ class BulkHandlingForm(forms.Form):
             action=data["action"],
             target_status=data["status"] if data["action"] == BulkAction.SET_STATUS else "",
             description=data["description"],
+            playbook=data["playbook"] if data["action"] == BulkAction.RUN_PLAYBOOK else None,
         )
 
 

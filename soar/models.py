@@ -309,8 +309,8 @@ class BulkAction(models.TextChoices):
 
     SET_STATUS = "set_status", "Set the status"
     RECOMMENDED = "recommended", "Use the recommended handling policy"
-    # Running a playbook on each event joins here with the playbooks
-    # (RUN_PLAYBOOK), together with the playbook the job names.
+    # Start a run of the job's playbook on each event.
+    RUN_PLAYBOOK = "run_playbook", "Run a playbook"
 
 
 class BulkSelection(models.TextChoices):
@@ -337,6 +337,15 @@ class BulkHandlingJob(BackgroundJob):
         help_text="The status to set (Set the status); never Failed.",
     )
     description = models.TextField(blank=True, help_text="Recorded with each status change.")
+    # Kept while a job names it: its page says which playbook ran.
+    playbook = models.ForeignKey(
+        Playbook,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="bulk_jobs",
+        help_text="The playbook to run on each event (Run a playbook).",
+    )
     selection = models.CharField(max_length=16, choices=BulkSelection.choices)
     filters = models.JSONField(
         default=dict, blank=True, help_text="The list's filters, dates resolved (all matching)."
@@ -356,6 +365,10 @@ class BulkHandlingJob(BackgroundJob):
             models.CheckConstraint(
                 condition=~Q(action=BulkAction.SET_STATUS) | ~Q(target_status=""),
                 name="soar_bulk_job_status_named",
+            ),
+            models.CheckConstraint(
+                condition=~Q(action=BulkAction.RUN_PLAYBOOK) | Q(playbook__isnull=False),
+                name="soar_bulk_job_playbook_named",
             ),
         ]
 

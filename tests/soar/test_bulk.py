@@ -1,5 +1,5 @@
 """Bulk handling from the Security Event Handling list: the bar, the
-confirmation, the job (status changes, recommended policies, failures per
+confirmation, the job (status changes, recommended policies, playbook runs, failures per
 event, the owner's current rights, redelivery, progress, clean-up), its page,
 who may see and start one, and a run on a real Celery worker."""
 
@@ -31,7 +31,15 @@ from secops.enums import RegionGroup, RiskLevel, Role, View
 from secops.models import AccountMembership, OrganisationMembership
 from secops.services import SESSION_VIEW, build_scope
 from soar import bulk, tasks
-from soar.models import BulkAction, BulkHandlingItem, BulkHandlingJob, ItemOutcome
+from soar.models import (
+    BulkAction,
+    BulkHandlingItem,
+    BulkHandlingJob,
+    ItemOutcome,
+    PlaybookRun,
+    RunTrigger,
+)
+from soar.playbooks import PlaybookSpec, save_playbook
 from tests import factories
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
@@ -85,7 +93,9 @@ def items(job) -> dict[int, tuple[str, str]]:
     return {i.event_id: (i.outcome, i.message) for i in BulkHandlingItem.objects.filter(job=job)}
 
 
-def make_bulk_job(owner, scope, events, *, action=BulkAction.SET_STATUS, status="handled"):
+def make_bulk_job(
+    owner, scope, events, *, action=BulkAction.SET_STATUS, status="handled", playbook=None
+):
     """A pending job, queued nowhere (the test runs it)."""
     return BulkHandlingJob.objects.create(
         owner=owner,
@@ -93,6 +103,7 @@ def make_bulk_job(owner, scope, events, *, action=BulkAction.SET_STATUS, status=
         action=action,
         target_status=status if action == BulkAction.SET_STATUS else "",
         description="Bulk",
+        playbook=playbook,
         selection="selected",
         event_ids=[e.pk for e in events],
         event_count=len(events),
@@ -266,9 +277,17 @@ def test_it_refuses_to_set_failed(tenancy, django_capture_on_commit_callbacks):
         (form(ids=["12x"]), "Select the events in the list."),
         (form(target="all", query="name=nothing-is-called-this"), "No security events match"),
         (form(status=""), "Choose the status to set."),
-        (form(action="run_playbook"), "Select a valid choice"),
+        (form(action="delete_everything"), "Select a valid choice"),
+        (form(action="run_playbook"), "Choose the playbook to run."),
     ],
-    ids=["nothing selected", "not an id", "nothing matches", "no status", "no such action"],
+    ids=[
+        "nothing selected",
+        "not an id",
+        "nothing matches",
+        "no status",
+        "no such action",
+        "no playbook",
+    ],
 )
 def test_it_starts_nothing_without_events_or_an_action(
     tenancy, django_capture_on_commit_callbacks, data, message
@@ -798,3 +817,108 @@ def test_a_real_worker_handles_500_events_to_the_end(tenancy, worker, record_pro
     assert set(statuses(events)) == {EventStatus.HANDLED}
     assert EventStatusChange.objects.filter(cause_ref=f"bulk:{job.id}").count() == 500
     assert "soar.run_bulk_handling" in worker.log()
+
+
+# --- running a playbook on each event ------------------------------------------------
+
+
+def raise_risk_playbook(scope, user):
+    """A playbook of the scope's organisation with one step: set the risk to High."""
+    return save_playbook(
+        scope,
+        PlaybookSpec("Raise the risk", "", [{"kind": "set_risk", "params": {"risk": 3}}]),
+        user=user,
+    )
+
+
+def test_it_runs_a_playbook_on_each_selected_event(tenancy, django_capture_on_commit_callbacks):
+    playbook = raise_risk_playbook(global_scope(tenancy.alice), tenancy.alice)
+    events = [factories.make_event(tenancy.account_a, risk=RiskLevel.LOW) for _ in range(4)]
+    client = tenancy.client_for(tenancy.bob)
+    data = form(ids=events[:3], action=BulkAction.RUN_PLAYBOOK, **{"bulk-playbook": playbook.pk})
+
+    bar = client.get(reverse("events:list")).content.decode()
+    assert f'<option value="{playbook.pk}">Raise the risk</option>' in bar
+    confirmation = client.post(START, data, headers=HTMX).content.decode()
+    assert "Run the playbook Raise the risk on 3 events?" in confirmation
+    assert f'name="bulk-playbook" value="{playbook.pk}"' in confirmation
+    start(client, data, django_capture_on_commit_callbacks)
+
+    job = BulkHandlingJob.objects.get()
+    assert (job.status, job.action, job.playbook) == ("done", BulkAction.RUN_PLAYBOOK, playbook)
+    runs = PlaybookRun.objects.order_by("id")
+    assert [run.event_id for run in runs] == [e.pk for e in events[:3]]
+    assert {(run.trigger, run.started_by, run.playbook) for run in runs} == {
+        (RunTrigger.BULK, tenancy.bob, playbook)
+    }
+    assert [SecurityEvent.objects.get(pk=e.pk).risk for e in events] == [3, 3, 3, 1]
+    assert items(job) == {
+        run.event_id: (ItemOutcome.HANDLED, f"Run #{run.pk} started.") for run in runs
+    }
+    page = client.get(job_url(job)).content.decode()
+    assert 'data-testid="bulk-handled">3<' in page
+    for run in runs:
+        assert f'href="{reverse("soar:run", args=[run.pk])}"' in page
+
+
+def test_it_refuses_a_playbook_of_another_organisation(tenancy, django_capture_on_commit_callbacks):
+    theirs = raise_risk_playbook(current_scope(tenancy.charlie), tenancy.charlie)
+    event = factories.make_event(tenancy.account_a, risk=RiskLevel.LOW)
+    data = form(ids=[event], action=BulkAction.RUN_PLAYBOOK, **{"bulk-playbook": theirs.pk})
+
+    response = start(tenancy.client_for(tenancy.bob), data, django_capture_on_commit_callbacks)
+
+    assert 'data-testid="bulk-refusal"' in response.content.decode()
+    scope = current_scope(tenancy.bob)
+    plan = bulk.plan_selected(scope, [event.pk])
+    with pytest.raises(bulk.BulkRefused):
+        bulk.start_bulk_handling(
+            owner=tenancy.bob,
+            scope=scope,
+            plan=plan,
+            request=bulk.BulkRequest(BulkAction.RUN_PLAYBOOK, playbook=theirs),
+        )
+    assert not BulkHandlingJob.objects.exists()
+    assert not PlaybookRun.objects.exists()
+    assert SecurityEvent.objects.get(pk=event.pk).risk == RiskLevel.LOW
+
+
+def test_a_run_playbook_job_must_name_its_playbook(tenancy):
+    event = factories.make_event(tenancy.account_a)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_bulk_job(tenancy.bob, current_scope(tenancy.bob), [event], action="run_playbook")
+
+
+def test_a_playbook_switched_off_meanwhile_fails_each_event(tenancy):
+    playbook = raise_risk_playbook(global_scope(tenancy.alice), tenancy.alice)
+    events = [factories.make_event(tenancy.account_a, risk=RiskLevel.LOW) for _ in range(2)]
+    job = make_bulk_job(
+        tenancy.bob,
+        current_scope(tenancy.bob),
+        events,
+        action=BulkAction.RUN_PLAYBOOK,
+        playbook=playbook,
+    )
+    playbook.enabled = False
+    playbook.save()
+
+    bulk.run_bulk_job(job.id)
+
+    assert items(job) == {
+        e.pk: (ItemOutcome.FAILED, "The playbook is switched off.") for e in events
+    }
+    assert not PlaybookRun.objects.exists()
+
+
+def test_a_viewer_may_not_run_a_playbook_in_bulk(tenancy, django_capture_on_commit_callbacks):
+    playbook = raise_risk_playbook(global_scope(tenancy.alice), tenancy.alice)
+    viewer = factories.make_user(tenancy.org, "vera", accounts=[tenancy.account_a], role="viewer")
+    event = factories.make_event(tenancy.account_a, risk=RiskLevel.LOW)
+    data = form(ids=[event], action=BulkAction.RUN_PLAYBOOK, **{"bulk-playbook": playbook.pk})
+
+    response = start(tenancy.client_for(viewer), data, django_capture_on_commit_callbacks)
+
+    assert response.status_code == 403
+    assert not BulkHandlingJob.objects.exists()
+    assert not PlaybookRun.objects.exists()
