@@ -25,7 +25,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.core.validators import validate_email
-from django.db import transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -35,7 +34,7 @@ from disposal.connectors import ConnectorError
 from disposal.connectors.webhook import webhook_settings
 from disposal.errors import HandlingError
 from disposal.models import Channel, DeliveryStatus, Notification
-from secops.jobs import registered_task
+from secops.jobs import queue_rows_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -151,14 +150,8 @@ def create(event, choice, request, policies, *, cause) -> list[Notification]:
         for channel in dict.fromkeys(choice.channels)
     ]
 
-    def queue():
-        for notification in made:
-            try:
-                registered_task(SEND_TASK).delay(notification.pk)
-            except Exception:  # the broker is down: retry_due sends it later
-                logger.exception("Could not queue notification %s", notification.pk)
-
-    transaction.on_commit(queue)
+    # retry_due sends any the broker did not take.
+    queue_rows_on_commit(SEND_TASK, [n.pk for n in made], what="notification")
     return made
 
 

@@ -36,7 +36,7 @@ from disposal.models import (
 from events import feed
 from events.models import ChangeCause, EventStatus, SecurityEvent
 from events.services import change_event_status, mark_event_failed
-from secops.jobs import registered_task
+from secops.jobs import queue_rows_on_commit, registered_task
 from secops.scope import Scope
 
 logger = logging.getLogger(__name__)
@@ -80,19 +80,9 @@ def _record(task, from_status, to_status, cause, *, user=None, answer=None, mess
 
 
 def _queue(task_name: str, task_ids: list[int]) -> None:
-    """Queue the tasks once the transaction commits. A broker that cannot be
-    reached loses nothing: the rows stay pending and the sweeper queues them."""
-
-    def queue():
-        task = registered_task(task_name)
-        for task_id in task_ids:
-            try:
-                task.delay(task_id)
-            except Exception:  # the broker is down; sweep_tasks queues it later
-                logger.exception("Could not queue %s for handling task %s", task_name, task_id)
-
-    if task_ids:
-        transaction.on_commit(queue)
+    """Queue the tasks once the transaction commits; sweep_tasks queues any the
+    broker did not take."""
+    queue_rows_on_commit(task_name, task_ids, what="handling task")
 
 
 # --- making policies and tasks --------------------------------------------------

@@ -183,6 +183,27 @@ def registered_task(name: str):
     return celery_app.tasks[name]
 
 
+def queue_rows_on_commit(task_name: str, row_ids, *, what: str) -> None:
+    """Queue ``task_name`` for each row id once the caller's transaction commits.
+
+    For work whose rows say what is left to do (a pending handling task, a
+    playbook run, a notification): a broker that cannot be reached is logged
+    and loses nothing, as the periodic sweep of that work queues it later.
+    """
+    row_ids = list(row_ids)
+
+    def queue() -> None:
+        task = registered_task(task_name)
+        for row_id in row_ids:
+            try:
+                task.delay(row_id)
+            except Exception:  # the broker is down: the sweep queues it later
+                logger.exception("Could not queue %s for %s %s", task_name, what, row_id)
+
+    if row_ids:
+        transaction.on_commit(queue)
+
+
 def queue_on_commit(
     model: type[BackgroundJob], job_id: int, task_name: str, *, not_queued: str = NOT_QUEUED
 ) -> None:

@@ -27,7 +27,7 @@ from disposal.services import create_policy
 from events import feed
 from events.models import SecurityEvent
 from events.services import EventStatusError, change_event_risk, change_event_status
-from secops.jobs import registered_task
+from secops.jobs import queue_rows_on_commit, registered_task
 from secops.scope import Scope
 from soar.facts import compile_event_conditions, event_facts
 from soar.models import (
@@ -52,13 +52,8 @@ class RunError(Exception):
 
 
 def _queue(run_id: int) -> None:
-    def queue():
-        try:
-            registered_task(ADVANCE_TASK).delay(run_id)
-        except Exception:  # the broker is down: resume_due picks the run up
-            logger.exception("Could not queue playbook run %s", run_id)
-
-    transaction.on_commit(queue)
+    # resume_due queues a run the broker did not take.
+    queue_rows_on_commit(ADVANCE_TASK, [run_id], what="playbook run")
 
 
 def run_scope(run: PlaybookRun) -> Scope:
