@@ -139,7 +139,7 @@ def create(event, choice, request, policies, *, cause) -> list[Notification]:
         )
     body = render_message(event, request, policies)
     made = [
-        Notification.objects.create(
+        Notification(
             event=event,
             channel=channel,
             recipients=recipients_for(channel, choice.recipients),
@@ -149,10 +149,16 @@ def create(event, choice, request, policies, *, cause) -> list[Notification]:
         )
         for channel in dict.fromkeys(choice.channels)
     ]
+    return queue(made)
 
-    # retry_due sends any the broker did not take.
-    queue_rows_on_commit(SEND_TASK, [n.pk for n in made], what="notification")
-    return made
+
+def queue(notifications: list[Notification]) -> list[Notification]:
+    """Save the notifications and queue their delivery once the transaction
+    commits; retry_due sends any the broker did not take."""
+    for notification in notifications:
+        notification.save()
+    queue_rows_on_commit(SEND_TASK, [n.pk for n in notifications], what="notification")
+    return notifications
 
 
 # --- delivery -------------------------------------------------------------------

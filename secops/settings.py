@@ -230,6 +230,9 @@ CACHES = {
 # --- Mail -------------------------------------------------------------------
 MAILERS = env_email("EMAIL_URL", "console://")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "secops@localhost")
+# Where the console is reached, for the links in messages sent out of it
+# (an approval request links to the run to approve).
+CONSOLE_URL = env_str("CONSOLE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # --- Product rules ----------------------------------------------------------
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 180, minimum=1)
@@ -255,6 +258,12 @@ SIMULATED_CLOUD_FAILURE_PERCENT = env_int("SIMULATED_CLOUD_FAILURE_PERCENT", 0, 
 # Destinations of webhooks (connector and notifications) that may be on
 # loopback or private networks: hosts or CIDR ranges, comma-separated.
 WEBHOOK_ALLOWED_PRIVATE = env_list("WEBHOOK_ALLOWED_PRIVATE", [])
+
+# --- SOAR ----------------------------------------------------------------------
+# A worker advancing a playbook run holds it with a claim it renews before each
+# step; a claim older than this is taken to be a dead worker's, and the run is
+# picked up again by the next resume sweep (every 60 s) or redelivered message.
+SOAR_RUN_CLAIM_SECONDS = env_int("SOAR_RUN_CLAIM_SECONDS", 120, minimum=2)
 
 # --- Production hardening (all on unless DEBUG) ------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)

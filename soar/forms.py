@@ -17,7 +17,7 @@ from soar.bulk import (
     BulkRequest,
     runnable_playbooks,
 )
-from soar.models import BulkAction, Playbook, RuleAction, Trigger
+from soar.models import BulkAction, Playbook, RuleAction, StepKind, Trigger
 
 PREFIX = "bulk"
 SELECTED, ALL_MATCHING = "selected", "all"
@@ -142,6 +142,18 @@ STEP_INPUTS = (
     "minutes",
     "timeout_minutes",
 )
+# The parameter inputs each step kind reads. The editor shows only the chosen
+# kind's inputs, and a row's other inputs (left over from another kind chosen
+# earlier, say) are ignored rather than validated.
+STEP_KIND_INPUTS = {
+    StepKind.ACTION: ("scenario", "entities", "scope", "validity_days"),
+    StepKind.CONDITION: ("conditions", "on_false"),
+    StepKind.SET_STATUS: ("status",),
+    StepKind.SET_RISK: ("risk",),
+    StepKind.NOTIFY: ("channels", "recipients", "title"),
+    StepKind.WAIT: ("minutes",),
+    StepKind.APPROVAL: ("timeout_minutes",),
+}
 # Where a PlaybookError's field (after ``steps[i].``) shows on the step's row.
 STEP_ERROR_INPUT = {"kind": "kind", "timeout_seconds": "timeout", "params": "kind"}
 
@@ -216,27 +228,19 @@ def steps_from_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     steps = []
     for _position, _order, row in kept:
         values = row["values"]
+        inputs = STEP_KIND_INPUTS.get(values["kind"], ())
         params = {
             key: values[key]
-            for key in (
-                "scenario",
-                "entities",
-                "scope",
-                "validity_days",
-                "on_false",
-                "status",
-                "risk",
-                "title",
-                "minutes",
-                "timeout_minutes",
-            )
-            if values[key]
+            for key in inputs
+            if key not in ("channels", "recipients", "conditions") and values[key]
         }
-        params["channels"] = values["channels"]
-        params["recipients"] = [
-            r for r in values["recipients"].replace("\n", ",").split(",") if r.strip()
-        ]
-        if values["conditions"]:
+        if "channels" in inputs:
+            params["channels"] = values["channels"]
+        if "recipients" in inputs:
+            params["recipients"] = [
+                r for r in values["recipients"].replace("\n", ",").split(",") if r.strip()
+            ]
+        if "conditions" in inputs and values["conditions"]:
             try:
                 params["conditions"] = _json_object(values["conditions"])
             except forms.ValidationError as exc:

@@ -13,20 +13,24 @@ fires again on what its own run did.
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from disposal import notifications
 from disposal.errors import HandlingError
 from disposal.handling import HandlingRequest, NotificationChoice, handling_context
-from disposal.models import HandlingTask, PolicySource, TaskStatus
+from disposal.models import Channel, HandlingTask, Notification, PolicySource, TaskStatus
 from disposal.scenarios import scenarios_for
 from disposal.services import create_policy
 from events import feed
 from events.models import SecurityEvent
 from events.services import EventStatusError, change_event_risk, change_event_status
+from secops.enums import Role
 from secops.jobs import queue_rows_on_commit, registered_task
 from secops.scope import Scope
 from soar.facts import compile_event_conditions, event_facts
@@ -43,8 +47,14 @@ from soar.models import (
 logger = logging.getLogger(__name__)
 
 ADVANCE_TASK = "soar.advance_run"
-# A claimed run whose worker has not let go after this long is taken again.
-CLAIM_EXPIRES = timedelta(minutes=10)
+
+
+def claim_expires() -> timedelta:
+    """A claimed run whose worker has not renewed its claim for this long is
+    taken again: that worker died. The claim is renewed before every step, and
+    a step is one database transaction (its connector calls are tasks of their
+    own), so the lease needs to cover one step, not a whole run."""
+    return timedelta(seconds=settings.SOAR_RUN_CLAIM_SECONDS)
 
 
 class RunError(Exception):
@@ -98,9 +108,55 @@ def start_run(
         status=RunStatus.AWAITING_APPROVAL if require_approval else RunStatus.PENDING,
         approval_deadline=now + timedelta(minutes=approval_minutes) if require_approval else None,
     )
-    if not require_approval:
+    if require_approval:
+        ask_approvers(run)
+    else:
         _queue(run.pk)
     return run
+
+
+def approvers(run: PlaybookRun):
+    """Those who may decide the run: administrators of its event's account and
+    the organisation's global administrators (``may_approve``)."""
+    from django.contrib.auth import get_user_model
+
+    account = run.event.account
+    return (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(
+            Q(account_memberships__account=account, account_memberships__role=Role.ADMIN)
+            | Q(
+                organisation_membership__organisation_id=account.organisation_id,
+                organisation_membership__is_global_admin=True,
+            )
+        )
+        .distinct()
+    )
+
+
+def ask_approvers(run: PlaybookRun) -> list:
+    """An e-mail to the approvers that have an address, linking to the run's
+    page where they approve or reject it; sent once the run's transaction
+    commits. Approvers without an address find the run on Pending Approvals."""
+    addresses = sorted({u.email for u in approvers(run) if u.email})
+    if not addresses:
+        return []
+    link = settings.CONSOLE_URL + reverse("soar:run", args=[run.pk])
+    body = render_to_string("soar/approval_request.txt", {"run": run, "link": link}).strip()
+    title = f"Approval needed: {run.playbook.name} on {run.event.name}"[:200]
+    return notifications.queue(
+        [
+            Notification(
+                event=run.event,
+                channel=Channel.EMAIL,
+                recipients=addresses,
+                title=title.replace("\n", " ").replace("\r", " "),
+                body=body,
+                created_by=run.started_by,
+            )
+        ]
+    )
 
 
 def start_run_by_user(scope: Scope, playbook: Playbook, event: SecurityEvent, *, user, api=False):
@@ -115,7 +171,7 @@ def start_run_by_user(scope: Scope, playbook: Playbook, event: SecurityEvent, *,
 def _claim(run_id: int) -> PlaybookRun | None:
     now = timezone.now()
     taken = PlaybookRun.objects.filter(
-        Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_EXPIRES),
+        Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - claim_expires()),
         pk=run_id,
         status__in=[RunStatus.PENDING, RunStatus.RUNNING],
     ).update(claimed_at=now, status=RunStatus.RUNNING)
@@ -135,6 +191,8 @@ def advance_run(run_id: int) -> str | None:
     steps = run.version.steps
     try:
         while run.next_step < len(steps):
+            if run.next_step:
+                PlaybookRun.objects.filter(pk=run.pk).update(claimed_at=timezone.now())
             outcome = _do_step(run, run.next_step, steps[run.next_step])
             if outcome in (StepStatus.WAITING, StepStatus.STOPPED, StepStatus.FAILED):
                 break
@@ -202,8 +260,10 @@ def _after_step(run: PlaybookRun, index: int, status: str, after: dict) -> None:
             status=after.get("run_status", RunStatus.WAITING), resume_at=after.get("resume_at")
         )
         if after.get("approval_deadline"):
-            fields["approval_deadline"] = after["approval_deadline"]
+            fields["approval_deadline"] = run.approval_deadline = after["approval_deadline"]
         run.status = fields["status"]
+        if run.status == RunStatus.AWAITING_APPROVAL:
+            ask_approvers(run)
     elif status == StepStatus.STOPPED:
         fields.update(status=RunStatus.STOPPED, finished_at=timezone.now())
         run.status = RunStatus.STOPPED
@@ -402,7 +462,7 @@ def resume_due(now=None) -> dict:
             )
             | Q(
                 status__in=[RunStatus.PENDING, RunStatus.RUNNING],
-                claimed_at__lt=now - CLAIM_EXPIRES,
+                claimed_at__lt=now - claim_expires(),
             )
         ).values_list("pk", flat=True)[:500]
     )

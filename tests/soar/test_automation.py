@@ -199,6 +199,75 @@ def test_an_approval_gated_rule_waits_and_a_timeout_rejects(
         runs.decide(scope, second, approve=True, user=tenancy.alice)
 
 
+def test_approval_requests_mail_the_accounts_approvers_a_link_to_the_run(
+    tenancy, scope, ingest_and_aggregate, deliver, mailoutbox, settings
+):
+    from django.urls import reverse
+
+    from secops.enums import Role
+    from tests import factories
+
+    settings.CONSOLE_URL = "https://soc.example.test"
+    tenancy.alice.email = "alice@example.test"  # global administrator
+    tenancy.alice.save()
+    tenancy.bob.email = "bob@example.test"  # analyst of account A: may not approve
+    tenancy.bob.save()
+    admin_a = factories.make_user(tenancy.org, "ada", accounts=[tenancy.account_a], role=Role.ADMIN)
+    admin_a.email = "ada@example.test"
+    admin_a.save()
+    admin_b = factories.make_user(tenancy.org, "bea", accounts=[tenancy.account_b], role=Role.ADMIN)
+    admin_b.email = "bea@example.test"  # administers another account only
+    admin_b.save()
+    charlie = tenancy.charlie
+    charlie.email = "charlie@example.test"  # another organisation
+    charlie.save()
+
+    block_rule(tenancy, require_approval=True)
+    deliver(ingest_and_aggregate, [high_risk_attacker(tenancy.account_a)], scope)
+    run = PlaybookRun.objects.get()
+    assert run.status == RunStatus.AWAITING_APPROVAL
+    assert len(mailoutbox) == 1
+    mail = mailoutbox[0]
+    assert sorted(mail.to) == ["ada@example.test", "alice@example.test"]
+    assert mail.subject.startswith("Approval needed: ")
+    assert f"https://soc.example.test{reverse('soar:run', args=[run.pk])}" in mail.body
+    assert run.event.notifications.get().title == mail.subject
+
+
+def test_an_approval_step_asks_for_approval_when_the_run_reaches_it(
+    tenancy, scope, ingest_and_aggregate, mailoutbox, django_capture_on_commit_callbacks
+):
+    tenancy.alice.email = "alice@example.test"
+    tenancy.alice.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest_and_aggregate([high_risk_attacker(tenancy.account_a)], scope=scope)
+    event = SecurityEvent.objects.get(rule__key="brute-force-then-login")
+    playbook = save_playbook(
+        scope,
+        PlaybookSpec(
+            "Ask first",
+            "",
+            [
+                {"kind": "set_risk", "params": {"risk": 2}},
+                {"kind": "approval", "params": {"timeout_minutes": 30}},
+                {"kind": "set_status", "params": {"status": "handled"}},
+            ],
+        ),
+        user=tenancy.alice,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run = runs.start_run(playbook, event, trigger=RunTrigger.USER, user=tenancy.alice)
+    run.refresh_from_db()
+    assert run.status == RunStatus.AWAITING_APPROVAL and run.next_step == 2
+    assert [m.to for m in mailoutbox] == [["alice@example.test"]]
+    assert "Decide by: " in mailoutbox[0].body
+    with django_capture_on_commit_callbacks(execute=True):
+        runs.decide(scope, run, approve=True, user=tenancy.alice)
+    run.refresh_from_db()
+    event.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and event.status == EventStatus.HANDLED
+
+
 def test_steps_run_in_order_with_a_wait_and_a_condition(
     tenancy, scope, ingest_and_aggregate, django_capture_on_commit_callbacks
 ):
@@ -367,7 +436,7 @@ def test_a_run_whose_worker_died_goes_on_from_its_last_done_step(
     assert runs.advance_run(run.pk) is None  # still held by the dead worker
     # Time passes: the dead worker's claim expires.
     PlaybookRun.objects.filter(pk=run.pk).update(
-        claimed_at=timezone.now() - runs.CLAIM_EXPIRES - timedelta(seconds=1)
+        claimed_at=timezone.now() - runs.claim_expires() - timedelta(seconds=1)
     )
     with django_capture_on_commit_callbacks(execute=True):
         found = runs.resume_due()

@@ -159,6 +159,35 @@ def test_editor_errors_show_next_to_the_step(client, tenancy):
     assert 'data-testid="step-0-error-conditions"' in page
 
 
+def test_editor_shows_and_reads_only_the_chosen_kinds_inputs(client, tenancy):
+    import re
+
+    c = _client(client, tenancy.alice)
+    page = c.post(
+        reverse("soar:playbook_new"),
+        _editor_post("Bad", [{"kind": "wait", "minutes": "0", "position": "1"}]),
+    ).content.decode()
+    step = page[page.index('data-testid="step-0"') : page.index('data-testid="step-1"')]
+    shown = re.findall(r'data-step-inputs="(\w+)"(?! hidden)>', step)
+    hidden = re.findall(r'data-step-inputs="(\w+)" hidden>', step)
+    assert shown == ["wait"]
+    assert sorted(hidden) == sorted(
+        ["action", "condition", "set_status", "set_risk", "notify", "approval"]
+    )
+    # Conditions typed while the step was a condition, then the kind changed:
+    # the leftover (here not even JSON) neither blocks the save nor is stored.
+    response = c.post(
+        reverse("soar:playbook_new"),
+        _editor_post(
+            "Hold",
+            [{"kind": "wait", "minutes": "5", "conditions": "{nope", "risk": "9", "position": "1"}],
+        ),
+    )
+    assert response.status_code == 302
+    steps = Playbook.objects.get(name="Hold").current_version.steps
+    assert steps[0]["params"] == {"minutes": 5}
+
+
 def _rule_post(**fields):
     built_in = Playbook.objects.get(key=BUILT_IN, organisation=None)
     return {
