@@ -368,6 +368,10 @@ def _decide(request, run_id: int, approve: bool):
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Run {run.pk} {'approved' if approve else 'rejected'}.")
+    # Decided on the run's own page (reached from the approval request's link):
+    # stay there to see the run go on; from the list, back to the list.
+    if request.POST.get("from") == "run":
+        return redirect("soar:run", run.pk)
     return redirect("soar:approvals")
 
 

@@ -255,3 +255,67 @@ def test_a_trigger_whose_worker_is_killed_mid_delivery_fires_its_rule_once(
     assert run.rule == rule and run.trigger == RunTrigger.RULE
     assert run.status == RunStatus.SUCCEEDED
     assert SimulatedAction.objects.filter(target=ATTACKER_IP).count() == 1
+
+
+def test_bulk_handling_of_500_events_runs_a_playbook_on_each_on_a_real_worker(
+    tenancy, workers, monkeypatch, record_property
+):
+    """Alice, in the Global Account View, runs the Cloud Firewall block
+    playbook on 500 events (250 in each of two accounts) as one bulk job. The
+    worker runs the job, the 500 runs and their 500 handling tasks: one run,
+    one policy and one blocked attacker per event, in the event's account."""
+    from secops.enums import RegionGroup
+    from soar import bulk
+    from soar.models import BulkAction, BulkHandlingJob, Playbook
+    from tests import factories
+    from tests.soar.test_bulk import events_with_recommendations, global_scope
+
+    # The simulated cloud's pace is the product's rule, not what is tested here.
+    monkeypatch.setenv("DISPOSAL_CALLS_PER_SECOND", "1000")
+    host_a = factories.make_asset(tenancy.account_a, name="web-a")
+    host_b = factories.make_asset(tenancy.account_b, name="web-b", region=RegionGroup.CHINA)
+    events = events_with_recommendations(tenancy.account_a, 250, asset=host_a)
+    events += events_with_recommendations(tenancy.account_b, 250, asset=host_b)
+    scope = global_scope(tenancy.alice)
+    playbook = Playbook.objects.get(key="block-ip-cloud-firewall-inbound", organisation=None)
+
+    job = bulk.start_bulk_handling(
+        owner=tenancy.alice,
+        scope=scope,
+        plan=bulk.plan_selected(scope, [e.pk for e in events]),
+        request=bulk.BulkRequest(BulkAction.RUN_PLAYBOOK, playbook=playbook),
+    )
+    began = time.monotonic()
+    worker = workers()
+    wait_for(
+        lambda: BulkHandlingJob.objects.get(pk=job.pk).status == "done",
+        worker=worker,
+        what="bulk job done",
+        seconds=300,
+    )
+    wait_for(
+        lambda: HandlingTask.objects.filter(status=TaskStatus.SUCCEEDED).count() == 500,
+        worker=worker,
+        what="500 blocks carried out",
+        seconds=300,
+    )
+    seconds = time.monotonic() - began
+    record_property("seconds_for_500_bulk_runs", round(seconds, 1))
+    print(f"\nbulk playbook runs on 500 events, worker included: {seconds:.1f} s")
+
+    job.refresh_from_db()
+    assert bulk.tally(job) == bulk.Tally(handled=500)
+    job_runs = PlaybookRun.objects.filter(trigger=RunTrigger.BULK)
+    assert job_runs.count() == 500
+    assert set(job_runs.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}
+    assert sorted(job_runs.values_list("event_id", flat=True)) == sorted(e.pk for e in events)
+    policies = HandlingPolicy.objects.filter(source_run_id__in=job_runs.values("pk"))
+    assert policies.count() == 500
+    assert set(policies.values_list("scenario__key", "entity_type").distinct()) == {
+        ("block-ip-cloud-firewall-inbound", "ip")
+    }
+    # Each task in its event's account, one simulated block each.
+    for run in (job_runs.order_by("pk").first(), job_runs.order_by("pk").last()):
+        [task] = HandlingTask.objects.filter(policy__source_run_id=run.pk)
+        assert task.account_id == run.event.account_id
+    assert SimulatedAction.objects.count() == 500
