@@ -79,9 +79,7 @@ def check_signed_headers(authorization: Authorization, headers: Mapping[str, str
         raise SignatureError(
             "IncompleteSignature", f"These headers must be signed: {', '.join(missing)}."
         )
-    unsigned = sorted(
-        name for name in headers if name.startswith("x-acs-") and name not in signed
-    )
+    unsigned = sorted(name for name in headers if name.startswith("x-acs-") and name not in signed)
     if unsigned:
         raise SignatureError(
             "IncompleteSignature", f"These headers are sent but not signed: {', '.join(unsigned)}."

@@ -88,8 +88,8 @@ def alert_rows(alerts: list[Alert], event=None) -> list[dict]:
         )
     events = {}
     if event is None:
-        for link in EventAlert.objects.filter(alert_id__in=ids).select_related("event").order_by(
-            "event_id"
+        for link in (
+            EventAlert.objects.filter(alert_id__in=ids).select_related("event").order_by("event_id")
         ):
             events[link.alert_id] = link.event
     return [alert_row(a, entities[a.id], event or events.get(a.id)) for a in alerts]
@@ -170,7 +170,9 @@ def describe_alerts_with_event(call: Call):
     source = _source(call)
     if source:
         alerts = alerts.filter(source=source)
-    alerts = _narrow(call, alerts).select_related("account", "asset").order_by("-occurred_at", "-id")
+    alerts = (
+        _narrow(call, alerts).select_related("account", "asset").order_by("-occurred_at", "-id")
+    )
     rows, total = paged(alerts, number, size)
     return {"PageInfo": page_info(number, size, total), "ResponseData": alert_rows(rows, event)}
 

@@ -42,8 +42,13 @@ def _require_manager(call: Call) -> None:
 
 def _row(rule: AutomationRule) -> dict:
     if rule.action == RuleAction.RUN_PLAYBOOK and rule.playbook is not None:
-        config = [{"playbookUuid": rule.playbook.key, "playbookName": rule.playbook.name,
-                   **rule.parameters}]
+        config = [
+            {
+                "playbookUuid": rule.playbook.key,
+                "playbookName": rule.playbook.name,
+                **rule.parameters,
+            }
+        ]
     else:
         config = [rule.parameters]
     return {
@@ -111,8 +116,13 @@ def _condition_tree(value):
         field = str((item.get("left") or {}).get("value", ""))
         field = FIELD_ALIASES.get(field, field)
         operator = str(item.get("operator", "=")).lower()
-        operator = {"=": "equals", "==": "equals", "<>": "not_equals", "!=": "not_equals",
-                    "in": "in_list"}.get(operator, operator)
+        operator = {
+            "=": "equals",
+            "==": "equals",
+            "<>": "not_equals",
+            "!=": "not_equals",
+            "in": "in_list",
+        }.get(operator, operator)
         right = (item.get("right") or {}).get("value", "")
         if field == "risk":
             right = LEVEL_WORDS.get(str(right), right)

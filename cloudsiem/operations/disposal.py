@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from alerts.models import Entity
 from cloudsiem.operations.entities import digests
-from cloudsiem.operations.events import date_range, get_event
+from cloudsiem.operations.events import date_range, get_event, remarks_of
 from cloudsiem.protocol import (
     EVENT_STATUS_CODES,
     EVENT_STATUS_OF_CODE,
@@ -45,7 +45,6 @@ from disposal.models import (
 from disposal.queries import filtered_policies, policies_in_scope
 from events import feed
 from events.entities import entities_of_events
-from events.models import EventStatusChange
 from secops.models import Account
 
 # ReceiverInfo channels: the cloud's mail, and webhooks.
@@ -110,8 +109,9 @@ def describe_dispose_and_playbook(call: Call):
         if (not entity_type or e.entity_type == entity_type) and (not wanted or e.digest in wanted)
     ]
     ids = dict(
-        Entity.objects.filter(account_id=event.account_id, digest__in=[e.digest for e in listed])
-        .values_list("digest", "id")
+        Entity.objects.filter(
+            account_id=event.account_id, digest__in=[e.digest for e in listed]
+        ).values_list("digest", "id")
     )
     rows = []
     for entity in listed[(number - 1) * size : number * size]:
@@ -132,7 +132,9 @@ def describe_dispose_and_playbook(call: Call):
                     "processes": entity.processes,
                 },
                 "OpcodeSet": [recommended] if recommended else [],
-                "OpcodeMap": {s.key: "1" if s.key == recommended else "0" for s in entity.scenarios},
+                "OpcodeMap": {
+                    s.key: "1" if s.key == recommended else "0" for s in entity.scenarios
+                },
                 "PlaybookList": [_scenario_row(s, s.key == recommended) for s in entity.scenarios],
                 # The accounts of the scope that saw it: where it can be handled.
                 "Scope": [a.uid for a in entity.accounts],
@@ -190,7 +192,9 @@ def _actions(call: Call, event) -> list[ActionChoice]:
             raise invalid(where, "must be an object.")
         scenario = item.get("playbookUuid") or item.get("playbookName")
         if not isinstance(scenario, str) or not scenario:
-            raise invalid(f"{where}.playbookUuid", "name the scenario (DescribeDisposeAndPlaybook).")
+            raise invalid(
+                f"{where}.playbookUuid", "name the scenario (DescribeDisposeAndPlaybook)."
+            )
         entity = entities.get(str(item.get("entityUuid") or ""))
         if entity is None and str(item.get("entityId") or "").isdigit():
             entity = entities.get(by_id.get(int(item["entityId"]), ""))
@@ -208,16 +212,23 @@ def _actions(call: Call, event) -> list[ActionChoice]:
                 raise invalid(f"{where}.scope", f"no account {uid!r} in your view.")
             account_ids.append(uids[uid])
         actions.append(
-            ActionChoice(entity.entity_type, entity.value, scenario, tuple(account_ids),
-                         _validity(where, item))
+            ActionChoice(
+                entity.entity_type,
+                entity.value,
+                scenario,
+                tuple(account_ids),
+                _validity(where, item),
+            )
         )
     return actions
 
 
 def _validity(where: str, item: dict) -> int | None:
     days = item.get("validityDays")
-    if days is None and isinstance(item.get("startTime"), int) and isinstance(
-        item.get("endTime"), int
+    if (
+        days is None
+        and isinstance(item.get("startTime"), int)
+        and isinstance(item.get("endTime"), int)
     ):
         days = math.ceil((item["endTime"] - item["startTime"]) / 86_400_000)
     if days is None:
@@ -285,11 +296,6 @@ def post_event_dispose(call: Call):
     return str(result.event.id)
 
 
-def _remark(event) -> str:
-    change = EventStatusChange.objects.filter(event=event).exclude(note="").order_by("id").last()
-    return change.note if change else ""
-
-
 @operation("DescribeEventDispose")
 def describe_event_dispose(call: Call):
     event = get_event(call)
@@ -316,7 +322,7 @@ def describe_event_dispose(call: Call):
     return {
         "EventDispose": [_policy_summary(call, p) for p in policies],
         "ReceiverInfo": receiver,
-        "Remark": _remark(event),
+        "Remark": remarks_of([event.id]).get(event.id, ""),
         "Status": EVENT_STATUS_CODES[event.status],
     }
 
@@ -417,8 +423,9 @@ def _strategy_row(call: Call, policy: HandlingPolicy, uids: dict) -> dict:
         "Id": policy.id,
         "EntityId": 0,
         "EntityType": policy.entity_type,
-        "Entity": [{"type": policy.entity_type, "value": policy.entity_value,
-                    "uuid": policy.entity_digest}],
+        "Entity": [
+            {"type": policy.entity_type, "value": policy.entity_value, "uuid": policy.entity_digest}
+        ],
         "PlaybookName": policy.scenario.key,
         "PlaybookUuid": policy.scenario.key,
         "PlaybookType": PLAYBOOK_TYPES.get(policy.source, "system"),
@@ -437,11 +444,12 @@ def _strategy_row(call: Call, policy: HandlingPolicy, uids: dict) -> dict:
         "GmtModified": time_text(policy.updated_at),
         "Scope": summary["scope"],
         "TaskParam": json.dumps(
-            {"validityDays": policy.validity_days, "scope": summary["scope"],
-             "tasks": summary["tasks"]}
+            {
+                "validityDays": policy.validity_days,
+                "scope": summary["scope"],
+                "tasks": summary["tasks"],
+            }
         ),
         "SophonTaskId": "",
         "TaskUrl": "",
     }
-
-

@@ -29,7 +29,7 @@ from cloudsiem.protocol import (
 )
 from events import queries
 from events.forms import EVENT_VISIBLE_DAYS
-from events.models import EventAlert, EventStatusChange, SecurityEvent
+from events.models import ChangeCause, EventAlert, EventStatusChange, SecurityEvent
 from secops.enums import RiskLevel
 from secops.scope import get_in_scope_or_404
 
@@ -132,15 +132,27 @@ def event_rows(events: list[SecurityEvent]) -> list[dict]:
         if row["alert__technique"]:
             techniques[row["event_id"]].add(row["alert__technique"])
         sources[row["event_id"]].add(PRODUCT_CODES.get(row["alert__source"], row["alert__source"]))
-    remarks = {}
-    for change in EventStatusChange.objects.filter(event_id__in=ids).exclude(note="").order_by(
-        "created_at", "id"
-    ):
-        remarks[change.event_id] = change.note
+    remarks = remarks_of(ids)
     return [
         event_row(e, assets.get(e.id, 0), tactics[e.id], techniques[e.id], sources[e.id], remarks)
         for e in events
     ]
+
+
+def remarks_of(event_ids) -> dict[int, str]:
+    """The latest remark a person (or a key) gave with a status change of each
+    event; the system's own notes ("every task succeeded") are no remarks."""
+    remarks = {}
+    for event_id_, note in (
+        EventStatusChange.objects.filter(
+            event_id__in=event_ids, cause__in=(ChangeCause.USER, ChangeCause.API_KEY)
+        )
+        .exclude(note="")
+        .order_by("created_at", "id")
+        .values_list("event_id", "note")
+    ):
+        remarks[event_id_] = note
+    return remarks
 
 
 def event_row(event, asset_count, tactics, techniques, sources, remarks) -> dict:

@@ -150,11 +150,21 @@ def _group_row(group, origins) -> dict:
                 {
                     "ItemId": index + 1,
                     "IsNot": False,
-                    "Left": {"IsVar": True, "Type": "string", "Value": c.object,
-                             "Modifier": "", "ModifierParam": {}},
+                    "Left": {
+                        "IsVar": True,
+                        "Type": "string",
+                        "Value": c.object,
+                        "Modifier": "",
+                        "ModifierParam": {},
+                    },
                     "Operator": SHOWN_OPERATORS.get(c.operator, c.operator),
-                    "Right": {"IsVar": False, "Type": "string", "Value": c.value,
-                              "Modifier": "", "ModifierParam": {}},
+                    "Right": {
+                        "IsVar": False,
+                        "Type": "string",
+                        "Value": c.value,
+                        "Modifier": "",
+                        "ModifierParam": {},
+                    },
                 }
                 for index, c in enumerate(group.conditions.all())
             ],
@@ -207,9 +217,7 @@ def delete_white_rule(call: Call):
     group_id = call.params.integer("Id", required=True, minimum=1)
     group = services.get_group_for_change_or_404(call.scope, group_id)
     try:
-        services.delete_group(
-            group, call.scope, allow_global=call.scope.may_manage_organisation()
-        )
+        services.delete_group(group, call.scope, allow_global=call.scope.may_manage_organisation())
     except services.WhitelistPermissionError as exc:
         raise forbidden(str(exc)) from None
     return str(group_id)
