@@ -15,6 +15,7 @@ NAVIGATION = [
     ("SOAR", "soar:playbooks"),
     ("Detection Rules", "events:rules"),
     ("Data Sources", "alerts:data_sources"),
+    ("AccessKeys", "cloudsiem:access_keys"),
 ]
 
 

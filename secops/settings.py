@@ -48,9 +48,13 @@ INSTALLED_APPS = [
     "whitelist",
     "disposal",
     "soar",
+    "cloudsiem",
 ]
 
 MIDDLEWARE = [
+    # First: cloud SIEM API calls (POST / with x-acs-action) are signed requests
+    # answered in JSON, never the home page behind CSRF and login.
+    "cloudsiem.middleware.CloudSiemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -240,6 +244,11 @@ EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 180, minimum=1)
 # --- Secrets at rest (secops.crypto) -----------------------------------------
 # Comma-separated, newest first; without it a key is derived from SECRET_KEY.
 SECRETS_ENCRYPTION_KEYS = env_list("SECRETS_ENCRYPTION_KEY", [])
+
+# --- Cloud SIEM compatible API (cloudsiem) -----------------------------------
+# How far (seconds) a request's x-acs-date may be from the server's clock; its
+# nonce is remembered for twice as long, so it cannot be replayed meanwhile.
+CLOUD_SIEM_MAX_CLOCK_SKEW = env_int("CLOUD_SIEM_MAX_CLOCK_SKEW", 900, minimum=1)
 
 # --- Handling (disposal) -----------------------------------------------------
 # The connector of accounts that have none configured: "simulated" (the

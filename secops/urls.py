@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("whitelist.urls")),
     path("", include("disposal.urls")),
     path("", include("soar.urls")),
+    path("", include("cloudsiem.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urlpatterns()),
 ]

@@ -31,6 +31,8 @@ from django.utils.regex_helper import normalize
 
 from alerts.detection_rules import DetectionRuleSpec, save_custom_rule
 from alerts.models import Alert, Asset, DetectionRule, LogRecord
+from cloudsiem.models import AccessKey
+from cloudsiem.services import create_access_key
 from disposal.models import HandlingPolicy, HandlingTask, Scenario, SimulatedFailure
 from events import export
 from events.forms import EventFilterForm
@@ -407,6 +409,7 @@ def objects_of_account_a(tenancy, alice_api_key):
         DetectionRule: sigma_rule,
         LogRecord: factories.make_log_record(account, asset=asset),
         ApiKey: alice_api_key[0],
+        AccessKey: create_access_key(tenancy.alice)[0],
     }
 
 
@@ -441,6 +444,8 @@ OBJECT_WORDS = {
     "rule": AggregationRule,
     "event": SecurityEvent,
     "log": LogRecord,
+    # Before "key": an AccessKey of the cloud SIEM API is no API key.
+    "access_key": AccessKey,
     "key": ApiKey,
     "bulk_job": BulkHandlingJob,
     "job": ExportJob,

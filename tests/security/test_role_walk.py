@@ -42,6 +42,8 @@ from alerts.detection_rules import DetectionRuleSpec, sync_predefined_rules
 from alerts.detection_rules import save_custom_rule as save_sigma_rule
 from alerts.models import Alert, LogRecord
 from alerts.services import ingest_logs
+from cloudsiem.models import AccessKey
+from cloudsiem.services import create_access_key
 from disposal.models import (
     AccountConnector,
     HandlingPolicy,
@@ -151,6 +153,9 @@ URL_RULES = {
     "soar:run_rerun": ANALYST,
     "soar:run_approve": ADMIN,
     "soar:run_reject": ADMIN,
+    # cloudsiem: every member holds AccessKeys of their own (acting with their own role)
+    "cloudsiem:create_access_key": VIEWER,
+    "cloudsiem:revoke_access_key": VIEWER,  # the caller's own keys; anyone else's are a 404
     # the API's description (its operations are in API_RULES)
     "api:api-root": EXEMPT,
     "api:openapi-json": EXEMPT,
@@ -455,6 +460,12 @@ def organisation_state(organisation) -> dict:
         "simulated failures": list(
             SimulatedFailure.objects.filter(account__in=accounts).order_by("id").values_list()
         ),
+        # last_used_at changes with every cloud API call.
+        "access keys": list(
+            AccessKey.objects.filter(user__in=users)
+            .order_by("id")
+            .values_list("id", "user_id", "access_key_id", "revoked_at")
+        ),
     }
 
 
@@ -495,6 +506,11 @@ class Case:
     changes_nothing: bool = False
     # A GET shows the form only to those who may send it (else: a page for everyone).
     form_page: bool = True
+    # ``build`` takes the caller too: for what each caller holds of their own.
+    per_caller: bool = False
+
+    def attempt(self, world: "World", caller: str) -> "Attempt":
+        return self.build(world, caller) if self.per_caller else self.build(world)
 
     @property
     def id(self) -> str:
@@ -612,6 +628,29 @@ def _revoke_api_key(account):
         )
 
     return build
+
+
+# Console: AccessKeys of the cloud SIEM API, each caller's own.
+
+
+def _create_access_key(w):
+    def created(response):
+        return AccessKey.objects.filter(
+            user=response.wsgi_request.user,
+            user__organisation_membership__organisation=w.org,
+            name="Role walk",
+        ).exists()
+
+    return Attempt("POST", reverse("cloudsiem:create_access_key"), {"name": "Role walk"}, created)
+
+
+def _revoke_own_access_key(w, caller):
+    key, _ = create_access_key(w.users[caller])
+    return Attempt(
+        "POST",
+        reverse("cloudsiem:revoke_access_key", args=[key.id]),
+        check=lambda response: AccessKey.objects.get(id=key.id).revoked_at is not None,
+    )
 
 
 def _connector_settings(w):
@@ -1087,6 +1126,15 @@ URL_CASES = [
         # An organisation key is listed only in the Global Account View, which
         # only global administrators have: for anyone else it does not exist.
         refusals=MappingProxyType({"viewer": 404, "analyst": 404, "admin": 404}),
+    ),
+    Case("cloudsiem:create_access_key", VIEWER, _create_access_key, outsider=NOTHING),
+    # His own key, in his own organisation; another's is a 404 (tests/cloudsiem).
+    Case(
+        "cloudsiem:revoke_access_key",
+        VIEWER,
+        _revoke_own_access_key,
+        outsider=OWN,
+        per_caller=True,
     ),
     Case("disposal:connector_settings", ADMIN, _connector_settings),
     # Everyone who sees the event sees the panel; viewers read-only.
@@ -1715,7 +1763,7 @@ def _assert_outcome(case, caller, expected, attempt, response, before, after):
 @pytest.mark.parametrize("caller", CONSOLE_CALLERS)
 @pytest.mark.parametrize("case", URL_CASES, ids=[case.id for case in URL_CASES])
 def test_a_console_caller_gets_what_his_role_allows(world, case, caller):
-    attempt = case.build(world)
+    attempt = case.attempt(world, caller)
     client = world.console_client(caller, global_view=case.global_view)
     before = organisation_state(world.org)
 
@@ -1759,7 +1807,7 @@ def test_a_form_page_is_shown_only_to_those_who_may_send_it(world, case, caller)
     """A GET of a state-changing URL: 405 where the view takes POST only; an
     editor page is refused (403) to callers below the level, as its POST is,
     and is a 404 for the outsider when it names an object of the organisation."""
-    attempt = case.build(world)
+    attempt = case.attempt(world, caller)
     client = world.console_client(caller, global_view=case.global_view)
 
     response = client.get(attempt.path)
