@@ -174,21 +174,7 @@ def _run_out(run: PlaybookRun) -> dict:
 
 
 def _rule_out(rule: AutomationRule) -> dict:
-    return {
-        "id": rule.pk,
-        "name": rule.name,
-        "description": rule.description,
-        "position": rule.position,
-        "enabled": rule.enabled,
-        "expires_at": rule.expires_at,
-        "trigger": rule.trigger,
-        "conditions": rule.conditions,
-        "action": rule.action,
-        "playbook": rule.playbook_id,
-        "parameters": rule.parameters,
-        "require_approval": rule.require_approval,
-        "max_runs_per_minute": rule.max_runs_per_minute,
-    }
+    return {"id": rule.pk, **automation.rule_data(rule)}
 
 
 def _playbook(request, playbook_id: int) -> Playbook:

@@ -78,6 +78,30 @@ class RuleInvalid(Exception):
         self.errors = errors
 
 
+# The fields of a rule that validate_rule reads and the API shows.
+RULE_FIELDS = (
+    "name",
+    "description",
+    "position",
+    "enabled",
+    "expires_at",
+    "trigger",
+    "conditions",
+    "action",
+    "playbook",
+    "parameters",
+    "require_approval",
+    "max_runs_per_minute",
+)
+
+
+def rule_data(rule: AutomationRule) -> dict:
+    """A saved rule as validate_rule takes it: the starting point of a change
+    that names only some fields."""
+    data = {name: getattr(rule, name) for name in RULE_FIELDS if name != "playbook"}
+    return {**data, "playbook": rule.playbook_id}
+
+
 def validate_rule(scope, data: dict) -> dict:
     """The fields of an automated response rule of the scope's organisation,
     checked (for the rule pages and the API alike); raises ``RuleInvalid``."""

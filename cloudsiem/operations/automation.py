@@ -134,24 +134,7 @@ def _condition_tree(value):
 
 def _fields(call: Call, rule: AutomationRule | None) -> dict:
     params = call.params
-    data = (
-        {
-            "name": rule.name,
-            "description": rule.description,
-            "position": rule.position,
-            "enabled": rule.enabled,
-            "expires_at": rule.expires_at,
-            "trigger": rule.trigger,
-            "conditions": rule.conditions,
-            "action": rule.action,
-            "playbook": rule.playbook_id,
-            "parameters": rule.parameters,
-            "require_approval": rule.require_approval,
-            "max_runs_per_minute": rule.max_runs_per_minute,
-        }
-        if rule
-        else {"trigger": Trigger.EVENT_CREATED}
-    )
+    data = automation.rule_data(rule) if rule else {"trigger": Trigger.EVENT_CREATED}
     if params.text("RuleName", max_length=1000) is not None:
         data["name"] = params.text("RuleName", max_length=1000)
     response_type = params.text("AutoResponseType", max_length=10)

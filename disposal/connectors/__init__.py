@@ -125,7 +125,7 @@ def connector_for(account) -> Connector:
     config = AccountConnector.objects.filter(account=account).first()
     kind = config.kind if config else settings.DISPOSAL_DEFAULT_CONNECTOR
     if kind not in _registry:
-        _load_builtin()
+        _load_builtin(kind)
     try:
         connector_class = _registry[kind]
     except KeyError:
@@ -137,12 +137,16 @@ def connector_for(account) -> Connector:
     return connector_class(account=account, config=config)
 
 
-def _load_builtin() -> None:
+def _load_builtin(kind: str) -> None:
+    """Import the built-in connector of ``kind`` (it registers itself), and
+    only that one: the Alibaba Cloud SDKs take seconds to import, which no
+    account on the simulated cloud or a webhook should wait for."""
     import importlib
 
-    for module in ("simulated", "webhook", "alibaba"):
-        try:
-            importlib.import_module(f"disposal.connectors.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"disposal.connectors.{module}":
-                raise
+    if kind not in ("simulated", "webhook", "alibaba"):
+        return
+    try:
+        importlib.import_module(f"disposal.connectors.{kind}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"disposal.connectors.{kind}":
+            raise

@@ -296,8 +296,9 @@ def test_it_processes_ingested_alerts_on_the_worker(mining, workers):
 
 
 @contextmanager
-def events_table_locked():
-    """Hold a lock that makes the pipeline's event upsert wait, from another session."""
+def table_locked(model):
+    """Hold a lock, from another session, that makes an INSERT into the
+    model's table wait."""
     db = connection.settings_dict
     params = {
         "host": db["HOST"] or None,
@@ -307,23 +308,28 @@ def events_table_locked():
         "dbname": db["NAME"],
     }
     with psycopg.connect(**{k: v for k, v in params.items() if v is not None}) as session:
-        session.execute(f"LOCK TABLE {SecurityEvent._meta.db_table} IN EXCLUSIVE MODE")
+        session.execute(f"LOCK TABLE {model._meta.db_table} IN EXCLUSIVE MODE")
         try:
             yield
         finally:
             session.rollback()
 
 
-def blocked_event_upsert() -> int | None:
-    """The session of a worker waiting, mid-batch, to write the batch's events."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE %s",
-            [f'INSERT INTO "{SecurityEvent._meta.db_table}"%'],
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
+def blocked_insert(model):
+    """A check for the session of a worker waiting to INSERT into the model's
+    table: its backend pid, or None."""
+
+    def check() -> int | None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE %s",
+                [f'INSERT INTO "{model._meta.db_table}"%'],
+            )
+            row = cursor.fetchone()
+        return row[0] if row else None
+
+    return check
 
 
 def session_ended(pid: int):
@@ -338,11 +344,14 @@ def session_ended(pid: int):
 def test_it_redelivers_the_batch_of_a_worker_killed_mid_batch(mining, workers):
     account, rule, scope = mining
 
-    with events_table_locked():
+    # The pipeline's event upsert waits, mid-batch.
+    with table_locked(SecurityEvent):
         alert_ids = ingest_alerts(mining_alerts(account, 40), scope=scope).stored_ids
         doomed = workers(pool="prefork")
         backend = wait_for(
-            blocked_event_upsert, worker=doomed, what="worker blocked mid-batch on the event upsert"
+            blocked_insert(SecurityEvent),
+            worker=doomed,
+            what="worker blocked mid-batch on the event upsert",
         )
         doomed.kill()
         wait_for(session_ended(backend), worker=doomed, what="end of the killed worker's session")

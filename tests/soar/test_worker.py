@@ -8,13 +8,8 @@ on the simulated cloud) has committed, the second (a notification) has not.
 Skipped unless REDIS_URL is set and the database is PostgreSQL."""
 
 import time
-import uuid
-from contextlib import contextmanager
 
-import psycopg
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from disposal.models import (
     HandlingPolicy,
@@ -24,92 +19,32 @@ from disposal.models import (
     TaskStatus,
 )
 from events.models import EventStatus
-from secops.celery import app as celery_app
 from soar import runs
 from soar.models import PlaybookRun, RunStatus, RunStep, RunTrigger
 from soar.playbooks import PlaybookSpec, save_playbook
-from tests.disposal.conftest import ATTACKER_IP, brute_force_event  # noqa: F401 (fixture)
-from tests.events.test_worker import Worker, delete_redis_keys, session_ended, wait_for
+from tests.disposal.conftest import ATTACKER_IP
+from tests.events.test_worker import (
+    blocked_insert,
+    session_ended,
+    table_locked,
+    wait_for,
+)
+from tests.events.test_worker import pytestmark as REAL_WORKER_MARKS
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        not settings.REDIS_URL
-        or settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
-        reason="needs REDIS_URL and PostgreSQL",
-    ),
-    # The workers are other processes: they see only committed rows.
-    pytest.mark.django_db(transaction=True),
-]
+# PostgreSQL and Redis, and transactions that commit: the workers are other processes.
+pytestmark = REAL_WORKER_MARKS
 
-# Short enough for a test, as the worker's environment sets it.
+# Short enough for a test, as the workers' environment sets it.
 CLAIM_SECONDS = 2
 
 
-@pytest.fixture
-def workers(tmp_path, monkeypatch):
-    """Starts workers on a queue of this test's own, where every task of this
-    process goes, with eager execution off for the test's duration."""
+@pytest.fixture(autouse=True)
+def short_claims(monkeypatch):
     monkeypatch.setenv("SOAR_RUN_CLAIM_SECONDS", str(CLAIM_SECONDS))
-    queue = f"test-soar-{uuid.uuid4().hex[:12]}"
-    previous = {
-        "task_routes": celery_app.conf.task_routes,
-        "task_always_eager": celery_app.conf.task_always_eager,
-    }
-    celery_app.conf.update(task_routes={"*": {"queue": queue}}, task_always_eager=False)
-    started: list[Worker] = []
-
-    def start(*, pool: str = "solo", **transport_options) -> Worker:
-        worker = Worker(queue, tmp_path / f"worker-{len(started) + 1}.log", pool=pool)
-        worker.transport_options.update(transport_options)
-        started.append(worker)
-        return worker.start()
-
-    try:
-        yield start
-    finally:
-        for worker in started:
-            worker.stop()
-        celery_app.conf.update(previous)
-        delete_redis_keys(queue)
-
-
-@contextmanager
-def table_locked(model):
-    """Hold a lock, from another session, that makes an INSERT into the
-    model's table wait."""
-    db = connection.settings_dict
-    params = {
-        "host": db["HOST"] or None,
-        "port": db["PORT"] or None,
-        "user": db["USER"] or None,
-        "password": db["PASSWORD"] or None,
-        "dbname": db["NAME"],
-    }
-    with psycopg.connect(**{k: v for k, v in params.items() if v is not None}) as session:
-        session.execute(f"LOCK TABLE {model._meta.db_table} IN EXCLUSIVE MODE")
-        try:
-            yield
-        finally:
-            session.rollback()
-
-
-def blocked_insert(model):
-    def check() -> int | None:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND query LIKE %s",
-                [f'INSERT INTO "{model._meta.db_table}"%'],
-            )
-            row = cursor.fetchone()
-        return row[0] if row else None
-
-    return check
 
 
 def test_a_run_whose_worker_is_killed_mid_step_finishes_once_on_another(
-    brute_force_event,  # noqa: F811
+    brute_force_event,
     workers,
 ):
     ctx = brute_force_event
@@ -208,7 +143,7 @@ def test_a_run_whose_worker_is_killed_mid_step_finishes_once_on_another(
 
 
 def test_a_trigger_whose_worker_is_killed_mid_delivery_fires_its_rule_once(
-    brute_force_event,  # noqa: F811
+    brute_force_event,
     workers,
 ):
     """The rule's trigger is a change in the event change feed. The worker
