@@ -7,6 +7,7 @@ for a logged-in console user or an API key.
 import functools
 
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError
@@ -14,6 +15,7 @@ from ninja.openapi.views import openapi_json
 from ninja.security import HttpBearer
 
 from secops import services
+from secops.api_common import FieldsRefused
 
 
 class ApiKeyAuth(HttpBearer):
@@ -69,6 +71,18 @@ def _unauthorised(request, exc):
     return api.create_response(
         request, {"detail": "Missing, unknown or revoked API key."}, status=401
     )
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, exc):
+    # The scope's checks (``secops.scope.require``, ``get_for_change_or_404``)
+    # refuse with PermissionDenied, as for the pages.
+    return api.create_response(request, {"detail": str(exc) or "Not permitted."}, status=403)
+
+
+@api.exception_handler(FieldsRefused)
+def _fields_refused(request, exc):
+    return api.create_response(request, {"errors": exc.errors}, status=422)
 
 
 @api.exception_handler(HttpError)
