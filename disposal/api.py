@@ -11,10 +11,11 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
-from ninja import Query, Router, Schema, Status
+from ninja import Path, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import Field
 
+from alerts.models import EntityType
 from disposal import queries, services
 from disposal.center_forms import CenterFilterForm
 from disposal.entity_views import entity_summary_or_404, related_alerts
@@ -26,7 +27,7 @@ from disposal.handling import (
     handle_event,
     handling_context,
 )
-from disposal.models import HandlingPolicy, HandlingTask
+from disposal.models import CloudService, HandlingPolicy, HandlingTask
 from disposal.scenarios import scenarios_for
 from events import feed
 from events.models import EventAlert, SecurityEvent
@@ -360,7 +361,7 @@ class PolicyFilters(CenterFilters):
 class TaskFilters(CenterFilters):
     status: str | None = Field(None, description="One of the task statuses.")
     policy: str | None = Field(None, description="The tasks of this policy.")
-    cloud_service: str | None = None
+    cloud_service: CloudService | None = None
 
 
 def _center_filters(request) -> dict:
@@ -552,16 +553,21 @@ class EntitySummaryOut(Schema):
     policies: list[int] = Field(description="Handling policies of it.")
 
 
+class EntityPath(Schema):
+    entity_type: EntityType
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="Entity.digest_for(type, value).")
+
+
 @router.get(
     "/entities/{entity_type}/{digest}",
-    response={200: EntitySummaryOut, 404: Detail},
+    response={200: EntitySummaryOut, 404: Detail, 422: Invalid},
     tags=["alerts"],
 )
-def get_entity(request, entity_type: str, digest: str):
+def get_entity(request, path: Path[EntityPath]):
     """An IP, file, process, ... across the key's accounts (the entity page),
     named by its type and digest as alerts and events list them."""
     scope = request.scope
-    summary = entity_summary_or_404(scope, entity_type, digest)
+    summary = entity_summary_or_404(scope, path.entity_type, path.digest)
     alerts = related_alerts(scope, summary)
     events = SecurityEvent.objects.in_scope(scope).filter(
         id__in=EventAlert.objects.filter(alert__in=alerts.values("id")).values("event_id")

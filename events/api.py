@@ -589,8 +589,8 @@ def _export_out(job: ExportJob) -> dict:
     }
 
 
-def _export_job(request, job_id: int) -> ExportJob:
-    return export.get_export_job_for_api_key_or_404(request.scope, request.api_key, job_id)
+def _export_job(request, export_id: int) -> ExportJob:
+    return export.get_export_job_for_api_key_or_404(request.scope, request.api_key, export_id)
 
 
 @router.post(
@@ -611,14 +611,14 @@ def start_export(request, filters: Query[EventFilterQuery]):
     return Status(202, _export_out(job))
 
 
-@router.get("/events/exports/{job_id}", response={200: ExportOut, 404: Message}, tags=EVENT_TAGS)
-def get_export(request, job_id: int):
+@router.get("/events/exports/{export_id}", response={200: ExportOut, 404: Message}, tags=EVENT_TAGS)
+def get_export(request, export_id: int):
     """An export this key started: its progress, and the download once done."""
-    return _export_out(_export_job(request, job_id))
+    return _export_out(_export_job(request, export_id))
 
 
 @router.get(
-    "/events/exports/{job_id}/download",
+    "/events/exports/{export_id}/download",
     response={404: Message, 409: Message, 410: Message},
     url_name="download_export",
     tags=EVENT_TAGS,
@@ -633,9 +633,9 @@ def get_export(request, job_id: int):
         }
     },
 )
-def download_export(request, job_id: int):
+def download_export(request, export_id: int):
     """The Excel file of a finished export: 409 while it runs, 410 once expired."""
-    job = _export_job(request, job_id)
+    job = _export_job(request, export_id)
     if job.is_active:
         raise HttpError(409, "The export is not finished yet: download it once it is done.")
     if job.status == ExportStatus.FAILED:

@@ -23,6 +23,7 @@ from soar.models import (
     AutomationRule,
     Playbook,
     PlaybookRun,
+    RunStatus,
 )
 from soar.playbooks import PlaybookError, PlaybookSpec, save_playbook
 
@@ -278,11 +279,11 @@ def run_playbook(request, playbook_id: int, payload: PlaybookRunIn):
 # --- runs ------------------------------------------------------------------------
 
 
-@router.get("/playbook-runs", response=list[PlaybookRunOut])
+@router.get("/playbook-runs", response={200: list[PlaybookRunOut], 422: SoarBodyErrors})
 def list_runs(
     request,
     response: HttpResponse,
-    status: str | None = None,
+    status: RunStatus | None = None,
     limit: int = 100,
     offset: int = 0,
 ):

@@ -180,4 +180,5 @@ def test_an_entity_no_account_of_the_key_saw_is_not_found(handled, tenancy):
     outsider = key_client(tenancy.other_org)
 
     assert outsider.get(f"/api/v1/entities/ip/{digest}").status_code == 404
-    assert outsider.get("/api/v1/entities/ip/not-a-digest").status_code == 404
+    assert outsider.get("/api/v1/entities/ip/not-a-digest").status_code == 422
+    assert outsider.get(f"/api/v1/entities/planet/{digest}").status_code == 422
