@@ -1,4 +1,6 @@
-"""Ingestion endpoints: POST /api/v1/alerts and POST /api/v1/logs.
+"""Ingestion endpoints: POST /api/v1/alerts and POST /api/v1/logs; and what
+the Alert and Data Sources pages show: the alerts (with the page's filters),
+one alert, the entities, arrivals and rejected items.
 
 The body is read and parsed here rather than by the framework so that the
 contract holds exactly: 413 past the size or item limit, 400 for a body that
@@ -9,15 +11,19 @@ counts when stored. 2xx means committed; a refused batch writes nothing.
 
 import json
 import re
+from datetime import date, datetime
 from itertools import islice
+from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from ninja import Router, Status
+from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import TypeAdapter
 
 from alerts import services
-from alerts.models import AlertSource
+from alerts.extensions import attach_whitelist_notes
+from alerts.forms import AlertFilterForm
+from alerts.models import Alert, AlertSource, Asset, Entity, EntityType, IngestionRejection
 from alerts.schemas import (
     MAX_NESTING,
     AlertIn,
@@ -25,6 +31,15 @@ from alerts.schemas import (
     UnstorableValueError,
     storable_json,
 )
+from secops.api_common import (
+    CursorQuery,
+    Message,
+    Refused,
+    cleaned_filters,
+    cursor_page_or_422,
+)
+from secops.models import ApiKey
+from secops.scope import get_in_scope_or_404
 
 router = Router(tags=["ingestion"])
 
@@ -282,3 +297,301 @@ def post_alerts(request, format: str | None = None, partial: bool = False):
 def post_logs(request, format: str | None = None, partial: bool = False):
     """Up to 5,000 log records or 10 MB. Resending a record stores nothing twice."""
     return _ingest(request, "logs", services.ingest_logs, format, partial, "log")
+
+
+# --- reading alerts (the Alert page) --------------------------------------------
+
+# Newest first, as on the Alert page; the id makes the order total for cursors.
+ALERT_ORDER = ("-occurred_at", "-id")
+
+
+class AssetOut(Schema):
+    uuid: str
+    instance_id: str
+    name: str
+    public_ip: str | None
+    private_ip: str | None
+    os: str
+    cloud_region: str
+    region: str
+
+
+class AlertOut(Schema):
+    id: int
+    source: str
+    source_uuid: str
+    type: str
+    name: str
+    level: int = Field(description="1 low, 2 medium, 3 high.")
+    level_label: str
+    occurred_at: datetime
+    received_at: datetime
+    account: str = Field(description="The account's uid.")
+    region: str
+    asset: AssetOut | None
+    tactic: str
+    technique: str
+    whitelisted: bool
+
+
+class AlertPageOut(Schema):
+    items: list[AlertOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class WhitelistedByOut(Schema):
+    group: str
+    matched_at: datetime
+
+
+class AlertEntityOut(Schema):
+    type: str
+    value: str
+    digest: str = Field(description="Names the entity in /api/v1/entities/{type}/{digest}.")
+    role: str
+    malicious: bool
+    attributes: dict[str, Any] = Field(description="What this alert says of the entity.")
+
+
+class ExceptionOut(Schema):
+    name: str
+    value: str
+
+
+class AlertDetailOut(AlertOut):
+    description: str
+    exceptions: list[ExceptionOut]
+    entities: list[AlertEntityOut]
+    whitelisted_by: WhitelistedByOut | None
+    raw: Any = Field(description="The original data, verbatim: attacker-controlled.")
+
+
+class AlertFilterQuery(Schema):
+    """The filters of the Alert page, named as in its URL."""
+
+    source: str | None = Field(None, description=", ".join(AlertSource.values))
+    level: str | None = Field(None, description="1 low, 2 medium, 3 high.")
+    type: str | None = Field(None, description="An alert type, e.g. brute_force.")
+    whitelisted: str | None = Field(None, description="yes or no; none for both.")
+    period: str | None = Field(None, description="1h, 1d, 7d (default), 30d or 180d.")
+
+
+def asset_out(asset: Asset | None) -> dict | None:
+    if asset is None:
+        return None
+    return {
+        "uuid": asset.uuid,
+        "instance_id": asset.instance_id,
+        "name": asset.name,
+        "public_ip": asset.public_ip,
+        "private_ip": asset.private_ip,
+        "os": asset.os,
+        "cloud_region": asset.cloud_region,
+        "region": asset.region,
+    }
+
+
+def alert_out(alert: Alert) -> dict:
+    """An alert read with ``select_related("account", "asset")``."""
+    return {
+        "id": alert.id,
+        "source": alert.source,
+        "source_uuid": alert.source_uuid,
+        "type": alert.type,
+        "name": alert.name,
+        "level": alert.level,
+        "level_label": alert.get_level_display(),
+        "occurred_at": alert.occurred_at,
+        "received_at": alert.received_at,
+        "account": alert.account.uid,
+        "region": alert.region,
+        "asset": asset_out(alert.asset),
+        "tactic": alert.tactic,
+        "technique": alert.technique,
+        "whitelisted": alert.whitelisted,
+    }
+
+
+@router.get("/alerts", tags=["alerts"], response={200: AlertPageOut, 422: Refused})
+def list_alerts(request, filters: Query[AlertFilterQuery], paging: Query[CursorQuery]):
+    """The alerts of the key's accounts, newest first, with the Alert page's
+    filters; read page after page with `cursor` (nothing is counted)."""
+    form = AlertFilterForm({"period": "7d", **request.GET.dict()})
+    alerts = services.filtered_alerts(request.scope, cleaned_filters(form))
+    page = cursor_page_or_422(alerts.select_related("account", "asset"), ALERT_ORDER, paging)
+    return {"items": [alert_out(a) for a in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/alerts/{alert_id}", tags=["alerts"], response={200: AlertDetailOut, 404: Message})
+def get_alert(request, alert_id: int):
+    alert = get_in_scope_or_404(
+        Alert.objects.select_related("account", "asset"), request.scope, id=alert_id
+    )
+    attach_whitelist_notes([alert])
+    note = alert.whitelist_note
+    return {
+        **alert_out(alert),
+        "description": alert.description,
+        "exceptions": [
+            {"name": name, "value": value}
+            for name, value in services.exception_rows(alert.exceptions)
+        ],
+        "entities": [
+            {
+                "type": link.entity.type,
+                "value": link.entity.value,
+                "digest": link.entity.digest,
+                "role": link.role,
+                "malicious": link.entity.malicious,
+                "attributes": link.attributes or {},
+            }
+            for link in alert.entity_links.select_related("entity").order_by("role", "id")
+        ],
+        "whitelisted_by": {"group": note.group_name, "matched_at": note.matched_at}
+        if note
+        else None,
+        "raw": alert.raw,
+    }
+
+
+# --- entities -------------------------------------------------------------------
+
+ENTITY_ORDER = ("-last_seen_at", "-id")
+
+
+class EntityOut(Schema):
+    id: int
+    type: str
+    value: str
+    digest: str = Field(description="Names the entity in /api/v1/entities/{type}/{digest}.")
+    account: str = Field(description="The account's uid; an entity has one row per account.")
+    malicious: bool = Field(description="An alert named it as the attacker.")
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+class EntityPageOut(Schema):
+    items: list[EntityOut]
+    next_cursor: str | None
+
+
+def entity_out(entity: Entity) -> dict:
+    """An entity read with ``select_related("account")``."""
+    return {
+        "id": entity.id,
+        "type": entity.type,
+        "value": entity.value,
+        "digest": entity.digest,
+        "account": entity.account.uid,
+        "malicious": entity.malicious,
+        "first_seen_at": entity.first_seen_at,
+        "last_seen_at": entity.last_seen_at,
+    }
+
+
+@router.get("/entities", tags=["alerts"], response={200: EntityPageOut, 422: Refused})
+def list_entities(
+    request,
+    paging: Query[CursorQuery],
+    type: EntityType | None = None,
+    malicious: bool | None = None,
+):
+    """The entities of the key's accounts, last seen first (one row per account)."""
+    entities = Entity.objects.in_scope(request.scope).select_related("account")
+    if type:
+        entities = entities.filter(type=type)
+    if malicious is not None:
+        entities = entities.filter(malicious=malicious)
+    page = cursor_page_or_422(entities, ENTITY_ORDER, paging)
+    return {"items": [entity_out(e) for e in page.items], "next_cursor": page.next_cursor}
+
+
+# --- the Data Sources page ------------------------------------------------------
+
+REJECTIONS_SHOWN = 50
+
+
+class ArrivalOut(Schema):
+    account: str = Field(description="The account's uid.")
+    kind: str = Field(description="alert or log.")
+    source: str = Field(description="The alert source, or the log type.")
+    counts: list[int] = Field(description="Items per day, for the days of the answer.")
+    last_received_at: datetime
+
+
+class RejectionOut(Schema):
+    account: str | None
+    kind: str
+    source: str
+    index: int
+    field: str
+    message: str
+    excerpt: str = Field(description="The start of the refused item: attacker-controlled.")
+    created_at: datetime
+
+
+class ApiKeyOut(Schema):
+    name: str
+    prefix: str
+    account: str | None = Field(description="None: a key of the whole organisation.")
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class DataSourcesOut(Schema):
+    days: list[date]
+    arrivals: list[ArrivalOut]
+    rejections: list[RejectionOut] = Field(description=f"The latest {REJECTIONS_SHOWN}.")
+    api_keys: list[ApiKeyOut]
+
+
+@router.get("/data-sources", tags=["alerts"], response=DataSourcesOut)
+def data_sources(request):
+    """Arrivals per account and source over the last two weeks, the latest
+    rejected items with their errors, and the API keys."""
+    scope = request.scope
+    days, rows = services.arrivals(scope)
+    rejections = (
+        IngestionRejection.objects.in_scope(scope)
+        .select_related("account")
+        .order_by("-created_at", "id")[:REJECTIONS_SHOWN]
+    )
+    return {
+        "days": days,
+        "arrivals": [
+            {
+                "account": row["account"].uid,
+                "kind": row["kind"],
+                "source": row["source"],
+                "counts": row["counts"],
+                "last_received_at": row["last"],
+            }
+            for row in rows
+            if row["account"] is not None
+        ],
+        "rejections": [
+            {
+                "account": r.account.uid if r.account_id else None,
+                "kind": r.kind,
+                "source": r.source,
+                "index": r.index,
+                "field": r.field,
+                "message": r.message,
+                "excerpt": r.excerpt,
+                "created_at": r.created_at,
+            }
+            for r in rejections
+        ],
+        "api_keys": [
+            {
+                "name": key.name,
+                "prefix": key.prefix,
+                "account": key.account.uid if key.account_id else None,
+                "created_at": key.created_at,
+                "last_used_at": key.last_used_at,
+                "revoked_at": key.revoked_at,
+            }
+            for key in ApiKey.objects.in_scope(scope).select_related("account")
+        ],
+    }

@@ -10,9 +10,10 @@ page. Storing costs a constant number of statements per batch.
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import models, transaction
+from django.db.models import Max
 from django.utils import timezone
 from pydantic import TypeAdapter, ValidationError
 
@@ -543,3 +544,42 @@ def filtered_alerts(scope, filters: dict):
     elif filters.get("whitelisted") == "no":
         alerts = alerts.filter(whitelisted=False)
     return alerts
+
+
+# The Data Sources page and its API show arrivals of this many days.
+ARRIVAL_DAYS = 14
+
+
+def arrivals(scope, days: int = ARRIVAL_DAYS):
+    """Per account, kind and source: the count per day over the last ``days``
+    days, oldest first, and the last arrival. Returns (days, rows)."""
+    today = timezone.localdate()
+    dates = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+    stats = IngestionStat.objects.in_scope(scope).filter(day__gte=dates[0])
+    per_day = {}
+    for account_id, kind, source, day, count in stats.values_list(
+        "account_id", "kind", "source", "day", "count"
+    ):
+        per_day.setdefault((account_id, kind, source), {})[day] = count
+    latest = (
+        IngestionStat.objects.in_scope(scope)
+        .values("account_id", "kind", "source")
+        .annotate(last=Max("last_received_at"))
+    )
+    accounts = {a.id: a for a in Account.objects.in_scope(scope)}
+    rows = []
+    for row in latest.order_by("account_id", "kind", "source"):
+        key = (row["account_id"], row["kind"], row["source"])
+        counts = [per_day.get(key, {}).get(day, 0) for day in dates]
+        rows.append(
+            {
+                "account": accounts.get(row["account_id"]),
+                "kind": row["kind"],
+                "source": row["source"],
+                "counts": counts,
+                "peak": max(counts) or 1,
+                "recent": sum(counts),
+                "last": row["last"],
+            }
+        )
+    return dates, rows

@@ -2,7 +2,7 @@ import json
 from datetime import timedelta
 
 from django.contrib import messages
-from django.db.models import Max, Q, Sum
+from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -10,52 +10,18 @@ from django.views.decorators.http import require_POST
 from alerts import services
 from alerts.extensions import attach_whitelist_notes
 from alerts.forms import AlertFilterForm, ApiKeyForm
-from alerts.models import Alert, IngestionRejection, IngestionStat
+from alerts.models import Alert, IngestionRejection
 from secops import services as secops_services
 from secops.models import Account, ApiKey, Organisation
 from secops.pagination import page_of
 from secops.scope import get_in_scope_or_404, require
 
-STATS_DAYS = 14
-
-
-def _arrivals(scope):
-    """Per account and source: count per day over the last two weeks and the last arrival."""
-    today = timezone.localdate()
-    days = [today - timedelta(days=n) for n in range(STATS_DAYS - 1, -1, -1)]
-    stats = IngestionStat.objects.in_scope(scope).filter(day__gte=days[0])
-    per_day = {}
-    for account_id, kind, source, day, count in stats.values_list(
-        "account_id", "kind", "source", "day", "count"
-    ):
-        per_day.setdefault((account_id, kind, source), {})[day] = count
-    latest = (
-        IngestionStat.objects.in_scope(scope)
-        .values("account_id", "kind", "source")
-        .annotate(last=Max("last_received_at"), total=Sum("count"))
-    )
-    accounts = {a.id: a for a in Account.objects.in_scope(scope)}
-    rows = []
-    for row in latest.order_by("account_id", "kind", "source"):
-        key = (row["account_id"], row["kind"], row["source"])
-        counts = [per_day.get(key, {}).get(day, 0) for day in days]
-        rows.append(
-            {
-                "account": accounts.get(row["account_id"]),
-                "kind": row["kind"],
-                "source": row["source"],
-                "counts": counts,
-                "peak": max(counts) or 1,
-                "recent": sum(counts),
-                "last": row["last"],
-            }
-        )
-    return days, rows
+STATS_DAYS = services.ARRIVAL_DAYS
 
 
 def data_sources(request, new_key=None):
     scope = request.scope
-    days, rows = _arrivals(scope)
+    days, rows = services.arrivals(scope, STATS_DAYS)
     context = {
         "days": days,
         "arrivals": rows,

@@ -1,5 +1,6 @@
-"""Handling over the API: what an event offers to handle, handling it, and the
-Disposal Center's policies and tasks with Retry and Unblock.
+"""Handling over the API: what an event offers to handle, handling it, the
+Disposal Center's policies, tasks and active blocks (with the center's
+filters) with Retry, Unblock and policy editing, and the entity page.
 
 The same services and the same scope checks as the pages: an event, policy or
 task outside the key's scope is a 404; a key that may not handle is a 403.
@@ -9,11 +10,15 @@ Accounts are named by their uid.
 from datetime import datetime
 
 from django.core.exceptions import PermissionDenied
-from ninja import Query, Router, Schema, Status
+from django.http import HttpResponse
+from ninja import Path, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import Field
 
-from disposal import services
+from alerts.models import EntityType
+from disposal import queries, services
+from disposal.center_forms import CenterFilterForm
+from disposal.entity_views import entity_summary_or_404, related_alerts
 from disposal.errors import HandlingError
 from disposal.handling import (
     ActionChoice,
@@ -22,16 +27,15 @@ from disposal.handling import (
     handle_event,
     handling_context,
 )
-from disposal.models import HandlingPolicy, HandlingTask, TaskStatus
+from disposal.models import CloudService, HandlingPolicy, HandlingTask
 from disposal.scenarios import scenarios_for
 from events import feed
-from events.models import SecurityEvent
+from events.models import EventAlert, SecurityEvent
+from secops.api_common import FieldsRefused, OffsetQuery, form_errors, offset_page
 from secops.models import Account
-from secops.scope import get_in_scope_or_404
+from secops.scope import get_for_change_or_404, get_in_scope_or_404
 
 router = Router(tags=["handling"])
-
-MAX_PAGE = 500
 
 
 class ScenarioOut(Schema):
@@ -339,51 +343,151 @@ def handle(request, event_id: int, payload: HandleIn):
 # --- the Disposal Center ---------------------------------------------------------
 
 
-class PolicyFilters(Schema):
-    entity_type: str | None = None
-    scenario: str | None = None
-    event: int | None = None
-    limit: int = Field(100, ge=1, le=MAX_PAGE)
-    offset: int = Field(0, ge=0, le=1_000_000)
+class CenterFilters(Schema):
+    """The Disposal Center's filters, named as in its URL; its filter form reads them."""
+
+    entity_type: str | None = Field(None, description="ip, file or process.")
+    scenario: str | None = Field(None, description="A scenario key (GET /handling/scenarios).")
+    account: str | None = Field(None, description="An account's id (GET /accounts).")
+    created: str | None = Field(None, description="1d, 7d, 30d or 90d; none for any time.")
+    start: str | None = Field(None, description="Created from this day, 2026-11-01.")
+    end: str | None = Field(None, description="Created until this day.")
 
 
-class TaskFilters(Schema):
+class PolicyFilters(CenterFilters):
+    event: int | None = Field(None, description="Made by handling this event.")
+
+
+class TaskFilters(CenterFilters):
     status: str | None = Field(None, description="One of the task statuses.")
-    policy: int | None = None
-    cloud_service: str | None = None
-    limit: int = Field(100, ge=1, le=MAX_PAGE)
-    offset: int = Field(0, ge=0, le=1_000_000)
+    policy: str | None = Field(None, description="The tasks of this policy.")
+    cloud_service: CloudService | None = None
 
 
-@router.get("/handling/policies", response=list[PolicyOut])
-def list_policies(request, filters: Query[PolicyFilters]):
-    policies = _policies(request)
-    if filters.entity_type:
-        policies = policies.filter(entity_type=filters.entity_type)
-    if filters.scenario:
-        policies = policies.filter(scenario__key=filters.scenario)
+def _center_filters(request) -> dict:
+    """The center's filter form bound to the query string: its filters, or a
+    422 naming each one it refused (the page leaves such a filter out)."""
+    scope = request.scope
+    form = CenterFilterForm(
+        request.GET,
+        scenarios=scenarios_for(scope),
+        accounts=list(Account.objects.in_scope(scope)),
+    )
+    filters = form.filters()
+    if form.errors:
+        raise FieldsRefused(form_errors(form))
+    return filters
+
+
+def _with_task_relations(tasks):
+    return tasks.select_related("asset", "policy__scenario")
+
+
+@router.get(
+    "/handling/policies",
+    response={200: list[PolicyOut], 422: Invalid},
+    tags=["disposal center"],
+)
+def list_policies(
+    request, response: HttpResponse, filters: Query[PolicyFilters], paging: Query[OffsetQuery]
+):
+    """Handling Policies, newest first, with the center's filters; the total
+    is in the X-Total-Count header."""
+    policies = queries.filtered_policies(request.scope, _center_filters(request))
     if filters.event:
         policies = policies.filter(source_event_id=filters.event)
+    page = offset_page(
+        policies.select_related("scenario").prefetch_related("scope_accounts", "tasks"),
+        paging,
+        response,
+    )
     uids = _uids(request)
-    page = policies[filters.offset : filters.offset + filters.limit]
     return [_policy_out(p, uids) for p in page]
 
 
-@router.get("/handling/tasks", response={200: list[TaskOut], 422: Invalid})
-def list_tasks(request, filters: Query[TaskFilters]):
-    tasks = _tasks(request)
-    if filters.status:
-        if filters.status not in TaskStatus.values:
-            return Status(422, {"errors": {"status": [f"Unknown task status {filters.status!r}."]}})
-        tasks = tasks.filter(status=filters.status)
-    if filters.policy:
-        tasks = tasks.filter(policy_id=filters.policy)
+@router.get(
+    "/handling/tasks",
+    response={200: list[TaskOut], 422: Invalid},
+    tags=["disposal center"],
+)
+def list_tasks(
+    request, response: HttpResponse, filters: Query[TaskFilters], paging: Query[OffsetQuery]
+):
+    """Handling Tasks, newest first, with the center's filters; the total is
+    in the X-Total-Count header."""
+    tasks = queries.filtered_tasks(request.scope, _center_filters(request))
     if filters.cloud_service:
         tasks = tasks.filter(cloud_service=filters.cloud_service)
     uids = _uids(request)
-    return Status(
-        200, [_task_out(t, uids) for t in tasks[filters.offset : filters.offset + filters.limit]]
+    return [_task_out(t, uids) for t in offset_page(_with_task_relations(tasks), paging, response)]
+
+
+@router.get(
+    "/handling/active-blocks",
+    response={200: list[TaskOut], 422: Invalid},
+    tags=["disposal center"],
+)
+def list_active_blocks(
+    request, response: HttpResponse, filters: Query[CenterFilters], paging: Query[OffsetQuery]
+):
+    """What is in force in the cloud (the Active blocks tab), by account and
+    cloud service; the total is in the X-Total-Count header."""
+    tasks = queries.active_tasks(request.scope, _center_filters(request))
+    uids = _uids(request)
+    return [_task_out(t, uids) for t in offset_page(_with_task_relations(tasks), paging, response)]
+
+
+class PolicyChangeIn(Schema):
+    accounts: list[str] = Field(description="Uids of the accounts of its scope.")
+    validity_days: int | None = Field(None, description="For scenarios that take a validity.")
+
+
+# A HandlingError of edit_policy names the service's field; the API's is this one.
+_POLICY_FIELDS = {"scope": "accounts"}
+
+
+@router.get(
+    "/handling/policies/{policy_id}",
+    response={200: PolicyOut, 404: Detail},
+    tags=["disposal center"],
+)
+def get_policy(request, policy_id: int):
+    return _policy_out(
+        get_in_scope_or_404(_policies(request), request.scope, id=policy_id), _uids(request)
     )
+
+
+@router.patch(
+    "/handling/policies/{policy_id}",
+    response={200: PolicyOut, 403: Detail, 404: Detail, 422: Invalid},
+    tags=["disposal center"],
+)
+def change_policy(request, policy_id: int, payload: PolicyChangeIn):
+    """Change a policy's scope or validity (Edit in the Disposal Center): tasks
+    of new accounts are made, those of removed accounts dropped or unblocked."""
+    policy = get_for_change_or_404(
+        HandlingPolicy.objects.select_related("scenario"),
+        request.scope,
+        queries.may_edit_policy,
+        "Only analysts and administrators of every account of a policy may change it.",
+        id=policy_id,
+    )
+    by_uid = {uid: pk for pk, uid in _uids(request).items()}
+    unknown = [uid for uid in payload.accounts if uid not in by_uid]
+    if unknown:
+        return Status(422, {"errors": {"accounts": [f"No account {unknown[0]!r} in scope."]}})
+    accounts = list(Account.objects.in_scope(request.scope).filter(uid__in=payload.accounts))
+    try:
+        services.edit_policy(
+            request.scope,
+            policy,
+            accounts=accounts,
+            validity_days=payload.validity_days,
+            cause=_cause(request),
+        )
+    except HandlingError as exc:
+        return Status(422, {"errors": {_POLICY_FIELDS.get(exc.field, exc.field): [exc.message]}})
+    return _policy_out(_policies(request).get(id=policy_id), _uids(request))
 
 
 @router.get("/handling/tasks/{task_id}", response=TaskDetailOut)
@@ -417,3 +521,76 @@ def retry_task(request, task_id: int):
 def unblock_task(request, task_id: int):
     """Lift a block in force."""
     return _task_action(request, task_id, services.unblock_task)
+
+
+# --- the entity page -------------------------------------------------------------
+
+ENTITY_EVENTS_SHOWN = 50
+
+
+class EntityAttributeOut(Schema):
+    name: str
+    value: str
+
+
+class EntitySummaryOut(Schema):
+    type: str
+    digest: str
+    value: str
+    accounts: list[str] = Field(description="Uids of the key's accounts that saw it.")
+    first_seen_at: datetime
+    last_seen_at: datetime
+    malicious: bool = Field(description="Named as attacker, or malicious by threat intelligence.")
+    named_attacker: bool
+    intel_sources: list[str] = Field(
+        description="Threat-intelligence sources calling it malicious."
+    )
+    attributes: list[EntityAttributeOut]
+    alert_count: int
+    events: list[int] = Field(
+        description=f"The latest {ENTITY_EVENTS_SHOWN} events whose alerts name it."
+    )
+    policies: list[int] = Field(description="Handling policies of it.")
+
+
+class EntityPath(Schema):
+    entity_type: EntityType
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="Entity.digest_for(type, value).")
+
+
+@router.get(
+    "/entities/{entity_type}/{digest}",
+    response={200: EntitySummaryOut, 404: Detail, 422: Invalid},
+    tags=["alerts"],
+)
+def get_entity(request, path: Path[EntityPath]):
+    """An IP, file, process, ... across the key's accounts (the entity page),
+    named by its type and digest as alerts and events list them."""
+    scope = request.scope
+    summary = entity_summary_or_404(scope, path.entity_type, path.digest)
+    alerts = related_alerts(scope, summary)
+    events = SecurityEvent.objects.in_scope(scope).filter(
+        id__in=EventAlert.objects.filter(alert__in=alerts.values("id")).values("event_id")
+    )
+    policies = HandlingPolicy.objects.in_scope(scope).filter(
+        entity_type=summary.entity_type, entity_digest=summary.digest
+    )
+    return {
+        "type": summary.entity_type,
+        "digest": summary.digest,
+        "value": summary.value,
+        "accounts": [a.uid for a in summary.accounts],
+        "first_seen_at": summary.first_seen_at,
+        "last_seen_at": summary.last_seen_at,
+        "malicious": summary.malicious,
+        "named_attacker": summary.named_attacker,
+        "intel_sources": summary.intel_sources,
+        "attributes": [{"name": n, "value": v} for n, v in summary.attributes],
+        "alert_count": alerts.count(),
+        "events": list(
+            events.order_by("-last_occurred_at", "-id").values_list("id", flat=True)[
+                :ENTITY_EVENTS_SHOWN
+            ]
+        ),
+        "policies": list(policies.order_by("-created_at", "-id").values_list("id", flat=True)),
+    }

@@ -158,8 +158,9 @@ def _matching_count(events) -> int:
     return events.count() if capped > MAX_EVENTS_PER_FILE else capped
 
 
-def start_export(*, owner, scope: Scope, filters: dict) -> ExportJob:
-    """Queue an export of the events ``filters`` match in ``scope``.
+def start_export(*, owner=None, api_key=None, scope: Scope, filters: dict) -> ExportJob:
+    """Queue an export of the events ``filters`` match in ``scope``, for its
+    ``owner`` (a user) or the ``api_key`` that asked.
 
     Raises ``ExportRefused`` when nothing matches or more than
     ``MAX_EVENTS_PER_FILE`` events do.
@@ -172,6 +173,7 @@ def start_export(*, owner, scope: Scope, filters: dict) -> ExportJob:
     with transaction.atomic():
         job = ExportJob.objects.create(
             owner=owner,
+            api_key=api_key,
             **jobs.scope_fields(scope),
             filters=filters_to_json(filters),
             row_count=matching,
@@ -191,6 +193,12 @@ def get_export_job_for_user_or_404(scope: Scope, user, job_id: int) -> ExportJob
     exist for them (404).
     """
     return jobs.get_owned_job_or_404(ExportJob, scope, user, job_id)
+
+
+def get_export_job_for_api_key_or_404(scope: Scope, api_key, job_id: int) -> ExportJob:
+    """An export started with this API key, while the key's scope covers it;
+    a job of a user or of another key does not exist for it (404)."""
+    return jobs.get_job_of_or_404(ExportJob, scope, job_id, api_key_id=api_key.pk)
 
 
 def is_expired(job: ExportJob, now: datetime | None = None) -> bool:

@@ -8,7 +8,7 @@ from django.utils import timezone
 from alerts.models import Alert, Asset
 from secops.enums import RegionGroup, RiskLevel
 from secops.jobs import BackgroundJob, JobStatus
-from secops.models import Account, Organisation
+from secops.models import Account, ApiKey, Organisation
 from secops.rules import OrganisationRule, rule_key_constraints
 from secops.scope import ScopedQuerySet
 
@@ -215,8 +215,16 @@ class ExportJob(BackgroundJob):
     only to its owner while their scope still covers those accounts.
     """
 
+    # Who asked: a console user, or an API key (exports started over the API).
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="event_exports"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="event_exports",
+    )
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.CASCADE, null=True, blank=True, related_name="event_exports"
     )
     organisation = models.ForeignKey(
         Organisation, on_delete=models.CASCADE, related_name="event_exports"
@@ -232,7 +240,13 @@ class ExportJob(BackgroundJob):
         constraints = [
             models.CheckConstraint(
                 condition=Q(progress__lte=100), name="export_job_progress_at_most_100"
-            )
+            ),
+            # A job is served to the one who asked, so exactly one of them is named.
+            models.CheckConstraint(
+                condition=Q(owner__isnull=False, api_key__isnull=True)
+                | Q(owner__isnull=True, api_key__isnull=False),
+                name="export_job_owner_or_api_key",
+            ),
         ]
         indexes = [models.Index(fields=["expires_at"], name="export_job_expiry_idx")]
 

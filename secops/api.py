@@ -7,13 +7,16 @@ for a logged-in console user or an API key.
 import functools
 
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
-from ninja import NinjaAPI, Swagger
+from ninja import Field, NinjaAPI, Schema, Swagger
 from ninja.errors import AuthenticationError, HttpError
 from ninja.openapi.views import openapi_json
 from ninja.security import HttpBearer
 
 from secops import services
+from secops.api_common import FieldsRefused
+from secops.models import Account
 
 
 class ApiKeyAuth(HttpBearer):
@@ -58,9 +61,14 @@ api = NinjaAPI(
     # validatorUrl: no badge fetched from validator.swagger.io.
     docs=Swagger(settings={"validatorUrl": None}),
     docs_decorator=_for_console_users_and_api_keys,
-    description="Ingestion of alerts and logs, aggregation rules, whitelist rule groups. "
+    description="Everything the console does: ingestion of alerts and logs, security events "
+    "(with the list page's filters, details, alerts, timeline, tracing graph, handling, "
+    "Excel exports), alerts and entities, aggregation rules, whitelist rule groups, the "
+    "Disposal Center, playbooks and automated response rules. "
     "Authenticate with an API key (`manage.py create_api_key`, or the Data Sources page) "
-    "as `Authorization: Bearer <key>`.",
+    "as `Authorization: Bearer <key>`. Long lists (events, alerts, entities) are read with "
+    "cursors: pass each answer's `next_cursor` as `cursor`; other lists take `limit` and "
+    "`offset` and give their total in the `X-Total-Count` header.",
 )
 
 
@@ -71,9 +79,35 @@ def _unauthorised(request, exc):
     )
 
 
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, exc):
+    # The scope's checks (``secops.scope.require``, ``get_for_change_or_404``)
+    # refuse with PermissionDenied, as for the pages.
+    return api.create_response(request, {"detail": str(exc) or "Not permitted."}, status=403)
+
+
+@api.exception_handler(FieldsRefused)
+def _fields_refused(request, exc):
+    return api.create_response(request, {"errors": exc.errors}, status=422)
+
+
 @api.exception_handler(HttpError)
 def _http_error(request, exc):
     return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+
+class AccountOut(Schema):
+    id: int = Field(description="What the pages' account filters take (account=ID).")
+    uid: str
+    name: str
+    home_region: str
+    managed: bool = Field(description="Part of the organisation's Global Account View.")
+
+
+@api.get("/accounts", response=list[AccountOut], tags=["accounts"])
+def list_accounts(request):
+    """The accounts the key reaches."""
+    return list(Account.objects.in_scope(request.scope).order_by("name", "id"))
 
 
 def _add_routers():

@@ -162,7 +162,14 @@ def get_owned_job_or_404(model: type[BackgroundJob], scope: Scope, user, job_id:
     Anyone else's job, or one made in a view the user has since left, does not
     exist for them (404).
     """
-    job = model.objects.in_scope(scope).filter(owner_id=user.pk, id=job_id).first()
+    return get_job_of_or_404(model, scope, job_id, owner_id=user.pk)
+
+
+def get_job_of_or_404(model: type[BackgroundJob], scope: Scope, job_id: int, **whose):
+    """The job ``whose`` names (``owner_id=...``, or another field of the model
+    that says who asked, such as an API key), while ``scope`` covers its
+    accounts and region; otherwise 404."""
+    job = model.objects.in_scope(scope).filter(id=job_id, **whose).first()
     if job is None or not job.is_covered_by(scope):
         raise Http404(f"No {model._meta.verbose_name} matches the given query.")
     return job

@@ -10,17 +10,20 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.http import HttpResponse
 from ninja import Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import AwareDatetime, Field
 
 from events.models import SecurityEvent
+from secops.api_common import TOTAL_HEADER
 from secops.scope import get_in_scope_or_404
 from soar import automation, runs
 from soar.models import (
     AutomationRule,
     Playbook,
     PlaybookRun,
+    RunStatus,
 )
 from soar.playbooks import PlaybookError, PlaybookSpec, save_playbook
 
@@ -262,12 +265,21 @@ def run_playbook(request, playbook_id: int, payload: PlaybookRunIn):
 # --- runs ------------------------------------------------------------------------
 
 
-@router.get("/playbook-runs", response=list[PlaybookRunOut])
-def list_runs(request, status: str | None = None, limit: int = 100, offset: int = 0):
+@router.get("/playbook-runs", response={200: list[PlaybookRunOut], 422: SoarBodyErrors})
+def list_runs(
+    request,
+    response: HttpResponse,
+    status: RunStatus | None = None,
+    limit: int = 100,
+    offset: int = 0,
+):
+    """Runs, newest first (``?status=awaiting_approval``: the Approvals page).
+    The total is in the X-Total-Count header."""
     limit, offset = max(1, min(limit, MAX_PAGE)), max(0, min(offset, 1_000_000))
     qs = PlaybookRun.objects.in_scope(request.scope).select_related("version")
     if status:
         qs = qs.filter(status=status)
+    response[TOTAL_HEADER] = str(qs.count())
     return [_run_out(r) for r in qs.prefetch_related("steps")[offset : offset + limit]]
 
 

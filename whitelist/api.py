@@ -9,12 +9,14 @@ groups; an account's key only groups limited to its own account.
 
 from datetime import datetime
 
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Query, Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import AwareDatetime, Field
 
+from secops.api_common import TOTAL_HEADER
 from secops.models import Account
 from whitelist import services
 from whitelist.extensions import origins_of
@@ -292,14 +294,17 @@ def list_scenarios(request):
 @router.get("/whitelist/groups", response=list[WhitelistGroupOut])
 def list_groups(
     request,
+    response: HttpResponse,
     scenario: str | None = Query(None, pattern=r"^[a-z0-9_]{0,64}$"),
     limit: int = Query(100, ge=1, le=MAX_PAGE),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ):
-    """Groups in the key's scope, by scenario and name; page with ``offset``."""
+    """Groups in the key's scope, by scenario and name; page with ``offset``.
+    The total is in the X-Total-Count header."""
     groups = services.groups_in_scope(request.scope)
     if scenario:
         groups = groups.filter(scenario=scenario)
+    response[TOTAL_HEADER] = str(groups.count())
     now = timezone.now()
     page = list(groups[offset : offset + limit])
     origins = origins_of([g.id for g in page])

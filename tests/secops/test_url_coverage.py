@@ -39,7 +39,7 @@ from events.forms import EventFilterForm
 from events.models import AggregationRule, ExportJob, SecurityEvent
 from secops.enums import Role
 from secops.models import Account, AccountMembership, ApiKey, OrganisationMembership
-from secops.services import build_scope, create_api_key
+from secops.services import build_scope, create_api_key, scope_for_api_key
 from soar import bulk
 from soar.models import AutomationRule, BulkHandlingJob, Playbook, PlaybookRun
 from soar.playbooks import PlaybookSpec, save_playbook
@@ -339,6 +339,13 @@ def objects_of_account_a(tenancy, alice_api_key):
         owner=tenancy.alice, scope=alice_scope, filters=EventFilterForm.default_filters()
     )
     export.run_export_job(job.id)  # a finished job: its download answers alice
+    # The API serves an export to the key that started it, not to a user.
+    api_job = export.start_export(
+        api_key=alice_api_key[0],
+        scope=scope_for_api_key(alice_api_key[0]),
+        filters=EventFilterForm.default_filters(),
+    )
+    export.run_export_job(api_job.id)
     bulk_job = bulk.start_bulk_handling(
         owner=tenancy.alice,
         scope=alice_scope,
@@ -405,6 +412,7 @@ def objects_of_account_a(tenancy, alice_api_key):
         AggregationRule: rule,
         SecurityEvent: event,
         ExportJob: job,
+        API_EXPORT: api_job,
         BulkHandlingJob: bulk_job,
         DetectionRule: sigma_rule,
         LogRecord: factories.make_log_record(account, asset=asset),
@@ -431,6 +439,9 @@ def clients(tenancy, alice_api_key):
     }
 
 
+# The sample export started with alice's API key (the API's ``export_id``).
+API_EXPORT = "export job of an API key"
+
 # Which sample object an id keyword stands for, by the keyword's name and,
 # for a bare ``pk``/``id``, by the words in the URL name or its namespace.
 OBJECT_WORDS = {
@@ -448,6 +459,7 @@ OBJECT_WORDS = {
     "access_key": AccessKey,
     "key": ApiKey,
     "bulk_job": BulkHandlingJob,
+    "export": API_EXPORT,
     "job": ExportJob,
     "sigma": DetectionRule,
     "group": RuleGroup,

@@ -192,6 +192,8 @@ API_RULES = {
     "PATCH /api/v1/whitelist/groups/{group_id}": ADMIN,
     "DELETE /api/v1/whitelist/groups/{group_id}": ADMIN,
     "POST /api/v1/events/{event_id}/handle": ANALYST,
+    "POST /api/v1/events/exports": ANALYST,
+    "PATCH /api/v1/handling/policies/{policy_id}": ANALYST,
     "POST /api/v1/handling/tasks/{task_id}/retry": ANALYST,
     "POST /api/v1/handling/tasks/{task_id}/unblock": ANALYST,
     "POST /api/v1/playbooks": GLOBAL_ADMIN,
@@ -1415,6 +1417,25 @@ def _api_task_unblock(w):
     )
 
 
+def _api_export_start(w):
+    factories.make_event(w.a)
+    return Attempt(
+        "POST",
+        "/api/v1/events/exports?occurred=7d",
+        check=lambda response: ExportJob.objects.filter(organisation=w.org).exists(),
+    )
+
+
+def _api_policy_change(w):
+    policy = _handling_task(w, "succeeded").policy
+    return Attempt(
+        "PATCH",
+        f"/api/v1/handling/policies/{policy.id}",
+        {"accounts": [w.a.uid], "validity_days": 30},
+        lambda response: HandlingPolicy.objects.get(id=policy.id).validity_days == 30,
+    )
+
+
 PLAYBOOK_BODY = {"name": "Walked", "steps": [{"kind": "set_risk", "params": {"risk": 2}}]}
 RULE_BODY = {
     "name": "Walked rule",
@@ -1625,6 +1646,8 @@ API_CASES = [
         variant="global group",
     ),
     Case("POST /api/v1/events/{event_id}/handle", ANALYST, _api_handle),
+    Case("POST /api/v1/events/exports", ANALYST, _api_export_start, outsider=NOTHING),
+    Case("PATCH /api/v1/handling/policies/{policy_id}", ANALYST, _api_policy_change),
     Case("POST /api/v1/handling/tasks/{task_id}/retry", ANALYST, _api_task_retry),
     Case("POST /api/v1/handling/tasks/{task_id}/unblock", ANALYST, _api_task_unblock),
     Case("POST /api/v1/playbooks", GLOBAL_ADMIN, _api_playbook_create, outsider=NOTHING),
