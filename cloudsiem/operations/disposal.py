@@ -7,7 +7,7 @@ import math
 from collections import Counter
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import Count, F, Max, Min, Q
 
 from alerts.models import Entity
 from cloudsiem.operations.entities import digests
@@ -18,6 +18,7 @@ from cloudsiem.protocol import (
     RISK_OF_LEVEL,
     Call,
     account_number,
+    epoch_ms,
     forbidden,
     invalid,
     missing,
@@ -38,6 +39,7 @@ from disposal.models import (
     CloudService,
     DeliveryStatus,
     HandlingPolicy,
+    HandlingTask,
     Notification,
     PolicySource,
     TaskStatus,
@@ -349,14 +351,91 @@ def _policy_summary(call: Call, policy: HandlingPolicy, uids=None) -> dict:
 # --- the policies ------------------------------------------------------------------
 
 
+_IN_PROGRESS_TASKS = {TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.UNBLOCKING}
+_FAILED_TASKS = {TaskStatus.FAILED, TaskStatus.UNBLOCK_FAILED}
+_UNDONE_TASKS = {TaskStatus.UNBLOCKED, TaskStatus.EXPIRED}
+
+
 def _policy_status(statuses: set[str]) -> int:
-    if statuses & {TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.UNBLOCKING}:
+    """How far a policy's tasks have come, as the cloud API's Status reads it."""
+    if statuses & _IN_PROGRESS_TASKS:
         return IN_PROGRESS
-    if statuses & {TaskStatus.FAILED, TaskStatus.UNBLOCK_FAILED}:
+    if statuses & _FAILED_TASKS:
         return FAILED
-    if statuses and statuses <= {TaskStatus.UNBLOCKED, TaskStatus.EXPIRED}:
+    if statuses and statuses <= _UNDONE_TASKS:
         return UNDONE
     return SUCCEEDED
+
+
+def _with_policy_status(policies, status: int):
+    """The policies whose status (``_policy_status``) is ``status``, filtered
+    in the database from counts of their tasks by state."""
+
+    def tasks_in(states) -> Count:
+        return Count("tasks", filter=Q(tasks__status__in=states))
+
+    policies = policies.annotate(
+        n_in_progress=tasks_in(_IN_PROGRESS_TASKS),
+        n_failed=tasks_in(_FAILED_TASKS),
+        n_undone=tasks_in(_UNDONE_TASKS),
+        n_tasks=Count("tasks"),
+    )
+    all_undone = Q(n_tasks__gt=0, n_undone=F("n_tasks"))
+    if status == IN_PROGRESS:
+        return policies.filter(n_in_progress__gt=0)
+    if status == FAILED:
+        return policies.filter(n_in_progress=0, n_failed__gt=0)
+    if status == UNDONE:
+        return policies.filter(all_undone, n_in_progress=0, n_failed=0)
+    if status == SUCCEEDED:
+        return policies.filter(n_in_progress=0, n_failed=0).exclude(all_undone)
+    return policies.none()
+
+
+# GroupBy of ListDisposeStrategy: the policy field each group shares, and its title.
+_GROUPS = {
+    "playbook": ("scenario__key", "scenario__name"),
+    "entity_type": ("entity_type", "entity_type"),
+    "incident": ("source_event_id", "source_event__name"),
+}
+
+
+def _groups(policies, group_by: str) -> list[dict]:
+    """The policies grouped by ``group_by``, with the counts of each group's
+    tasks by outcome (the cloud console's grouped view); the 100 groups with
+    the newest policies."""
+    key, title = _GROUPS[group_by]
+    rows = (
+        policies.order_by()
+        .values(key, title)
+        .annotate(
+            total=Count("id", distinct=True),
+            running=Count("tasks", filter=Q(tasks__status__in=_IN_PROGRESS_TASKS)),
+            failed=Count("tasks", filter=Q(tasks__status__in=_FAILED_TASKS)),
+            succeeded=Count("tasks", filter=Q(tasks__status=TaskStatus.SUCCEEDED)),
+            first=Min("created_at"),
+            last=Max("created_at"),
+            modified=Max("updated_at"),
+        )
+        .order_by("-last")[:100]
+    )
+    return [
+        {
+            "GroupBy": group_by,
+            "GroupKey": str(row[key]),
+            "GroupName": str(row[key]),
+            "GroupTitle": str(row[title] or row[key]),
+            "GroupMeta": {"GroupInfo": {}},
+            "TotalCount": row["total"],
+            "RunningCount": row["running"],
+            "FailedCount": row["failed"],
+            "SuccessCount": row["succeeded"],
+            "FirstOccurrenceTime": epoch_ms(row["first"]),
+            "LastOccurrenceTime": epoch_ms(row["last"]),
+            "LatestModifiedTime": epoch_ms(row["modified"]),
+        }
+        for row in rows
+    ]
 
 
 @operation("ListDisposeStrategy")
@@ -381,12 +460,16 @@ def list_dispose_strategy(call: Call):
     wanted = digests(call, "EntityUuidList")
     if wanted:
         policies = policies.filter(entity_digest__in=wanted)
-    active = Q(tasks__status__in=TaskStatus.active())
+    # A subquery, not a join: the task counts annotated below must count
+    # every task of a policy, not only the active ones.
+    in_force = Q(
+        pk__in=HandlingTask.objects.filter(status__in=TaskStatus.active()).values("policy_id")
+    )
     effective = params.integer("EffectiveStatus", maximum=1)
     if effective == 1:
-        policies = policies.filter(active).distinct()
+        policies = policies.filter(in_force)
     elif effective == 0:
-        policies = policies.exclude(active)
+        policies = policies.exclude(in_force)
     order = params.text("OrderField", max_length=20) or "GmtCreate"
     if order not in ("GmtCreate", "GmtModified"):
         raise invalid("OrderField", "GmtCreate or GmtModified.")
@@ -399,16 +482,21 @@ def list_dispose_strategy(call: Call):
     )
     status = params.integer("Status", maximum=10)
     if status is not None:
-        # How far the tasks have come is read from the tasks themselves.
-        rows = [p for p in policies if _policy_status({t.status for t in p.tasks.all()}) == status]
-        total, rows = len(rows), rows[(number - 1) * size : number * size]
-    else:
-        rows, total = paged(policies, number, size)
+        policies = _with_policy_status(policies, status)
+    group_by = params.text("GroupBy", max_length=20)
+    if group_by and group_by not in _GROUPS:
+        raise invalid("GroupBy", "one of " + ", ".join(_GROUPS) + ".")
+    group_key = params.text("GroupKey", max_length=200)
+    if group_key is not None:
+        if not group_by:
+            raise missing("GroupBy")
+        policies = policies.filter(**{_GROUPS[group_by][0]: group_key})
+    rows, total = paged(policies, number, size)
     uids = _uids(call)
     return {
         "PageInfo": page_info(number, size, total),
         "ResponseData": [_strategy_row(call, p, uids) for p in rows],
-        "Groups": [],
+        "Groups": _groups(policies, group_by) if group_by else [],
     }
 
 

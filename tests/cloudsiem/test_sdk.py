@@ -172,6 +172,22 @@ def test_it_handles_an_event_with_a_block_scenario(sdk, brute_force_event, tenan
             role_type=1,
         )
     ).body
+    grouped = client.list_dispose_strategy(
+        siem.ListDisposeStrategyRequest(
+            current_page=1,
+            page_size=10,
+            start_time=0,
+            end_time=_now_ms(),
+            role_type=1,
+            group_by="playbook",
+            status=2,  # succeeded
+        )
+    ).body
+    none_failed = client.list_dispose_strategy(
+        siem.ListDisposeStrategyRequest(
+            current_page=1, page_size=10, start_time=0, end_time=_now_ms(), role_type=1, status=3
+        )
+    ).body
     used = client.describe_dispose_strategy_playbook(
         siem.DescribeDisposeStrategyPlaybookRequest(start_time=0, end_time=_now_ms())
     ).body
@@ -197,6 +213,11 @@ def test_it_handles_an_event_with_a_block_scenario(sdk, brute_force_event, tenan
         1,
     )
     assert sorted(row.scope) == sorted(uids[:2])
+    assert [
+        (g.group_key, g.total_count, g.success_count, g.failed_count) for g in grouped.data.groups
+    ] == [("block-ip-cloud-firewall-inbound", 1, 2, 0)]
+    assert grouped.data.page_info.total_count == 1
+    assert none_failed.data.page_info.total_count == 0 and none_failed.data.groups == []
     assert [p.playbook_uuid for p in used.data] == ["block-ip-cloud-firewall-inbound"]
 
 
