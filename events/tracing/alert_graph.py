@@ -240,11 +240,15 @@ class _AlertGraph:
                 self._edge(user.node_id, self._host(user.host), LOGON_TO)
 
     def _named_in_command_lines(self, processes: list[_Mention], network: list[_Mention]) -> None:
-        for process in processes:
-            cmdline = process.attributes.get("cmdline") or ""
-            for named in network:
-                if len(named.value) >= MIN_NAMED_VALUE and named.value in cmdline:
-                    self._edge(process.node_id, named.node_id, NAMES)
+        # Distinct pairs only: a thousand alerts name the same few entities.
+        command_lines = {
+            (p.node_id, p.attributes["cmdline"]) for p in processes if p.attributes.get("cmdline")
+        }
+        values = {(n.node_id, n.value) for n in network if len(n.value) >= MIN_NAMED_VALUE}
+        for process_id, cmdline in command_lines:
+            for named_id, value in values:
+                if value in cmdline:
+                    self._edge(process_id, named_id, NAMES)
 
     def _served_urls(self, urls: list[_Mention], network: list[_Mention]) -> None:
         for url in urls:
@@ -268,10 +272,14 @@ class _AlertGraph:
         # Decided before tying: an attacker named on two hosts is tied to both.
         has_cause = {n for n in self.nodes if links.pred[n]}
         related = {n for n in self.nodes if links.degree(n)}
+        tied = set()
         for mention in self.mentions:
             node_id = mention.node_id
             if not mention.host or mention.type in (EntityType.HOST, EntityType.USER):
                 continue
+            if (node_id, mention.host, mention.role) in tied:
+                continue
+            tied.add((node_id, mention.host, mention.role))
             host_id = self._host(mention.host)
             if mention.type in (EntityType.PROCESS, EntityType.FILE):
                 # The first cause the alerts know of runs on, or is stored on, the host.
