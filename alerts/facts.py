@@ -43,6 +43,13 @@ class AlertFacts:
         return None
 
 
+def own_or_shared_attributes():
+    """An alert entity link's attributes as that alert gave them; links stored
+    before they were kept per alert fall back to the entity's (its first
+    alert's). One JSON value per link."""
+    return Coalesce(NullIf("attributes", Value({}, output_field=JSONField())), "entity__attributes")
+
+
 def load_alert_facts(alert_ids) -> list[tuple[AlertFacts, int]]:
     """The batch's alerts with what rules need, as plain values (no model
     instances: this runs for every alert that arrives)."""
@@ -64,14 +71,9 @@ def load_alert_facts(alert_ids) -> list[tuple[AlertFacts, int]]:
     )
     rows = list(rows)
     entities = defaultdict(list)
-    # The alert's own attributes; links stored before they were kept per alert
-    # fall back to the entity's (its first alert's). One JSON value per link.
-    own_or_shared = Coalesce(
-        NullIf("attributes", Value({}, output_field=JSONField())), "entity__attributes"
-    )
     for alert_id, role, etype, value, attributes in (
         AlertEntity.objects.filter(alert_id__in=alert_ids)
-        .annotate(own_attributes=own_or_shared)
+        .annotate(own_attributes=own_or_shared_attributes())
         .values_list("alert_id", "role", "entity__type", "entity__value", "own_attributes")
     ):
         entities[alert_id].append((etype, role, value, attributes or {}))

@@ -14,6 +14,7 @@ report, never files this code touches.
 """
 
 import hashlib
+import json
 import random
 import uuid
 from collections.abc import Sequence
@@ -1231,10 +1232,13 @@ def build_alerts(seed: int, count: int, now: datetime) -> list[dict]:
 # --- logs ----------------------------------------------------------------------
 
 
-def build_logs(seed: int, now: datetime) -> list[dict]:
-    """The attack story in host logs, and a week of ordinary activity on
-    several hosts, oldest first."""
-    logs = _story_logs(build_story(seed, now)) + _background_logs(seed, now)
+def build_logs(seed: int, now: datetime, alerts: Sequence[dict] = ()) -> list[dict]:
+    """The attack story in host logs, a week of ordinary activity on several
+    hosts, and what the newest of ``alerts`` saw on their hosts, oldest first."""
+    story = build_story(seed, now)
+    logs = (
+        _story_logs(story) + _background_logs(seed, now) + _newest_alert_logs(seed, alerts, story)
+    )
     return sorted(logs, key=lambda log: log["time"])
 
 
@@ -1408,6 +1412,137 @@ def _story_logs(story: AttackStory) -> list[dict]:
         for beacon in range(24)
     ]
     return logs
+
+
+# How many of the newest Security Center alerts get host logs of their own: the
+# events at the top of the list, which an analyst opens first, then trace into
+# the logs and not only into what their alerts name.
+NEWEST_ALERTS_WITH_LOGS = 120
+_INIT = _Proc(1, 0, "/usr/lib/systemd/systemd", "/sbin/init", "root")
+_WINDOWS_SHELL = _Proc(4120, 1, r"C:\Windows\explorer.exe", r"C:\Windows\Explorer.EXE", "SYSTEM")
+
+
+def _newest_alert_logs(seed: int, alerts: Sequence[dict], story: AttackStory) -> list[dict]:
+    """Host logs that tell what each of the newest Security Center alerts names:
+    its processes started (parents first), its files written and run, its
+    connections, look-ups and logons, moments before the alert. The attack
+    story's alerts are left out: its own logs tell it."""
+    hosts = {host.uuid: host for host in build_hosts(seed)}
+    story_span = (story.start, story.at(180))
+    candidates = [
+        alert
+        for alert in alerts
+        if alert["source"] == "security_center" and (alert.get("asset") or {}).get("uuid") in hosts
+    ]
+    newest = candidates[max(len(candidates) - NEWEST_ALERTS_WITH_LOGS, 0) :]
+    logs: dict[str, dict] = {}
+    for alert in newest:
+        host = hosts[alert["asset"]["uuid"]]
+        moment = datetime.fromisoformat(alert["occurred_at"])
+        if host == story.host and story_span[0] <= moment <= story_span[1]:
+            continue
+        for log in _alert_logs(host, moment, alert):
+            # Alerts of one campaign at the same moment tell the same records once.
+            logs.setdefault(json.dumps(log, sort_keys=True), log)
+    return list(logs.values())
+
+
+def _alert_logs(host: Host, moment: datetime, alert: dict) -> list[dict]:
+    rng = random.Random(alert["uuid"])
+    entities = alert["entities"]
+    of_type = {kind: [e for e in entities if e["type"] == kind] for kind in _ENTITY_LOG_TYPES}
+    processes = [
+        _Proc(e["pid"], e["ppid"], e["path"], e["cmdline"], e["user"]) for e in of_type["process"]
+    ]
+    by_pid = {process.pid: process for process in processes}
+    hashes = {file["path"]: file["sha256"] for file in of_type["file"]}
+    start = moment - timedelta(seconds=60)
+    logs = []
+    # Parents start before their children.
+    for n, process in enumerate(sorted(processes, key=lambda p: p.ppid in by_pid)):
+        parent = by_pid.get(process.ppid)
+        if parent is None:
+            parent = _WINDOWS_SHELL if host.is_windows else _INIT
+            parent = (
+                parent if parent.pid == process.ppid else _Proc(process.ppid, 0, None, None, None)
+            )
+        logs.append(
+            _process_log(
+                host, start + timedelta(seconds=n), process, parent, hashes.get(process.path)
+            )
+        )
+    actor = next(
+        (p for e, p in zip(of_type["process"], processes, strict=True) if e["role"] == "attacker"),
+        processes[-1] if processes else None,
+    )
+    for file in of_type["file"]:
+        runner = next((p for p in processes if p.path == file["path"]), None)
+        writer = next((p for p in processes if p.path != file["path"]), None)
+        if writer is not None:
+            logs.append(
+                _file_log(
+                    host,
+                    start - timedelta(seconds=5),
+                    file["path"],
+                    "write",
+                    writer,
+                    file["sha256"],
+                )
+            )
+        if runner is not None:
+            logs.append(
+                _file_log(
+                    host,
+                    start + timedelta(seconds=10),
+                    file["path"],
+                    "execute",
+                    runner,
+                    file["sha256"],
+                )
+            )
+    ips = [e["value"] for e in of_type["ip"]]
+    for domain in of_type["domain"]:
+        asker = next((p for p in processes if domain["value"] in p.cmdline), actor)
+        if asker is not None:
+            answer = ips[0] if ips else None
+            logs.append(
+                _dns_log(host, start + timedelta(seconds=20), domain["value"], answer, asker)
+            )
+    for ip in of_type["ip"]:
+        caller = next((p for p in processes if ip["value"] in p.cmdline), None)
+        if caller is None and ip["role"] == "attacker":
+            caller = actor
+        if caller is not None:
+            destination = (ip["value"], _POOL_PORT if ip["value"] == _POOL_IP else 443)
+            logs.append(
+                _network_log(
+                    host,
+                    start + timedelta(seconds=30),
+                    caller,
+                    rng.randint(32768, 60999),
+                    destination,
+                )
+            )
+    for user in of_type["user"]:
+        failed = alert["type"] == "brute_force"
+        source = (user["src_ip"], rng.randint(30000, 65000))
+        method = "rdp" if user["logon_type"] == "RDP" else "password"
+        count = rng.randint(5, 40) if failed else 1
+        logs.append(
+            _login_log(
+                host,
+                start + timedelta(seconds=40),
+                user["name"],
+                source,
+                "failure" if failed else "success",
+                method,
+                count,
+            )
+        )
+    return logs
+
+
+_ENTITY_LOG_TYPES = ("process", "file", "ip", "domain", "user")
 
 
 _NOISY_HOSTS = ("web-01", "web-02", "jump-01", "db-01", "win-ad-01", "shop-web-01", "spark-01")

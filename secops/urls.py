@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("scope/", views.change_scope, name="change_scope"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path(
         "login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

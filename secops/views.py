@@ -1,8 +1,9 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.db.models import Count
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponsePermanentRedirect, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -32,6 +33,15 @@ def healthz(request):
         },
         status=status,
     )
+
+
+@login_not_required
+@require_GET
+def favicon(request):
+    """Browsers ask for /favicon.ico on their own, before anyone logs in (and
+    for pages without a <link rel=icon>, such as a JSON answer): point them to
+    the console's icon among the static files."""
+    return HttpResponsePermanentRedirect(static("img/favicon.svg"))
 
 
 # Never a valid account id: a malformed one is reported as "not a member".

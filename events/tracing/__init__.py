@@ -28,11 +28,14 @@ seeds first, with ``truncated`` set when nodes were left out. Four queries
 read it all, whatever the number of alerts: the events' alert sources and
 hosts, the entities of their alerts, the links between the two, and the logs.
 
-Availability follows the product documentation: the event must have alerts
-reported by Security Center (its host agent is where the contextual logs come
-from; alerts of other sources in the same event still contribute their
-entities), and the diagram must be reproducible from the contextual logs,
-which is to say at least one entity of its alerts is found in them.
+Every event gets a diagram: what its own alerts give (see ``alert_graph``:
+hosts, processes, files, IPs, domains, URLs, logons and payloads, related by
+their attributes) is drawn whether or not there are logs, and the log graph
+adds to it. Logs are read for the hosts of the event's Security Center alerts
+(its host agent is where the contextual logs come from), and they add to the
+diagram when at least one entity of its alerts is found in them; otherwise
+the diagram says why they add nothing. Every node and edge carries its
+sources: the alerts, the logs, or both.
 
 Several events on one graph: each event becomes a node linked to the entities
 of its alerts, keyed by their normalised value, so events that share an IP,

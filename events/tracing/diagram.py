@@ -32,14 +32,25 @@ class TracingGraph:
 
     @property
     def available(self) -> bool:
+        """Whether there is anything to draw: the alerts' part or the logs'."""
+        return bool(self.nodes)
+
+    @property
+    def from_logs(self) -> bool:
+        """Whether the host logs add to the diagram (for at least one event)."""
         return any(trace.available for trace in self.traces)
 
     @property
-    def reason(self) -> str:
-        """Why the diagram cannot be shown (for a single event)."""
-        if self.available:
+    def logs_note(self) -> str:
+        """Why the host logs add nothing, when they do not."""
+        if self.from_logs:
             return ""
         return " ".join(dict.fromkeys(trace.reason for trace in self.traces))
+
+    @property
+    def reason(self) -> str:
+        """Why there is no diagram at all (an event without alerts in the view)."""
+        return "" if self.available else self.logs_note
 
     @property
     def truncated(self) -> bool:
@@ -53,6 +64,8 @@ class TracingGraph:
         return {
             "available": self.available,
             "reason": self.reason,
+            "from_logs": self.from_logs,
+            "logs_note": self.logs_note,
             "events": [trace.as_dict() for trace in self.traces],
             "nodes": self.nodes,
             "edges": self.edges,
@@ -120,7 +133,9 @@ def make_diagram(
             "target": target,
             "relation": relation,
             "time": edge.time.isoformat() if edge.time else None,
-            "count": edge.count,
+            # An edge the alerts alone give counts once.
+            "count": max(edge.count, 1),
+            "sources": sorted(edge.sources),
             "log_records": _references(graph, edge.records),
         }
         for (source, target, relation), edge in shown_edges
@@ -163,6 +178,7 @@ def _node_dict(graph: LogGraph, node_id: str, with_event_nodes: bool) -> dict:
         "type": node.type,
         "label": node.label,
         "malicious": node.malicious,
+        "sources": sorted(node.sources),
         "attributes": node.attributes,
         "first_seen": node.first_seen.isoformat() if node.first_seen else None,
         "log_records": _references(graph, node.records),

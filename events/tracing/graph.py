@@ -3,6 +3,10 @@
 A node's id is a digest of its key (a process by host, pid and path, a file by
 hash, an IP by address...), so everything that names the same thing, in any
 record or alert, adds to the same node.
+
+Every node and edge knows where it comes from (``sources``): the host logs,
+the event's alerts, or both. The diagram says so, so that an analyst can tell
+what the logs show from what an alert claimed.
 """
 
 import hashlib
@@ -62,6 +66,13 @@ NAMED_IN_ALERTS = "named in its alerts"
 SEEN_IN_LOGS_AS = "seen in the logs as"
 
 
+class Source(models.TextChoices):
+    """Where a node or edge of the diagram comes from."""
+
+    ALERTS = "alerts", "The event's alerts"
+    LOGS = "logs", "The host logs"
+
+
 @dataclass
 class Node:
     type: str
@@ -73,6 +84,7 @@ class Node:
     alerts: set[int] = field(default_factory=set)
     events: set[int] = field(default_factory=set)
     malicious: bool = False
+    sources: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -80,6 +92,7 @@ class Edge:
     time: datetime | None
     records: list[int] = field(default_factory=list)
     count: int = 0
+    sources: set[str] = field(default_factory=set)
 
 
 class LogGraph:
@@ -103,12 +116,15 @@ class LogGraph:
             node_id = self._ids[key] = _digest(key)
         return node_id
 
-    def node(self, key: tuple, node_type: str, label: str, moment, record_id) -> tuple[str, Node]:
+    def node(
+        self, key: tuple, node_type: str, label: str, moment, record_id, source=Source.LOGS
+    ) -> tuple[str, Node]:
         node_id = self.id_of(key)
         node = self.nodes.get(node_id)
         if node is None:
             node = self.nodes[node_id] = Node(str(node_type), short_label(label), moment)
             self.links.add_node(node_id)
+        node.sources.add(str(source))
         self.seen(node, moment, record_id)
         return node_id, node
 
@@ -119,7 +135,16 @@ class LogGraph:
             node.records.append(record_id)
             node.hosts.add(self.rows[record_id]["host_uuid"])
 
-    def edge(self, source: str, target: str, relation: str, moment, record_id, count=1) -> None:
+    def edge(
+        self,
+        source: str,
+        target: str,
+        relation: str,
+        moment,
+        record_id,
+        count=1,
+        origin=Source.LOGS,
+    ) -> None:
         key = (source, target, relation)
         edge = self.edges.get(key)
         if edge is None:
@@ -127,6 +152,7 @@ class LogGraph:
             self.links.add_edge(source, target, key=relation)
         elif moment is not None and (edge.time is None or moment < edge.time):
             edge.time = moment
+        edge.sources.add(str(origin))
         edge.count += count
         if record_id is not None:
             edge.records.append(record_id)

@@ -8,6 +8,7 @@ from events.tracing.graph import (
     SEEN_IN_LOGS_AS,
     LogGraph,
     NodeType,
+    Source,
 )
 from events.tracing.traces import EventTrace
 
@@ -26,7 +27,12 @@ def add_event_nodes(
     for trace in traces.values():
         event = trace.event
         event_id, node = graph.node(
-            ("event", str(event.id)), NodeType.EVENT, f"#{event.id} {event.name}", None, None
+            ("event", str(event.id)),
+            NodeType.EVENT,
+            f"#{event.id} {event.name}",
+            None,
+            None,
+            Source.ALERTS,
         )
         node.first_seen = event.first_occurred_at
         node.events.add(event.id)
@@ -48,7 +54,15 @@ def add_event_nodes(
             entity_id = _entity_node(graph, entity)
             entity_nodes.add(entity_id)
             graph.nodes[entity_id].events.add(event.id)
-            graph.edge(event_id, entity_id, NAMED_IN_ALERTS, None, None, len(entity["alerts"]))
+            graph.edge(
+                event_id,
+                entity_id,
+                NAMED_IN_ALERTS,
+                None,
+                None,
+                len(entity["alerts"]),
+                origin=Source.ALERTS,
+            )
             for matched in entity.get("matched", {}).get(event.id, ()):
                 if matched != entity_id:
                     graph.edge(entity_id, matched, SEEN_IN_LOGS_AS, None, None)
@@ -67,7 +81,7 @@ def _entity_node(graph: LogGraph, entity: dict) -> str:
     if entity_type == EntityType.FILE and attributes.get("path"):
         label = attributes["path"]
     node_type = NODE_TYPE_OF_ENTITY.get(entity_type, NodeType.PAYLOAD)
-    node_id, node = graph.node(key, node_type, label, None, None)
+    node_id, node = graph.node(key, node_type, label, None, None, Source.ALERTS)
     for name, item in attributes.items():
         if isinstance(item, str | int | float | bool):
             node.attributes.setdefault(name, item)

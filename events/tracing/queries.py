@@ -4,6 +4,7 @@ from collections import defaultdict
 
 from django.db.models import Q
 
+from alerts.facts import own_or_shared_attributes
 from alerts.models import Alert, AlertEntity, Entity, EntityRole, LogRecord
 from events.models import SecurityEvent
 from events.tracing.traces import EventTrace
@@ -26,7 +27,9 @@ def read_alerts(events: list[SecurityEvent], scope: Scope) -> dict[int, list[dic
 
 
 def read_entities(events: list[SecurityEvent], scope: Scope) -> dict[int, list[dict]]:
-    """Each event's alert entities, with the hosts and alerts that name them.
+    """Each event's alert entities, with the hosts and alerts that name them,
+    and each alert's own view of them (``links``: alert, host, role and the
+    attributes that alert gave, which the diagram drawn from alerts reads).
 
     The links (one row per alert and entity) and the entities (one row
     each, with their attributes) are read apart: a thousand alerts name
@@ -43,9 +46,19 @@ def read_entities(events: list[SecurityEvent], scope: Scope) -> dict[int, list[d
         .values("id", "type", "value", "attributes", "malicious")
     }
     by_event: dict[int, dict[int, dict]] = defaultdict(dict)
-    for alert_id, role, entity_id, host, event_id in links.values_list(
-        "alert_id", "role", "entity_id", "alert__asset__uuid", "alert__event_links__event"
-    ).order_by("entity_id", "alert_id"):
+    rows = (
+        links.annotate(own_attributes=own_or_shared_attributes())
+        .values_list(
+            "alert_id",
+            "role",
+            "entity_id",
+            "alert__asset__uuid",
+            "alert__event_links__event",
+            "own_attributes",
+        )
+        .order_by("entity_id", "alert_id")
+    )
+    for alert_id, role, entity_id, host, event_id, own_attributes in rows:
         stored = entities.get(entity_id)
         if stored is None:
             continue
@@ -58,11 +71,15 @@ def read_entities(events: list[SecurityEvent], scope: Scope) -> dict[int, list[d
                 "malicious": stored["malicious"],
                 "hosts": set(),
                 "alerts": [],
+                "links": [],
             }
         entity["malicious"] = entity["malicious"] or role == EntityRole.ATTACKER
         if host:
             entity["hosts"].add(host)
         entity["alerts"].append(alert_id)
+        entity["links"].append(
+            {"alert": alert_id, "host": host, "role": role, "attributes": own_attributes or {}}
+        )
     return {event_id: list(found.values()) for event_id, found in by_event.items()}
 
 

@@ -3,7 +3,7 @@
 from urllib.parse import urlsplit
 
 from alerts.models import EntityType
-from events.tracing.graph import LogGraph
+from events.tracing.graph import LogGraph, Source
 from events.tracing.limits import MIN_COMMAND_SUBSTRING
 from events.tracing.logs import LogIndex, is_ip
 from events.tracing.traces import EventTrace
@@ -28,6 +28,7 @@ class EntityMatcher:
                 node = self.graph.nodes[node_id]
                 node.alerts.update(entity["alerts"])
                 node.malicious = node.malicious or entity["malicious"]
+                node.sources.add(Source.ALERTS)
             seeds |= matched
         return seeds
 

@@ -40,9 +40,11 @@ def choose_nodes(
     *,
     with_event_nodes: bool,
     max_nodes: int,
+    from_alerts: set[str] = frozenset(),
 ) -> tuple[list[str], int]:
     """Every node to show, nearest to the alerts' entities first, capped; and
-    how many there were before the cap."""
+    how many there were before the cap. ``from_alerts``: the nodes the alerts
+    themselves give, where distances start too."""
     nodes = graph.nodes
     relevant: set[str] = set().union(*relevant_by_event.values())
     for event_id, relevant_nodes in relevant_by_event.items():
@@ -56,7 +58,7 @@ def choose_nodes(
     seeds = set().union(*(trace.seeds for trace in traces.values()))
     # In a diagram of several events, the alerts' own entities are where
     # distances start too, whether or not the logs mention them.
-    distance = _distances(graph.links, seeds | entity_nodes, relevant)
+    distance = _distances(graph.links, seeds | entity_nodes | from_alerts, relevant)
     shared = {n for n in relevant if len(nodes[n].events) > 1}
 
     def priority(node_id):

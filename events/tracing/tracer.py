@@ -1,6 +1,7 @@
 """The tracing diagram of one event, or of several on one graph."""
 
 from events.models import SecurityEvent
+from events.tracing.alert_graph import add_alert_graph
 from events.tracing.diagram import TracingGraph, make_diagram
 from events.tracing.graph import LogGraph
 from events.tracing.limits import DEFAULT_BOUNDS, MAX_EVENTS_ON_ONE_GRAPH, TracingBounds
@@ -83,6 +84,19 @@ def _build(
             continue
         relevant_by_event[trace.event.id] = neighbourhood(graph, trace.seeds, trace.hosts)
 
+    from_alerts: set[str] = set()
+    if not with_event_nodes:
+        # One event: what its alerts give is drawn whether or not the logs add to it.
+        for event_id, trace in traces.items():
+            host_names = {
+                alert["asset__uuid"]: alert["asset__name"] or alert["asset__uuid"]
+                for alert in alerts.get(event_id, [])
+                if alert["asset__uuid"]
+            }
+            drawn = add_alert_graph(graph, trace, entities.get(event_id, []), host_names)
+            relevant_by_event[event_id] = relevant_by_event.get(event_id, set()) | drawn
+            from_alerts |= drawn
+
     shown, node_total = choose_nodes(
         graph,
         traces,
@@ -90,6 +104,7 @@ def _build(
         entities,
         with_event_nodes=with_event_nodes,
         max_nodes=bounds.max_nodes,
+        from_alerts=from_alerts,
     )
     return make_diagram(
         graph,

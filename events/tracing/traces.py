@@ -11,25 +11,26 @@ from events.models import SecurityEvent
 
 
 class Unavailable:
-    """Why an event cannot be traced; each reason is shown to the analyst."""
+    """Why an event cannot be traced in the host logs; each reason is shown to
+    the analyst, next to the diagram its alerts give (or, with no alerts, alone)."""
 
     NO_ALERTS = "The event has no alerts in the current view."
     NOT_SECURITY_CENTER = (
-        "None of the event's alerts were reported by Security Center. Source tracing "
-        "follows the host logs behind Security Center alerts."
+        "None of the event's alerts were reported by Security Center, whose host agent "
+        "sends the logs that tracing follows."
     )
-    NO_HOST = "The event's Security Center alerts name no host, so there are no host logs to trace."
+    NO_HOST = "The event's Security Center alerts name no host, so there are no host logs to add."
     NO_LOGS = "No contextual logs were received from {hosts} between {start} and {end}."
     NOT_REPRODUCIBLE = (
         "The contextual logs of {hosts} between {start} and {end} mention none of the "
         "entities of the event's alerts (IP addresses, processes, files, logons, attack "
-        "payloads), so the diagram cannot be reproduced from them."
+        "payloads), so they add nothing to what the alerts give."
     )
 
 
 @dataclass
 class EventTrace:
-    """One event of a diagram: whether it can be traced, and why not."""
+    """One event of a diagram: whether it can be traced in the host logs, and why not."""
 
     event: SecurityEvent
     hosts: dict[str, str] = field(default_factory=dict)  # host uuid -> name

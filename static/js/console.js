@@ -59,3 +59,21 @@ document.addEventListener("htmx:afterSwap", (event) => {
   });
   if (seen.size) body.querySelectorAll("tr.empty-row").forEach((row) => row.remove());
 });
+
+// Wide tables scroll sideways inside their panel instead of pushing the page
+// past the window's edge (at 1,024 pixels the events table is wider than its
+// card). Every table gets the same wrapper, those htmx swaps in included, so no
+// template has to remember it. Tables with pop-up tooltips are left alone: a
+// scrolling box would clip them.
+function wrapWideTables(root) {
+  root.querySelectorAll("table.table").forEach((table) => {
+    const parent = table.parentElement;
+    if (!parent || parent.classList.contains("table-scroll") || table.querySelector(".tooltip-host")) return;
+    const wrapper = document.createElement("div");
+    wrapper.className = "table-scroll";
+    parent.insertBefore(wrapper, table);
+    wrapper.appendChild(table);
+  });
+}
+document.addEventListener("DOMContentLoaded", () => wrapWideTables(document));
+document.addEventListener("htmx:afterSettle", (event) => wrapWideTables(event.detail.elt.parentElement || document));

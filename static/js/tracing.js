@@ -118,6 +118,10 @@
           "min-zoomed-font-size": 7,
         },
       },
+      {
+        selector: "edge[!fromLogs]",
+        style: { "line-style": "dashed", "line-dash-pattern": [6, 3] },
+      },
     ];
     Object.keys(NODE_SHAPES).forEach((type) => {
       styles.push({
@@ -136,7 +140,7 @@
         label: node.label,
         type: node.type,
         malicious: node.malicious,
-        seed: node.alert_count > 0,
+        seed: node.alert_count > 0 || (node.sources || []).indexOf("alerts") !== -1,
       },
     }));
     const edges = data.edges.map((edge) => ({
@@ -146,6 +150,8 @@
         source: edge.source,
         target: edge.target,
         relation: edge.count > 1 ? edge.relation + " ×" + edge.count : edge.relation,
+        // A relation the logs do not show is drawn dashed (see the legend).
+        fromLogs: (edge.sources || ["logs"]).indexOf("logs") !== -1,
       },
     }));
     return nodes.concat(edges);
@@ -178,6 +184,13 @@
     if (Array.isArray(value)) return value.map(describeValue).join(", ");
     if (value !== null && typeof value === "object") return JSON.stringify(value);
     return String(value);
+  }
+
+  const SOURCE_NAMES = { alerts: "the event's alerts", logs: "the host logs" };
+
+  function describeSources(sources) {
+    const names = (sources || []).map((source) => SOURCE_NAMES[source] || source);
+    return names.length ? names.join(" and ") : "—";
   }
 
   function urlFor(template, id) {
@@ -223,6 +236,8 @@
       const eventUrl = diagram.container.dataset.eventUrl;
       linkList("Events", "event", node.events, eventUrl, node.events.length).forEach((n) => facts.appendChild(n));
     }
+    facts.appendChild(element("dt", "Source"));
+    facts.appendChild(element("dd", describeSources(node.sources), "sources"));
     facts.appendChild(element("dt", "Log records"));
     facts.appendChild(element("dd", String(node.log_record_count)));
     panel.appendChild(facts);
@@ -606,6 +621,11 @@
       d: d, fill: "none", stroke: edge.style("line-color"), "stroke-width": width,
       "stroke-opacity": edge.numericStyle("line-opacity"),
     });
+    if (edge.style("line-style") === "dashed") {
+      const pattern = edge.pstyle("line-dash-pattern");
+      const dashes = (pattern && (pattern.pfValue || pattern.value)) || [6, 3];
+      line.setAttribute("stroke-dasharray", dashes.map(number).join(" "));
+    }
     if (arrow) {
       // Cytoscape's arrow size for this line width; a triangle is 0.3 of it long and wide.
       const length = 0.3 * Math.max(Math.pow(width * 13.37, 0.9), 29) * arrowScale;

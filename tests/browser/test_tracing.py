@@ -186,3 +186,47 @@ def test_it_traces_events_selected_in_the_list_on_one_diagram(page, tenancy, scr
     info = page.get_by_test_id("tracing-node-info")
     expect(info).to_contain_text(f"#{first.id}, #{second.id}")
     screenshot("several-events")
+
+
+def test_it_draws_the_alerts_of_an_event_whose_host_sent_no_logs(page, tenancy):
+    account = tenancy.account_a
+    web = factories.make_asset(account, uuid="host-web-01", name="web-01")
+    payload = '<img src="x" id="injected" onerror="alert(1)">'
+    event = make_event(account, name="Implant on web-01, no logs")
+    alert_in(
+        event,
+        web,
+        entity(account, EntityType.PROCESS, IMPLANT, pid=3003, path="/tmp/kw", cmdline=IMPLANT),
+        entity(account, EntityType.IP, C2),
+        entity(account, EntityType.PAYLOAD, payload),
+    )
+    problems = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("dialog", lambda dialog: problems.append("dialog: " + dialog.message))
+
+    log_in(page, f"/events/{event.id}/?tab=tracing")
+    drawn_diagram(page)
+
+    labels = page.evaluate(
+        "() => document.querySelector('[data-tracing]').secopsDiagram.cy.nodes()"
+        ".map((node) => node.data('label'))"
+    )
+    assert sorted(labels) == sorted(["web-01", IMPLANT, C2, payload])
+    tracing = page.get_by_test_id("tracing")
+    expect(tracing).not_to_contain_text("cannot be reproduced")
+    expect(page.get_by_test_id("tracing-unavailable")).to_have_count(0)
+    expect(page.get_by_test_id("tracing-sources")).to_contain_text(
+        "Drawn from the event's alerts alone"
+    )
+    info = page.get_by_test_id("tracing-node-info")
+    click_node(page, IMPLANT)
+    expect(info).to_contain_text("Source")
+    expect(info).to_contain_text("the event's alerts")
+    click_node(page, payload)
+    expect(info.get_by_role("heading")).to_have_text(payload)
+    expect(page.locator("#injected")).to_have_count(0)
+    page.get_by_test_id("tracing-legend").locator("summary").click()
+    expect(page.get_by_test_id("tracing-legend")).to_contain_text(
+        "Relation given by the alerts only"
+    )
+    assert problems == []

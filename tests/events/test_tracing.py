@@ -204,6 +204,10 @@ def web_exploit_logs(account, asset):
 
 @pytest.fixture
 def attack(tenancy):
+    return make_attack(tenancy)
+
+
+def make_attack(tenancy):
     """A traced web intrusion on web-01 of account A, with logs that must stay out."""
     account = tenancy.account_a
     web = factories.make_asset(account, uuid="host-web-01", name="web-01")
@@ -292,6 +296,8 @@ def test_it_traces_a_web_exploit_to_the_implant_and_its_c2_server(attack):
         ("/tmp/kw", "executed", IMPLANT, 1),
         (SHELL, "spawned", IMPLANT, 1),
         (IMPLANT, "connected to", C2, 3),
+        # Given by the alert: the implant's command line names its C2 server.
+        (IMPLANT, "names in its command line", C2, 1),
     }
     assert not graph.truncated
     assert graph.logs_read == 14  # web-01 of account A, within the window
@@ -353,6 +359,7 @@ def test_it_keeps_the_nodes_nearest_to_the_alerts_entities_when_capped(attack):
         ("/tmp/kw", "executed", IMPLANT, 1),
         (SHELL, "spawned", IMPLANT, 1),
         (IMPLANT, "connected to", C2, 3),
+        (IMPLANT, "names in its command line", C2, 1),
     }
 
 
@@ -363,8 +370,9 @@ def test_it_reads_no_more_log_records_than_its_limit(attack):
 
     assert graph.logs_read == 5
     assert graph.logs_truncated
-    # The first five records end before the file was written.
-    assert "/tmp/kw" not in {n["label"] for n in graph.nodes}
+    # The first five records end before the file was written: only the alert names it.
+    assert node(graph, "/tmp/kw")["sources"] == ["alerts"]
+    assert node(graph, "/tmp/kw")["log_record_count"] == 0
     assert graph.as_dict()["log_records"] == {
         "read": 5,
         "limit": 5,
@@ -378,9 +386,13 @@ def test_it_reads_only_the_context_window_around_the_event(attack):
 
     graph = trace_event(attack["event"], attack["scope"], narrow)
 
-    # Between the first (300 s) and last (420 s) occurrence there are no logs of web-01.
-    assert not graph.available
-    assert graph.reason.startswith("No contextual logs were received from web-01 between")
+    # Between the first (300 s) and last (420 s) occurrence there are no logs of web-01:
+    # the diagram is what the alert gives.
+    assert graph.available
+    assert not graph.from_logs
+    assert graph.logs_note.startswith("No contextual logs were received from web-01 between")
+    assert {n["label"] for n in graph.nodes} == {"/tmp/kw", IMPLANT, C2, "web-01"}
+    assert all(n["sources"] == ["alerts"] for n in graph.nodes)
 
 
 def test_it_needs_four_queries_to_build_a_graph(attack, django_assert_num_queries):
@@ -391,7 +403,7 @@ def test_it_needs_four_queries_to_build_a_graph(attack, django_assert_num_querie
 # --- availability ------------------------------------------------------------------
 
 
-def test_it_is_unavailable_for_an_event_without_security_center_alerts(tenancy):
+def test_it_draws_only_the_alerts_of_an_event_without_security_center_alerts(tenancy):
     account = tenancy.account_a
     web = factories.make_asset(account, uuid="host-web-01", name="web-01")
     web_exploit_logs(account, web)
@@ -400,19 +412,22 @@ def test_it_is_unavailable_for_an_event_without_security_center_alerts(tenancy):
 
     graph = trace_event(event, scope_of(account))
 
-    assert not graph.available
-    assert graph.reason == Unavailable.NOT_SECURITY_CENTER
-    assert graph.nodes == []
+    nodes, edges = labelled(graph)
+    assert graph.available and not graph.from_logs
+    assert graph.logs_note == Unavailable.NOT_SECURITY_CENTER
+    assert nodes == {("ip", C2), ("host", "web-01")}
+    assert edges == {(C2, "attacked", "web-01", 1)}
 
 
-def test_it_is_unavailable_when_the_alerts_name_no_host(tenancy):
+def test_it_draws_the_entities_when_the_alerts_name_no_host(tenancy):
     account = tenancy.account_a
     event = make_event(account)
     alert_in(event, None, entity(account, EntityType.IP, C2))
 
     graph = trace_event(event, scope_of(account))
 
-    assert graph.reason == Unavailable.NO_HOST
+    assert graph.logs_note == Unavailable.NO_HOST
+    assert labelled(graph) == ({("ip", C2)}, set())
 
 
 def test_it_is_unavailable_without_alerts(tenancy):
@@ -420,10 +435,12 @@ def test_it_is_unavailable_without_alerts(tenancy):
 
     graph = trace_event(event, scope_of(tenancy.account_a))
 
+    assert not graph.available
+    assert graph.nodes == []
     assert graph.reason == Unavailable.NO_ALERTS
 
 
-def test_it_is_unavailable_when_the_logs_mention_none_of_the_entities(tenancy):
+def test_it_draws_the_alerts_when_the_logs_mention_none_of_the_entities(tenancy):
     account = tenancy.account_a
     web = factories.make_asset(account, uuid="host-web-01", name="web-01")
     web_exploit_logs(account, web)
@@ -432,9 +449,12 @@ def test_it_is_unavailable_when_the_logs_mention_none_of_the_entities(tenancy):
 
     graph = trace_event(event, scope_of(account))
 
-    assert not graph.available
-    assert graph.reason.startswith("The contextual logs of web-01 between")
-    assert "cannot be reproduced" in graph.reason
+    assert graph.available and not graph.from_logs
+    assert graph.logs_note.startswith("The contextual logs of web-01 between")
+    assert "add nothing to what the alerts give" in graph.logs_note
+    assert labelled(graph)[1] == {("198.51.100.77", "attacked", "web-01", 1)}
+    # None of the host's own activity is drawn.
+    assert graph.records == []
 
 
 def test_it_traces_a_mixed_event_from_the_hosts_of_its_security_center_alerts(attack):
@@ -500,11 +520,12 @@ def test_it_serves_the_graph_as_json(tenancy, attack):
     assert response.status_code == 200
     assert data["available"] is True
     assert len(data["nodes"]) == 10
-    assert len(data["edges"]) == 11
-    assert {"id", "type", "label", "attributes", "malicious", "log_records"} <= set(
+    assert len(data["edges"]) == 12
+    assert data["from_logs"] is True
+    assert {"id", "type", "label", "attributes", "malicious", "log_records", "sources"} <= set(
         data["nodes"][0]
     )
-    assert {"source", "target", "relation", "time"} <= set(data["edges"][0])
+    assert {"source", "target", "relation", "time", "sources"} <= set(data["edges"][0])
     assert data["events"][0]["id"] == attack["event"].id
 
 

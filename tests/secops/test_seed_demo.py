@@ -15,9 +15,11 @@ from pydantic import TypeAdapter
 from alerts.models import Alert, AlertSource, LogRecord
 from alerts.schemas import AlertIn, LogIn
 from events.models import EventAlert, EventStatus, EventStatusChange, SecurityEvent
+from events.tracing.tracer import trace_event
 from secops import demo
 from secops.enums import RegionGroup, RiskLevel
 from secops.models import Account, Organisation
+from secops.scope import Scope
 from secops.services import SESSION_REGION, build_scope
 from whitelist.models import RuleGroup
 
@@ -83,8 +85,8 @@ def alerts():
 
 
 @pytest.fixture(scope="module")
-def logs():
-    return demo.build_logs(SEED, NOW)
+def logs(alerts):
+    return demo.build_logs(SEED, NOW, alerts)
 
 
 # --- the generator --------------------------------------------------------------
@@ -92,7 +94,7 @@ def logs():
 
 def test_it_generates_the_same_payloads_from_the_same_seed(alerts, logs):
     assert demo.build_alerts(SEED, demo.DEFAULT_ALERT_COUNT, NOW) == alerts
-    assert demo.build_logs(SEED, NOW) == logs
+    assert demo.build_logs(SEED, NOW, alerts) == logs
 
 
 def test_it_keeps_the_uuids_when_only_the_time_changes(alerts):
@@ -249,6 +251,44 @@ def test_it_raises_story_alerts_that_name_what_the_logs_show(alerts, logs):
     assert story.c2[0] in c2
 
 
+def test_it_logs_what_the_newest_security_center_alerts_name(alerts, logs):
+    story = demo.build_story(SEED, NOW)
+    newest = [
+        a
+        for a in alerts
+        if a["source"] == "security_center"
+        and abs(datetime.fromisoformat(a["occurred_at"]) - story.start) > timedelta(hours=3)
+    ][-10:]
+    by_host = {}
+    for log in logs:
+        by_host.setdefault(log["host_uuid"], []).append(log)
+
+    for alert in newest:
+        host_logs = by_host[alert["asset"]["uuid"]]
+        for entity in alert["entities"]:
+            if entity["type"] == "process":
+                assert any(
+                    log["type"] == "process"
+                    and (log["pid"], log["cmdline"]) == (entity["pid"], entity["cmdline"])
+                    for log in host_logs
+                )
+            elif entity["type"] == "file":
+                assert any(log.get("hash") == entity["sha256"] for log in host_logs)
+            elif entity["type"] == "user":
+                assert any(
+                    log["type"] == "login"
+                    and (log["user"], log["src_ip"]) == (entity["name"], entity["src_ip"])
+                    for log in host_logs
+                )
+    # The oldest alerts have none: only the newest events are given logs.
+    oldest = next(a for a in alerts if a["source"] == "security_center")
+    assert not [
+        log
+        for log in by_host.get(oldest["asset"]["uuid"], [])
+        if log["time"] == oldest["occurred_at"] and log["type"] == "process"
+    ]
+
+
 # --- the status plan ----------------------------------------------------------------
 
 
@@ -303,7 +343,8 @@ def test_it_loads_a_month_of_alerts_from_every_source_by_default():
     assert f"Alerts: {demo.DEFAULT_ALERT_COUNT} accepted, 0 duplicates" in output
     assert set(Alert.objects.values_list("source", flat=True)) == set(AlertSource.values)
     assert set(Alert.objects.values_list("region", flat=True)) == set(RegionGroup.values)
-    assert LogRecord.objects.count() == len(demo.build_logs(SEED, NOW))
+    payloads = demo.build_alerts(SEED, demo.DEFAULT_ALERT_COUNT, NOW)
+    assert LogRecord.objects.count() == len(demo.build_logs(SEED, NOW, payloads))
     # Every log belongs to a host the alerts introduced.
     assert not LogRecord.objects.filter(asset__isnull=True).exists()
     # The demo's whitelist group keeps routine port scans out of events.
@@ -312,6 +353,26 @@ def test_it_loads_a_month_of_alerts_from_every_source_by_default():
     assert scans.exists() and not scans.filter(whitelisted=False).exists()
     assert group.hit_count == Alert.objects.filter(whitelisted=True).count() == scans.count()
     assert not EventAlert.objects.filter(alert__in=scans).exists()
+
+
+@pytest.mark.django_db
+def test_it_gives_the_newest_events_logs_that_their_tracing_shows():
+    seed(alerts=SMALL)
+    scope = Scope.for_accounts(
+        Organisation.objects.get(name="Demo Corp").id, Account.objects.values_list("id", flat=True)
+    )
+    newest = (
+        SecurityEvent.objects.filter(alert_links__alert__source=AlertSource.SECURITY_CENTER)
+        .distinct()
+        .order_by("-last_occurred_at")[:5]
+    )
+
+    assert len(newest) == 5
+    for event in newest:
+        graph = trace_event(event, scope)
+        assert graph.from_logs, (event.name, graph.logs_note)
+        assert any("logs" in node["sources"] for node in graph.nodes)
+        assert any(node["sources"] == ["alerts", "logs"] for node in graph.nodes)
 
 
 @pytest.mark.django_db

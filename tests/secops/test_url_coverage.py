@@ -52,6 +52,7 @@ from whitelist.services import ConditionSpec, GroupSpec, save_group
 PUBLIC_PAGES = {
     "login": (200, "the login page itself"),
     "healthz": (200, "the orchestrator's health probe"),
+    "favicon": (301, "browsers fetch the icon before anyone logs in"),
     "admin:login": (200, "the admin's own login page"),
     "admin:logout": (302, "logs out whoever asks; sends a visitor to the admin index"),
     "api:api-root": (404, "django-ninja's root: a 404 for everyone, it only anchors reverse()"),
@@ -328,6 +329,10 @@ def alice_api_key(tenancy):
 
 @pytest.fixture
 def objects_of_account_a(tenancy, alice_api_key):
+    return make_objects_of_account_a(tenancy, alice_api_key)
+
+
+def make_objects_of_account_a(tenancy, alice_api_key) -> dict:
     """One object of each kind in account A, where alice's default view looks."""
     account = tenancy.account_a
     asset = factories.make_asset(account)

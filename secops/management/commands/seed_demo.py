@@ -82,16 +82,16 @@ class Command(BaseCommand):
 
         add_demo_whitelist(scope)
         now = timezone.now()
-        alert_totals = send_in_batches(
-            ingest_demo_alerts, demo.build_alerts(seed, alerts, now), scope, aggregate=True
-        )
+        alert_payloads = demo.build_alerts(seed, alerts, now)
+        alert_totals = send_in_batches(ingest_demo_alerts, alert_payloads, scope, aggregate=True)
         story_host = demo.build_story(seed, now).host
         # Log records have no uuid and their times follow "now": sent again
         # they would be new rows, so the story's logs are sent only once.
         if LogRecord.objects.in_scope(scope).filter(host_uuid=story_host.uuid).exists():
             log_totals = None
         else:
-            log_totals = send_in_batches(ingest_logs, demo.build_logs(seed, now), scope)
+            logs = demo.build_logs(seed, now, alert_payloads)
+            log_totals = send_in_batches(ingest_logs, logs, scope)
         moved = apply_status_plan(scope, users[demo.DEMO_ADMIN.username])
 
         self.report(alert_totals, log_totals, moved, scope, passwords)
