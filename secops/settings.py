@@ -22,6 +22,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
+# With DEBUG on, Django's debug pages (tracebacks, URL lists) instead of the
+# console's error pages; `make run` sets DEBUG, and its users should see the
+# pages the product shows (secops.middleware.ErrorPageMiddleware).
+DEBUG_ERROR_PAGES = env_bool("DEBUG_ERROR_PAGES", False)
 
 SECRET_KEY = env_secret_key("SECRET_KEY", debug=DEBUG)
 
@@ -63,11 +67,15 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "secops.middleware.ScopeMiddleware",
+    # After the scope: its pages show the layout and may offer a switch of it.
+    "secops.middleware.ErrorPageMiddleware",
     # Last, as django-axes requires: turns a refused login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "secops.urls"
+# A refused form (CSRF) gets the console's 403 page, saying what to do.
+CSRF_FAILURE_VIEW = "secops.errors.csrf_failure"
 WSGI_APPLICATION = "secops.wsgi.application"
 
 TEMPLATES = [
