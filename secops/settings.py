@@ -27,8 +27,6 @@ DEBUG = env_bool("DEBUG", False)
 # pages the product shows (secops.middleware.ErrorPageMiddleware).
 DEBUG_ERROR_PAGES = env_bool("DEBUG_ERROR_PAGES", False)
 
-SECRET_KEY = env_secret_key("SECRET_KEY", debug=DEBUG)
-
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -96,7 +94,17 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'secops.sqlite3'}")}
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+# SQLite is only ever the embedded default (`make run` on a bare machine).
+EMBEDDED_DATABASE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+
+# On the embedded database a key made once into the data directory stands in
+# for a missing one, so that the README's manage.py commands work after
+# `make run` without DEBUG; on PostgreSQL one is required unless DEBUG is on.
+SECRET_KEY = env_secret_key(
+    "SECRET_KEY", debug=DEBUG, key_file=DATA_DIR / "secret_key" if EMBEDDED_DATABASE else None
+)
+
+if EMBEDDED_DATABASE:
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # SQLite is the embedded default: WAL lets the web process and the
     # in-process periodic jobs read while the other writes.
