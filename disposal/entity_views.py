@@ -27,7 +27,7 @@ from events.models import EventAlert, SecurityEvent
 from secops.models import Account
 from secops.pagination import page_of
 from secops.params import page_number
-from secops.scope import Scope
+from secops.scope import NotInScope, Scope
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 ALERTS_PER_PAGE = 20
@@ -89,7 +89,7 @@ def entity_summary_or_404(scope: Scope, entity_type: str, digest: str) -> Entity
         .order_by("account__name", "account_id")
     )
     if not entities:
-        raise Http404("No such entity.")
+        raise NotInScope(Entity.objects.all(), {"type": entity_type, "digest": digest})
     summary = EntitySummary(
         entity_type=entity_type,
         digest=digest,

@@ -6,6 +6,8 @@ instead of silently falling back to a default.
 """
 
 import os
+import secrets
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -58,11 +60,20 @@ SECRET_KEY_MINIMUM_LENGTH = 50
 _DEVELOPMENT_SECRET_KEY = "insecure-development-key-do-not-use-in-production-0123456789abcdef"  # noqa: S105
 
 
-def env_secret_key(name: str, *, debug: bool) -> str:
-    """Django's signing key. With DEBUG off it is required and must be at least
-    ``SECRET_KEY_MINIMUM_LENGTH`` characters; with DEBUG on a fixed development
-    key stands in when none is given."""
+def env_secret_key(name: str, *, debug: bool, key_file: Path | None = None) -> str:
+    """Django's signing key.
+
+    Given, it must be at least ``SECRET_KEY_MINIMUM_LENGTH`` characters when
+    DEBUG is off. Not given, ``key_file`` (passed for the embedded SQLite
+    database) holds one made at random on first use, with DEBUG on or off: the
+    web server of `make run` (DEBUG on) and the README's `manage.py` commands
+    run afterwards (DEBUG off) then sign and encrypt stored secrets with the
+    same key. Otherwise (PostgreSQL) a fixed development key stands in with
+    DEBUG on, and with DEBUG off the key is required.
+    """
     value = os.environ.get(name, "")
+    if not value and key_file is not None:
+        return _generated_secret_key(name, key_file)
     if debug:
         return value or _DEVELOPMENT_SECRET_KEY
     if not value:
@@ -77,6 +88,32 @@ def env_secret_key(name: str, *, debug: bool) -> str:
             "(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')."
         )
     return value
+
+
+def _generated_secret_key(name: str, key_file: Path) -> str:
+    """The key in ``key_file``, made first if the file does not exist yet."""
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole under another name, then linked into place: processes
+        # starting together (`make run` starts beat and the web server at once)
+        # never read a half-written key, and the first link wins.
+        draft = key_file.with_name(f".{key_file.name}.{os.getpid()}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(secrets.token_urlsafe(SECRET_KEY_MINIMUM_LENGTH) + "\n")
+        try:
+            os.link(draft, key_file)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    key = key_file.read_text().strip()
+    if len(key) < SECRET_KEY_MINIMUM_LENGTH:
+        raise ImproperlyConfigured(
+            f"{key_file} holds no usable {name} (fewer than {SECRET_KEY_MINIMUM_LENGTH} "
+            f"characters): delete it to have a new one made, or set {name}."
+        )
+    return key
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

@@ -35,14 +35,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
-from django.http import Http404
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from secops.celery import app as celery_app
 from secops.enums import RegionGroup
 from secops.models import Organisation
-from secops.scope import Scope
+from secops.scope import NotInScope, Scope
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +170,11 @@ def get_job_of_or_404(model: type[BackgroundJob], scope: Scope, job_id: int, **w
     accounts and region; otherwise 404."""
     job = model.objects.in_scope(scope).filter(id=job_id, **whose).first()
     if job is None or not job.is_covered_by(scope):
-        raise Http404(f"No {model._meta.verbose_name} matches the given query.")
+        raise NotInScope(
+            model.objects.filter(owner_id=user.pk),
+            {"id": job_id},
+            covered=lambda job, scope: job.is_covered_by(scope),
+        )
     return job
 
 

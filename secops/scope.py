@@ -6,9 +6,10 @@ or ``get_in_scope_or_404``. The scope is built once per request by
 authentication (from the key), so views never filter by account by hand.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.http import Http404
 
@@ -104,15 +105,50 @@ class ScopedQuerySet(models.QuerySet):
         return qs
 
 
+class NotInScope(Http404):
+    """No object matches the lookup inside the caller's scope.
+
+    For the caller it does not exist (a 404), but it carries the query, so that
+    the error page can ask whether another view the user may switch to (another
+    account, region, or the Global Account View) shows it, and then offer that
+    switch instead (``secops.errors``). ``covered(obj, scope)``, when given, is
+    a further condition the object must meet in a scope, beyond ``in_scope``.
+    """
+
+    def __init__(self, queryset, lookup: dict, covered: Callable | None = None):
+        super().__init__(f"No {queryset.model._meta.verbose_name} matches the given query.")
+        self.queryset = queryset
+        self.lookup = lookup
+        self.covered = covered
+
+    @property
+    def label(self) -> str:
+        return str(self.queryset.model._meta.verbose_name)
+
+    def found_in(self, scope: Scope) -> bool:
+        """Whether a caller with ``scope`` would get the object."""
+        try:
+            obj = self.queryset.in_scope(scope).filter(**self.lookup).first()
+        except (ValueError, TypeError, ValidationError):
+            return False
+        return obj is not None and (self.covered is None or self.covered(obj, scope))
+
+
+def _queryset(queryset_or_model):
+    if isinstance(queryset_or_model, type) and issubclass(queryset_or_model, models.Model):
+        return queryset_or_model._default_manager.all()
+    return queryset_or_model
+
+
 def get_in_scope_or_404(queryset_or_model, scope: Scope, **lookup):
     """Fetch one object inside the scope; anything outside it does not exist (404)."""
-    if isinstance(queryset_or_model, type) and issubclass(queryset_or_model, models.Model):
-        queryset = queryset_or_model._default_manager.all()
-    else:
-        queryset = queryset_or_model
+    queryset = _queryset(queryset_or_model)
     try:
         return queryset.in_scope(scope).get(**lookup)
-    except (queryset.model.DoesNotExist, ValueError, TypeError):
+    except queryset.model.DoesNotExist:
+        raise NotInScope(queryset, lookup) from None
+    except (ValueError, TypeError, ValidationError):
+        # A malformed lookup names nothing, in any scope.
         raise Http404(f"No {queryset.model._meta.verbose_name} matches the given query.") from None
 
 

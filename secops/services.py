@@ -57,33 +57,25 @@ def can_use_global_view(user) -> bool:
     return bool(membership and membership.is_global_admin)
 
 
-def build_scope(user, session) -> Scope:
-    """Read the scope stored in the session, falling back to valid choices.
+def _choosable_accounts(user) -> dict:
+    """The accounts the user may pick, by id, with what a scope needs of them."""
+    accounts = selectable_accounts(user).only("id", "name", "uid", "home_region", "managed")
+    return {account.id: account for account in accounts}
 
-    A stored value that is no longer allowed (membership removed, global admin
-    right taken away) is silently replaced by the nearest allowed one, so the
-    scope can never widen beyond what the user is entitled to.
-    """
-    membership = organisation_membership(user)
-    if membership is None:
-        return Scope.empty()
-    accounts = {a.id: a for a in selectable_accounts(user).only("id", "home_region", "managed")}
-    if not accounts:
-        return Scope(organisation_id=membership.organisation_id)
 
-    account_id = session.get(SESSION_ACCOUNT)
-    if account_id not in accounts:
-        account_id = min(accounts)
-    region = session.get(SESSION_REGION)
-    if region not in RegionGroup.values:
-        region = accounts[account_id].home_region
-
+def _permissions(user, membership) -> dict:
     permissions = {"organisation_admin": membership.is_global_admin}
     if not membership.is_global_admin:
         permissions["roles"] = frozenset(
             AccountMembership.objects.filter(user=user).values_list("account_id", "role")
         )
-    if session.get(SESSION_VIEW) == View.GLOBAL and membership.is_global_admin:
+    return permissions
+
+
+def _view_scope(membership, accounts: dict, permissions: dict, view, account_id, region) -> Scope:
+    """The scope of one view: the Global Account View (every managed account)
+    or the Current Account View of ``account_id``, in ``region``."""
+    if view == View.GLOBAL:
         managed = frozenset(pk for pk, account in accounts.items() if account.managed)
         return Scope(
             organisation_id=membership.organisation_id,
@@ -101,6 +93,98 @@ def build_scope(user, session) -> Scope:
         region=region,
         **permissions,
     )
+
+
+def build_scope(user, session) -> Scope:
+    """Read the scope stored in the session, falling back to valid choices.
+
+    A stored value that is no longer allowed (membership removed, global admin
+    right taken away) is silently replaced by the nearest allowed one, so the
+    scope can never widen beyond what the user is entitled to.
+    """
+    membership = organisation_membership(user)
+    if membership is None:
+        return Scope.empty()
+    accounts = _choosable_accounts(user)
+    if not accounts:
+        return Scope(organisation_id=membership.organisation_id)
+
+    account_id = session.get(SESSION_ACCOUNT)
+    if account_id not in accounts:
+        account_id = min(accounts)
+    region = session.get(SESSION_REGION)
+    if region not in RegionGroup.values:
+        region = accounts[account_id].home_region
+    view = View.CURRENT
+    if session.get(SESSION_VIEW) == View.GLOBAL and membership.is_global_admin:
+        view = View.GLOBAL
+    permissions = _permissions(user, membership)
+    return _view_scope(membership, accounts, permissions, view, account_id, region)
+
+
+@dataclass(frozen=True)
+class ViewChoice:
+    """A view the user may switch to, as ``change_scope`` takes it: the Current
+    Account View of ``account`` or (``account`` None) the Global Account View,
+    in ``region``."""
+
+    view: str
+    region: str
+    account: Account | None = None
+
+    @property
+    def region_label(self) -> str:
+        return RegionGroup(self.region).label
+
+
+def views_showing(user, shows, current: Scope) -> list[ViewChoice]:
+    """The views the user may switch to in which ``shows(scope)`` holds.
+
+    At most two: the first Current Account View that shows it (accounts by
+    name) and, for a global administrator, the Global Account View. Regions
+    are tried with the current one first. Empty when no view of the user's
+    shows it, so that the caller answers as if it did not exist.
+    """
+    membership = organisation_membership(user)
+    if membership is None:
+        return []
+    accounts = _choosable_accounts(user)
+    if not accounts:
+        return []
+    permissions = _permissions(user, membership)
+    regions = sorted(RegionGroup.values, key=lambda region: region != current.region)
+    # First one query per region over all the user's accounts at once: every
+    # view's scope lies inside it, and most requests that end here are for
+    # objects no view of the user's shows.
+    regions = [
+        region
+        for region in regions
+        if shows(
+            Scope(
+                organisation_id=membership.organisation_id,
+                view=View.GLOBAL,
+                account_ids=frozenset(accounts),
+                region=region,
+                **permissions,
+            )
+        )
+    ]
+
+    def first_region(view, account_id=None) -> str | None:
+        for region in regions:
+            scope = _view_scope(membership, accounts, permissions, view, account_id, region)
+            if shows(scope):
+                return region
+        return None
+
+    choices = []
+    for account in sorted(accounts.values(), key=lambda account: (account.name, account.id)):
+        if region := first_region(View.CURRENT, account.id):
+            choices.append(ViewChoice(View.CURRENT, region, account))
+            break
+    if membership.is_global_admin and (region := first_region(View.GLOBAL)):
+        choices.append(ViewChoice(View.GLOBAL, region))
+    return choices
 
 
 @dataclass

@@ -22,8 +22,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
-
-SECRET_KEY = env_secret_key("SECRET_KEY", debug=DEBUG)
+# With DEBUG on, Django's debug pages (tracebacks, URL lists) instead of the
+# console's error pages; `make run` sets DEBUG, and its users should see the
+# pages the product shows (secops.middleware.ErrorPageMiddleware).
+DEBUG_ERROR_PAGES = env_bool("DEBUG_ERROR_PAGES", False)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -67,11 +69,15 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "secops.middleware.ScopeMiddleware",
+    # After the scope: its pages show the layout and may offer a switch of it.
+    "secops.middleware.ErrorPageMiddleware",
     # Last, as django-axes requires: turns a refused login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "secops.urls"
+# A refused form (CSRF) gets the console's 403 page, saying what to do.
+CSRF_FAILURE_VIEW = "secops.errors.csrf_failure"
 WSGI_APPLICATION = "secops.wsgi.application"
 
 TEMPLATES = [
@@ -92,7 +98,17 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'secops.sqlite3'}")}
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+# SQLite is only ever the embedded default (`make run` on a bare machine).
+EMBEDDED_DATABASE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+
+# On the embedded database a key made once into the data directory stands in
+# for a missing one, so that the README's manage.py commands work after
+# `make run` without DEBUG; on PostgreSQL one is required unless DEBUG is on.
+SECRET_KEY = env_secret_key(
+    "SECRET_KEY", debug=DEBUG, key_file=DATA_DIR / "secret_key" if EMBEDDED_DATABASE else None
+)
+
+if EMBEDDED_DATABASE:
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # SQLite is the embedded default: WAL lets the web process and the
     # in-process periodic jobs read while the other writes.

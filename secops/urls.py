@@ -25,3 +25,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urlpatterns()),
 ]
+
+# The console's error pages (secops.errors).
+handler400 = "secops.errors.bad_request"
+handler403 = "secops.errors.permission_denied"
+handler404 = "secops.errors.page_not_found"
+handler500 = "secops.errors.server_error"

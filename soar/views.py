@@ -309,10 +309,17 @@ def automation_pause(request):
 # --- runs --------------------------------------------------------------------------
 
 
+_RUN_RELATIONS = ("playbook", "version", "event", "rule")
+
+
 def _runs(request):
-    return PlaybookRun.objects.in_scope(request.scope).select_related(
-        "playbook", "version", "event", "rule"
-    )
+    return PlaybookRun.objects.in_scope(request.scope).select_related(*_RUN_RELATIONS)
+
+
+def _run_or_404(request, run_id: int) -> PlaybookRun:
+    # Given the unscoped rows, so that a run of another view can be offered there.
+    runs = PlaybookRun.objects.select_related(*_RUN_RELATIONS)
+    return get_in_scope_or_404(runs, request.scope, id=run_id)
 
 
 @require_GET
@@ -333,7 +340,7 @@ def run_list(request):
 
 @require_GET
 def run_detail(request, run_id: int):
-    run = get_in_scope_or_404(_runs(request), request.scope, id=run_id)
+    run = _run_or_404(request, run_id)
     steps = list(run.steps.all())
     return _page(
         request,
@@ -351,7 +358,7 @@ def run_detail(request, run_id: int):
 
 @require_POST
 def run_rerun(request, run_id: int):
-    run = get_in_scope_or_404(_runs(request), request.scope, id=run_id)
+    run = _run_or_404(request, run_id)
     try:
         again = runs.rerun(request.scope, run, user=request.user)
     except runs.RunError as exc:
@@ -361,7 +368,7 @@ def run_rerun(request, run_id: int):
 
 
 def _decide(request, run_id: int, approve: bool):
-    run = get_in_scope_or_404(_runs(request), request.scope, id=run_id)
+    run = _run_or_404(request, run_id)
     try:
         runs.decide(request.scope, run, approve=approve, user=request.user)
     except runs.RunError as exc:

@@ -221,7 +221,9 @@ def test_it_refuses_a_short_secret_key_when_debug_is_off(tmp_path, length):
 
 
 def test_it_refuses_a_missing_secret_key_when_debug_is_off(tmp_path):
-    result = load_settings({"DEBUG": "false"}, tmp_path)
+    result = load_settings(
+        {"DEBUG": "false", "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/secops"}, tmp_path
+    )
 
     assert result.returncode != 0
     error = result.stderr.strip().splitlines()[-1]
@@ -234,6 +236,44 @@ def test_it_accepts_a_secret_key_of_50_characters_when_debug_is_off(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "50"
+
+
+SHOW_KEY = (
+    "import hashlib, django; django.setup(); from django.conf import settings; "
+    "print(hashlib.sha256(settings.SECRET_KEY.encode()).hexdigest())"
+)
+
+
+def test_it_makes_one_key_for_the_embedded_database_with_debug_on_or_off(tmp_path):
+    with_debug = run_python(["-c", SHOW_KEY], {"DEBUG": "true"}, tmp_path)
+    without_debug = run_python(["-c", SHOW_KEY], {"DEBUG": "false"}, tmp_path)
+
+    assert with_debug.returncode == 0, with_debug.stderr
+    assert without_debug.returncode == 0, without_debug.stderr
+    assert with_debug.stdout.split()[-1] == without_debug.stdout.split()[-1]
+    key_file = tmp_path / "secret_key"
+    assert len(key_file.read_text().strip()) >= 50
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    # Made at random for each data directory.
+    elsewhere = run_python(["-c", SHOW_KEY], {"DEBUG": "false"}, tmp_path / "other")
+    assert elsewhere.stdout.split()[-1] != without_debug.stdout.split()[-1]
+
+
+def test_it_prefers_a_given_key_to_the_generated_one(tmp_path):
+    result = load_settings({"DEBUG": "false", "SECRET_KEY": "k" * 60}, tmp_path)
+
+    assert result.stdout.strip().splitlines()[-1] == "60"
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_it_refuses_a_broken_key_file(tmp_path):
+    (tmp_path / "secret_key").write_text("short\n")
+
+    result = load_settings({"DEBUG": "false"}, tmp_path)
+
+    assert result.returncode != 0
+    error = result.stderr.strip().splitlines()[-1]
+    assert "secret_key holds no usable SECRET_KEY" in error and "delete it" in error
 
 
 def test_it_lets_a_development_setup_use_a_short_secret_key(tmp_path):

@@ -77,3 +77,25 @@ function wrapWideTables(root) {
 }
 document.addEventListener("DOMContentLoaded", () => wrapWideTables(document));
 document.addEventListener("htmx:afterSettle", (event) => wrapWideTables(event.detail.elt.parentElement || document));
+
+// htmx swaps no 4xx/5xx response, which would leave a panel as it was or
+// blank. The console's error pages answer htmx with a fragment marked by
+// X-Error-Fragment (secops/errors.py): show it in the panel that asked. The
+// target keeps its element (and id), so the panel can be used again; inside a
+// table the message goes above the table, so that no row is lost.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const detail = event.detail;
+  if (!detail.xhr || detail.xhr.getResponseHeader("X-Error-Fragment") !== "true") return;
+  detail.shouldSwap = true;
+  detail.isError = false;
+  detail.selectOverride = ".error-page";
+  const table = detail.target.closest("table");
+  if (table) {
+    const previous = table.previousElementSibling;
+    if (previous && previous.matches(".error-page")) previous.remove();
+    detail.target = table;
+    detail.swapOverride = "beforebegin";
+  } else {
+    detail.swapOverride = "innerHTML";
+  }
+});

@@ -381,6 +381,22 @@ def test_it_is_404_for_an_entity_seen_only_in_another_account(tenancy):
     assert global_view(tenancy.client_for(tenancy.alice)).get(url).status_code == 200
 
 
+def test_it_offers_an_administrator_of_the_other_account_to_switch_to_it(tenancy):
+    sighting(tenancy.account_b, "198.51.100.99", name="Only in Acme Intl")
+    url = entity_url("ip", "198.51.100.99")
+    client = tenancy.client_for(tenancy.alice)  # in the view of Acme Prod
+
+    response = client.get(url)
+
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "Acme Intl" in html and tenancy.account_b.uid in html
+    client.post(
+        reverse("change_scope"), {"account": tenancy.account_b.id, "region": "intl", "next": url}
+    )
+    assert client.get(url).status_code == 200
+
+
 @pytest.mark.parametrize(
     "entity_type, digest",
     [

@@ -133,15 +133,25 @@ def test_it_hides_every_tab_from_an_outsider(tenancy, incident, tab, htmx):
     assert "203.0.113.7" not in response.content.decode()
 
 
-def test_it_hides_an_event_outside_the_analyst_s_account_and_region(tenancy):
+def test_it_hides_an_event_outside_the_analyst_s_accounts(tenancy):
     client = tenancy.client_for(tenancy.bob)
     of_b = factories.make_event(tenancy.account_b)
-    of_a_abroad = factories.make_event(tenancy.account_a, region=RegionGroup.OUTSIDE_CHINA)
     of_a = factories.make_event(tenancy.account_a, region=RegionGroup.CHINA)
 
     assert client.get(detail_url(of_b)).status_code == 404
-    assert client.get(detail_url(of_a_abroad)).status_code == 404
     assert client.get(detail_url(of_a)).status_code == 200
+
+
+def test_it_offers_the_region_of_an_event_of_the_analyst_s_account(tenancy):
+    client = tenancy.client_for(tenancy.bob)
+    of_a_abroad = factories.make_event(tenancy.account_a, region=RegionGroup.OUTSIDE_CHINA)
+
+    response = client.get(detail_url(of_a_abroad))
+
+    # Not shown in the view he is in (China), but his to open after a switch.
+    assert response.status_code == 404
+    assert "region Outside China" in response.content.decode()
+    assert of_a_abroad.name not in response.content.decode()
 
 
 def test_it_answers_404_for_an_event_that_does_not_exist(alice_client, incident):
