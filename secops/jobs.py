@@ -171,7 +171,7 @@ def get_job_of_or_404(model: type[BackgroundJob], scope: Scope, job_id: int, **w
     job = model.objects.in_scope(scope).filter(id=job_id, **whose).first()
     if job is None or not job.is_covered_by(scope):
         raise NotInScope(
-            model.objects.filter(owner_id=user.pk),
+            model.objects.filter(**whose),
             {"id": job_id},
             covered=lambda job, scope: job.is_covered_by(scope),
         )
