@@ -377,6 +377,34 @@ def test_it_shows_20_events_per_page_without_counting_the_table(bob_client, twen
     assert [sql for sql in on_events if re.search(r"LIMIT 21 OFFSET 20$", sql)]
 
 
+def test_it_says_how_many_events_match_and_links_to_the_last_page(bob_client, twenty_one_webshells):
+    first = bob_client.get(EVENT_LIST, {"risk": HIGH})
+    last = bob_client.get(EVENT_LIST + pager_link(first, "Last »"))
+
+    assert re.search(r'data-testid="list-total">· 21 events<', first.text)
+    assert re.search(r'data-testid="page-number">Page 1 of 2<', first.text)
+    assert parse_qs(urlsplit(pager_link(first, "Last »")).query) == {"risk": ["3"], "page": ["2"]}
+    assert listed_ids(last) == twenty_one_webshells[20:]
+    assert re.search(r'data-testid="page-number">Page 2 of 2<', last.text)
+    assert pager_link(last, "Last »") is None
+    assert pager_link(last, "« First") is not None
+
+
+def test_it_says_a_page_is_past_the_end_and_links_to_the_last(bob_client, twenty_one_webshells):
+    response = bob_client.get(EVENT_LIST, {"risk": HIGH, "page": 40})
+
+    assert listed_ids(response) == []
+    assert "Page 40 is past the end; the list has 2 pages." in response.text
+    assert "No security events match these filters." not in response.text
+    link = re.search(r'<a href="([^"]+)"[^>]*data-testid="past-the-end-last"', response.text)
+    assert parse_qs(urlsplit(link.group(1).replace("&amp;", "&")).query) == {
+        "risk": ["3"],
+        "page": ["2"],
+    }
+    # The counters still count every matching event.
+    assert count_shown(response, "count-risk-high") == 21
+
+
 def test_it_keeps_the_filters_in_the_pager_links(bob_client, twenty_one_webshells):
     first = bob_client.get(EVENT_LIST, {"risk": HIGH, "name": "Webshell", "sort": "-first"})
     next_link = pager_link(first, NEXT)

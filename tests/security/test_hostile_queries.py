@@ -436,7 +436,9 @@ def test_it_says_a_page_is_past_the_end_and_links_to_the_last(tenancy):
         page = response.context["page"]
         assert (page.number, page.past_the_end, page.items) == (number, True, [])
         assert f"Page {number} is past the end; the list has 1 page." in response.text
-        assert re.search(r'href="\?[^"]*page=1" [^>]*data-testid="past-the-end-last"', response.text)
+        assert re.search(
+            r'href="\?[^"]*page=1" [^>]*data-testid="past-the-end-last"', response.text
+        )
     on_the_page = client.get(detail, {"tab": "alerts", "page": "1"})
     assert "past the end" not in on_the_page.text
 
