@@ -56,6 +56,9 @@ def count_rows(queryset, *, limit: int = EXACT_COUNT_LIMIT) -> Total:
     one it puts under is counted, but the count stops after ``limit`` + 1 rows,
     so a planner that was wrong never makes the count read the whole table.
     """
+    if queryset.query.is_empty():
+        # ``.none()``: no statement to plan or count.
+        return Total(0)
     # Only the rows matter, not the columns or relations a page shows.
     rows = queryset.order_by().values("pk")
     if connections[queryset.db].vendor != "postgresql":
