@@ -5,7 +5,8 @@ from django.utils import timezone
 
 from alerts.models import AlertSource
 from secops.enums import RiskLevel
-from secops.params import MAX_DATABASE_INTEGER, page_number
+from secops.filters import ListFilterForm
+from secops.params import MAX_DATABASE_INTEGER, page_wanted
 
 ALERT_PERIODS = [
     ("1h", "Last hour", 1 / 24),
@@ -16,43 +17,55 @@ ALERT_PERIODS = [
 ]
 
 
-class AlertFilterForm(forms.Form):
-    """Filters of the Alert page, read from the query string."""
+class AlertFilterForm(ListFilterForm):
+    """Filters of the Alert page, read from the query string; a value that
+    cannot be used marks its field and the others apply (``ListFilterForm``)."""
 
     source = forms.ChoiceField(
         choices=[("", "All cloud services"), *AlertSource.choices],
         required=False,
         label="Cloud Service",
+        error_messages={"invalid_choice": "Choose one of the listed cloud services."},
     )
     level = forms.TypedChoiceField(
         choices=[("", "All levels"), *sorted(RiskLevel.choices, reverse=True)],
         coerce=int,
         empty_value=None,
         required=False,
+        error_messages={"invalid_choice": "Level must be High, Medium or Low."},
     )
-    type = forms.CharField(required=False, max_length=64)
+    type = forms.CharField(
+        required=False,
+        max_length=64,
+        error_messages={"max_length": "An alert type has at most 64 characters."},
+    )
     whitelisted = forms.ChoiceField(
-        choices=[("", "All"), ("no", "Not whitelisted"), ("yes", "Whitelisted")], required=False
+        choices=[("", "All"), ("no", "Not whitelisted"), ("yes", "Whitelisted")],
+        required=False,
+        error_messages={"invalid_choice": "Choose All, Not whitelisted or Whitelisted."},
     )
     period = forms.ChoiceField(
-        choices=[(k, label) for k, label, _ in ALERT_PERIODS], required=False, initial="7d"
+        choices=[(k, label) for k, label, _ in ALERT_PERIODS],
+        required=False,
+        initial="7d",
+        error_messages={"invalid_choice": "Choose one of the listed periods."},
     )
     # A bad page number means page 1; it must not void the other filters.
     page = forms.CharField(required=False)
+    # The newest alert the page shows, from its live-update poll.
     after = forms.IntegerField(required=False, min_value=0, max_value=MAX_DATABASE_INTEGER)
+
+    unshown_fields = ("page", "after")
 
     @classmethod
     def defaults(cls) -> dict:
-        form = cls({})
-        form.is_valid()
-        return form.cleaned_data
+        return cls({}).filters()
 
     def clean(self):
         data = super().clean()
-        data["period"] = data.get("period") or "7d"
         days = next(d for k, _, d in ALERT_PERIODS if k == data["period"])
         data["since"] = timezone.now() - timedelta(days=days)
-        data["page"] = page_number(data.get("page"))
+        data["page"] = page_wanted(data.get("page"))
         return data
 
 

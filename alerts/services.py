@@ -7,13 +7,14 @@ ones reported. Either way every refused item is recorded for the Data Sources
 page. Storing costs a constant number of statements per batch.
 """
 
+import ipaddress
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import models, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 from pydantic import TypeAdapter, ValidationError
 
@@ -528,6 +529,20 @@ def exception_rows(exceptions: list) -> list[tuple[str, str]]:
         else:
             rows.append(("", str(item)))
     return rows
+
+
+def assets_named(scope, text: str):
+    """The assets of the scope that ``text`` names: by instance id, uuid, host
+    name (in any case) or, when it is an IP address, public or private IP."""
+    text = text.strip()
+    named = Q(instance_id=text) | Q(uuid=text) | Q(name__iexact=text)
+    try:
+        address = str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    else:
+        named |= Q(public_ip=address) | Q(private_ip=address)
+    return Asset.objects.in_scope(scope).filter(named)
 
 
 def filtered_alerts(scope, filters: dict):

@@ -87,8 +87,9 @@ LIVE_LOOKBACK = timedelta(seconds=30)
 
 def alert_list(request):
     """Every alert in scope, newest first; page 1 polls for new arrivals."""
-    form = AlertFilterForm({"period": "7d", **request.GET.dict()})
-    filters = form.cleaned_data if form.is_valid() else AlertFilterForm.defaults()
+    form = AlertFilterForm(request.GET)
+    # Every usable filter applies; an unusable one is marked in the form.
+    filters = form.filters()
     alerts = services.filtered_alerts(request.scope, filters).select_related("account", "asset")
     query = request.GET.copy()
     for key in ("page", "after"):
@@ -126,4 +127,6 @@ def alert_list(request):
     template = "alerts/alert_list.html"
     if request.htmx and not request.htmx.boosted:
         template += "#results"
+        # The form is not re-rendered: its fields' messages travel out of band.
+        context["oob_errors"] = True
     return render(request, template, context)

@@ -10,7 +10,8 @@ from alerts.models import EntityType
 from disposal.models import SimulatedFailure
 from disposal.queries import status_filter_choices
 from disposal.scenarios import HANDLED_TYPES, MAX_VALIDITY_DAYS
-from secops.params import page_number, positive_int
+from secops.filters import ListFilterForm
+from secops.params import page_wanted, positive_int
 
 CREATED_PRESETS = [
     ("", "Any time", None),
@@ -25,11 +26,11 @@ EARLIEST_DATE = date(1970, 1, 1)
 LATEST_DATE = date(9998, 12, 31)
 
 
-class CenterFilterForm(forms.Form):
+class CenterFilterForm(ListFilterForm):
     """The Disposal Center's filters, read from the query string.
 
     A value that cannot be used marks its own field and is left out; the
-    other filters still apply (``filters``).
+    other filters still apply (``ListFilterForm``).
     """
 
     entity_type = forms.ChoiceField(
@@ -95,15 +96,14 @@ class CenterFilterForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        start, end = data.get("start"), data.get("end")
+        start, end = data["start"], data["end"]
         if start and end and end < start:
-            self.add_error("end", "The end date is before the start date.")
+            self.drop("end", "The end date is before the start date.")
         return data
 
     def filters(self) -> dict:
         """The usable filters: each field that is valid, and nothing for the others."""
-        self.is_valid()
-        data = self.cleaned_data
+        data = super().filters()
         created = data.get("created") or ""
         return {
             "entity_type": data.get("entity_type") or "",
@@ -115,7 +115,7 @@ class CenterFilterForm(forms.Form):
             "start": data.get("start"),
             "end": data.get("end"),
             "policy": data.get("policy"),
-            "page": page_number(self.data.get("page")),
+            "page": page_wanted(self.data.get("page")),
         }
 
 

@@ -20,7 +20,7 @@ from disposal.scenarios import scenarios_for
 from events import feed
 from secops.models import Account
 from secops.pagination import page_of
-from secops.params import page_number
+from secops.params import page_wanted
 from secops.scope import get_for_change_or_404, get_in_scope_or_404, require
 
 TABS = [
@@ -88,7 +88,7 @@ def center(request):
             queries.policy_rows(scope, page.items),
             lambda row: (row.policy.entity_type, row.policy.entity_digest),
         )
-        context["total"] = policies.count()
+        context["total"] = page.total.rows
     else:
         tasks = (
             queries.filtered_tasks(scope, filters)
@@ -99,7 +99,7 @@ def center(request):
             tasks.select_related(*queries.TASK_RELATIONS), filters["page"], queries.PER_PAGE
         )
         context["rows"] = _task_rows(scope, page.items)
-        context["total"] = tasks.count()
+        context["total"] = page.total.rows
         if tab == "tasks" and filters["policy"]:
             context["policy"] = queries.policy_in_scope(scope, filters["policy"])
 
@@ -301,7 +301,7 @@ def simulated_cloud(request):
         "simulated_accounts": list(queries.simulated_accounts(scope)),
         "in_force": page_of(
             queries.simulated_actions(scope, in_force=True),
-            page_number(request.GET.get("page")),
+            page_wanted(request.GET.get("page")),
             SIMULATED_ACTIONS_PER_PAGE,
         ),
         "removed": list(queries.simulated_actions(scope, in_force=False)[:RECENTLY_REMOVED]),

@@ -26,7 +26,7 @@ from disposal.models import HandlingPolicy, HandlingTask, TaskStatus
 from events.models import EventAlert, SecurityEvent
 from secops.models import Account
 from secops.pagination import page_of
-from secops.params import page_number
+from secops.params import page_wanted
 from secops.scope import NotInScope, Scope
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -130,7 +130,7 @@ def _roles(summary: EntitySummary, alerts) -> list[tuple[str, int]]:
     return [(role.label, counts[role]) for role in EntityRole if role in counts]
 
 
-def _alerts_page(summary: EntitySummary, alerts, number: int):
+def _alerts_page(summary: EntitySummary, alerts, number: int | str):
     page = page_of(alerts.select_related("account", "asset"), number, ALERTS_PER_PAGE)
     roles: dict[int, set[str]] = {}
     for alert_id, role in AlertEntity.objects.filter(
@@ -176,7 +176,7 @@ def entity_detail(request, entity_type: str, digest: str):
     scope = request.scope
     summary = entity_summary_or_404(scope, entity_type, digest)
     alerts = related_alerts(scope, summary)
-    alert_page = _alerts_page(summary, alerts, page_number(request.GET.get("page")))
+    alert_page = _alerts_page(summary, alerts, page_wanted(request.GET.get("page")))
     if request.htmx and not request.htmx.boosted:
         # The pager of Related alerts asks for its next page only.
         return render(

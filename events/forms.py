@@ -9,7 +9,8 @@ from events.models import AggregationRule, EventStatus
 from events.queries import SORTS
 from events.rules import AggregationRuleSpec, RuleValidationError, alert_type_keys
 from secops.enums import RiskLevel
-from secops.params import MAX_DATABASE_INTEGER, page_number
+from secops.filters import ListFilterForm
+from secops.params import MAX_DATABASE_INTEGER, page_wanted
 
 # What a field the form could not read stands for while the rest is checked.
 EMPTY_RULE = {"name": "", "group_by": (), "event_name_template": ""}
@@ -103,65 +104,115 @@ OCCURRED_PRESETS = [
 ]
 
 
-class EventFilterForm(forms.Form):
-    """The Security Event Handling filters, read from the query string."""
+class EventFilterForm(ListFilterForm):
+    """The Security Event Handling filters, read from the query string.
+
+    A value that cannot be used marks its field and is left out; the list
+    follows the other filters (``ListFilterForm``). A custom range that cannot
+    be used gives way to the default period.
+    """
 
     occurred = forms.ChoiceField(
-        choices=[(k, label) for k, label, _ in OCCURRED_PRESETS], required=False, initial="7d"
+        choices=[(k, label) for k, label, _ in OCCURRED_PRESETS],
+        required=False,
+        initial="7d",
+        error_messages={"invalid_choice": "Choose one of the listed periods."},
     )
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter the start as a date, e.g. 2027-01-31."},
+    )
+    end = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter the end as a date, e.g. 2027-01-31."},
+    )
     risk = forms.TypedMultipleChoiceField(
         choices=sorted(RiskLevel.choices, reverse=True),
         coerce=int,
         required=False,
         widget=forms.CheckboxSelectMultiple,
+        error_messages={"invalid_choice": "Risk must be High, Medium or Low."},
     )
     status = forms.MultipleChoiceField(
-        choices=EventStatus.choices, required=False, widget=forms.CheckboxSelectMultiple
+        choices=EventStatus.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"invalid_choice": "Status must be Unhandled, Handling, Handled or Failed."},
     )
-    name = forms.CharField(required=False, max_length=200)
+    name = forms.CharField(
+        required=False,
+        max_length=200,
+        error_messages={"max_length": "Search names with at most 200 characters."},
+    )
     event_id = forms.IntegerField(
-        required=False, min_value=1, max_value=MAX_DATABASE_INTEGER, label="Event ID"
+        required=False,
+        min_value=1,
+        max_value=MAX_DATABASE_INTEGER,
+        label="Event ID",
+        error_messages={
+            "invalid": "Event ID must be a positive number.",
+            "min_value": "Event ID must be a positive number.",
+            "max_value": "Event ID is too large: no event has that number.",
+        },
     )
-    asset = forms.CharField(required=False, max_length=64, label="Asset ID")
+    asset = forms.CharField(
+        required=False,
+        max_length=255,
+        label="Asset",
+        error_messages={"max_length": "An asset is named in at most 255 characters."},
+    )
     sort = forms.ChoiceField(
-        choices=[(k, label) for k, (_, label) in SORTS.items()], required=False, initial="-last"
+        choices=[(k, label) for k, (_, label) in SORTS.items()],
+        required=False,
+        initial="-last",
+        error_messages={"invalid_choice": "Choose one of the listed orders."},
     )
     # A bad page number means page 1; it must not void the other filters.
     page = forms.CharField(required=False)
 
     @classmethod
     def default_filters(cls) -> dict:
-        form = cls({})
-        form.is_valid()
-        return form.cleaned_data
+        return cls({}).filters()
 
     def clean(self):
         data = super().clean()
         today = timezone.localdate()
         # The same first day as the "Last 180 days" preset.
         oldest = today - timedelta(days=EVENT_VISIBLE_DAYS - 1)
-        preset = data.get("occurred") or "7d"
-        if preset == "custom":
-            start, end = data.get("start"), data.get("end")
-            if not start or not end:
-                raise forms.ValidationError("A custom range needs a start and an end date.")
-            if start > end:
-                self.add_error("end", "The end date is before the start date.")
-            if start < oldest:
-                self.add_error(
-                    "start",
-                    f"Events are kept for {EVENT_VISIBLE_DAYS} days: start on {oldest} or later.",
-                )
-            # A day of slack for a browser whose date is ahead of the server's.
-            latest = today + timedelta(days=1)
-            if end > latest:
-                self.add_error("end", f"The end date is in the future: end on {latest} or earlier.")
-        else:
-            days = next(d for k, _, d in OCCURRED_PRESETS if k == preset)
+        if data["occurred"] == "custom" and not self._custom_range_usable(data, today, oldest):
+            data["occurred"] = self.default("occurred")
+        if data["occurred"] != "custom":
+            days = next(d for k, _, d in OCCURRED_PRESETS if k == data["occurred"])
             data["start"], data["end"] = today - timedelta(days=days - 1), today
-        data["occurred"] = preset
-        data["sort"] = data.get("sort") or "-last"
-        data["page"] = page_number(data.get("page"))
+        data["page"] = page_wanted(data.get("page"))
         return data
+
+    def _custom_range_usable(self, data, today, oldest) -> bool:
+        """Whether the custom range can be applied; its problems go to its fields."""
+        if "start" in self.errors or "end" in self.errors:
+            return False
+        start, end = data["start"], data["end"]
+        if not start:
+            self.drop("start", "A custom range needs a start date.")
+        if not end:
+            self.drop("end", "A custom range needs an end date.")
+        if not start or not end:
+            return False
+        usable = True
+        if start > end:
+            self.drop("end", "The end date is before the start date.")
+            usable = False
+        if start < oldest:
+            self.drop(
+                "start",
+                f"Events are kept for {EVENT_VISIBLE_DAYS} days: start on {oldest} or later.",
+            )
+            usable = False
+        # A day of slack for a browser whose date is ahead of the server's.
+        latest = today + timedelta(days=1)
+        if end > latest:
+            self.drop("end", f"The end date is in the future: end on {latest} or earlier.")
+            usable = False
+        return usable

@@ -4,7 +4,7 @@ pages, counts, the chart, the attack timeline and why alerts are together."""
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -56,7 +56,7 @@ def filtered_events(scope, filters: dict):
     ``filters`` is the cleaned data of ``EventFilterForm``. An event is in a
     date range when any part of it (first to last occurrence) falls inside.
     """
-    from alerts.models import Asset
+    from alerts.services import assets_named
 
     begin, finish = _day_bounds(filters["start"], filters["end"])
     events = SecurityEvent.objects.in_scope(scope).filter(
@@ -71,9 +71,7 @@ def filtered_events(scope, filters: dict):
     if filters.get("event_id"):
         events = events.filter(id=filters["event_id"])
     if filters.get("asset"):
-        assets = Asset.objects.in_scope(scope).filter(
-            Q(instance_id=filters["asset"]) | Q(uuid=filters["asset"])
-        )
+        assets = assets_named(scope, filters["asset"])
         events = events.filter(
             id__in=SecurityEvent.affected_assets.through.objects.filter(asset__in=assets).values(
                 "securityevent_id"
@@ -82,16 +80,21 @@ def filtered_events(scope, filters: dict):
     return events
 
 
-def events_page(events, order_by: str, number: int, size: int = EVENTS_PER_PAGE) -> Page:
+def events_page(
+    events, order_by: str, number: int | str, size: int = EVENTS_PER_PAGE, *, total=None
+) -> Page:
     """One page of a filtered event queryset in the chosen order (``order_by``, then
-    newest id first), its rows with their account.
+    newest id first), its rows with their account; ``total`` is the number of
+    events when the caller has counted them already (``event_tallies``).
 
     Read in two steps: the ids of the page first, then those rows whole. The
     ids are ordered within the index ``event_scope_overview_idx`` (it holds the
     range, every sort key and the id), so sorting the tens of thousands of
     events of 180 days to show 20 reads the index, not every whole row.
     """
-    ids = page_of(events.order_by(order_by, "-id").values_list("id", flat=True), number, size)
+    ids = page_of(
+        events.order_by(order_by, "-id").values_list("id", flat=True), number, size, total=total
+    )
     rows = events.select_related("account").in_bulk(ids.items)
     # An event deleted between the two reads (retention) is left out.
     ids.items = [rows[event_id] for event_id in ids.items if event_id in rows]

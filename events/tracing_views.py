@@ -16,6 +16,22 @@ from events.tracing.tracer import TooManyEvents, parse_event_ids, trace_event, t
 from secops.params import page_number
 from secops.scope import get_in_scope_or_404
 
+# The diagram's layouts ("Image style"), the first the default. The one chosen
+# is in the page's URL (?layout=), so a shared link or Back shows it again.
+TRACING_LAYOUTS = [
+    ("breadthfirst", "Tree"),
+    ("cose", "Force-directed"),
+    ("concentric", "Concentric"),
+    ("circle", "Circle"),
+    ("grid", "Grid"),
+]
+
+
+def tracing_layout(request) -> str:
+    """The layout the URL names, or the default for anything else."""
+    chosen = request.GET.get("layout", "")
+    return chosen if chosen in dict(TRACING_LAYOUTS) else TRACING_LAYOUTS[0][0]
+
 
 def _page_number(request, name: str = "page") -> int:
     return page_number(request.GET.get(name))
@@ -29,9 +45,11 @@ def _logs_links(logs_url: str) -> dict:
     }
 
 
-def _diagram_context(graph: TracingGraph, *, logs_url: str, filename: str) -> dict:
+def _diagram_context(graph: TracingGraph, *, logs_url: str, filename: str, layout: str) -> dict:
     return {
         "tracing": graph,
+        "tracing_layouts": TRACING_LAYOUTS,
+        "tracing_layout": layout,
         "tracing_data": graph.as_dict(),
         "tracing_filename": filename,
         "preview": graph.preview(1),
@@ -47,6 +65,7 @@ def tab_context(request, event: SecurityEvent) -> dict:
         graph,
         logs_url=reverse("events:tracing_logs", args=[event.id]),
         filename=f"event-{event.id}-tracing",
+        layout=tracing_layout(request),
     )
 
 
@@ -105,6 +124,11 @@ def tracing_multi(request):
     logs_url = f"{reverse('events:tracing_multi')}?ids={ids}&part=logs"
     if request.GET.get("part") == "logs":
         return _render_preview(request, graph, logs_url)
-    context = _diagram_context(graph, logs_url=logs_url, filename=f"events-{ids.replace(',', '-')}")
+    context = _diagram_context(
+        graph,
+        logs_url=logs_url,
+        filename=f"events-{ids.replace(',', '-')}",
+        layout=tracing_layout(request),
+    )
     context.update(events=events, problem="")
     return render(request, "events/tracing_multi.html", context)

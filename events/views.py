@@ -1,3 +1,5 @@
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.http import QueryDict
 from django.shortcuts import redirect, render
@@ -12,8 +14,8 @@ from events.grouping import GROUPING_FIELDS, describe_window
 from events.models import AggregationRule, SecurityEvent
 from secops.enums import RiskLevel
 from secops.models import Organisation
-from secops.pagination import page_of
-from secops.params import page_number
+from secops.pagination import Total, page_of
+from secops.params import page_wanted
 from secops.rules import get_rule_for_change_or_404, require_rule_manager
 from secops.scope import get_in_scope_or_404
 
@@ -151,10 +153,15 @@ def _chart(days: list[dict]) -> dict:
 
 def event_list(request):
     form = EventFilterForm(request.GET)
-    filters = form.cleaned_data if form.is_valid() else EventFilterForm.default_filters()
+    # Every usable filter applies; an unusable one is marked in the form.
+    filters = form.filters()
     events = queries.filtered_events(request.scope, filters)
-    page = queries.events_page(events, queries.SORTS[filters["sort"]][0], filters["page"])
     tallies = queries.event_tallies(events)
+    # The tallies count every matching event already: no second count for the pager.
+    matching = sum(n for *_, n in tallies)
+    page = queries.events_page(
+        events, queries.SORTS[filters["sort"]][0], filters["page"], total=Total(matching)
+    )
     query = request.GET.copy()
     query.pop("page", None)
     context = {
@@ -166,7 +173,7 @@ def event_list(request):
         "list_query": request.GET.urlencode(),
         "counts": queries.event_counts(tallies),
         # How many events the filters match, for the tools above the table.
-        "matching": sum(n for *_, n in tallies),
+        "matching": matching,
         "chart": _chart(queries.new_events_per_day(tallies, filters["start"], filters["end"])),
         "can_export": request.scope.may_handle(),
         # "Add to Whitelist" creates a policy group: administrators only.
@@ -175,6 +182,8 @@ def event_list(request):
     template = "events/event_list.html"
     if request.htmx and not request.htmx.boosted:
         template += "#results"
+        # The form is not re-rendered: its fields' messages travel out of band.
+        context["oob_errors"] = True
     return render(request, template, context)
 
 
@@ -233,8 +242,12 @@ def event_detail(request, event_id: int):
     elif tab == "alerts":
         context["page"] = page_of(
             alerts.select_related("asset").order_by("-occurred_at", "-id"),
-            page_number(request.GET.get("page")),
+            page_wanted(request.GET.get("page")),
             ALERTS_PER_PAGE,
+        )
+        # The pager's links stay on this tab and keep the way back to the list.
+        context["pager_query"] = urlencode(
+            {"tab": "alerts", **({"list": list_query} if list_query else {})}
         )
     elif tab == "tracing":
         context.update(tracing_views.tab_context(request, event))

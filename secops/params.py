@@ -38,6 +38,16 @@ def page_number(text) -> int:
     return 1
 
 
+# The page parameter's name for the last page of a list, wherever it ends.
+LAST_PAGE = "last"
+
+
+def page_wanted(text) -> int | str:
+    """A page number from a query string, or ``LAST_PAGE`` for the word "last"
+    (the pager's link to the end of a list whose length is only estimated)."""
+    return LAST_PAGE if text == LAST_PAGE else page_number(text)
+
+
 class InvalidTime(ValueError):
     """A time that cannot be read or cannot be stored; the message says which."""
 

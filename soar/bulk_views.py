@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from events.forms import EventFilterForm
 from secops.pagination import page_of
-from secops.params import page_number
+from secops.params import page_wanted
 from secops.scope import require
 from soar import bulk
 from soar.forms import ALL_MATCHING, BulkHandlingForm, InvalidEventIds, event_ids
@@ -90,7 +90,7 @@ def bulk_start(request):
 @require_GET
 def bulk_job(request, bulk_job_id: int):
     job = bulk.get_bulk_job_for_user_or_404(request.scope, request.user, bulk_job_id)
-    failed = page_of(bulk.failures(job), page_number(request.GET.get("page")), FAILURES_PER_PAGE)
+    failed = page_of(bulk.failures(job), page_wanted(request.GET.get("page")), FAILURES_PER_PAGE)
     context = {
         "job": job,
         "summary": bulk.describe_job(job),

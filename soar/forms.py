@@ -9,7 +9,8 @@ from django import forms
 
 from disposal.scenarios import MAX_VALIDITY_DAYS
 from events.models import EventStatus
-from secops.params import positive_int
+from secops.filters import ListFilterForm
+from secops.params import page_wanted, positive_int
 from soar.bulk import (
     MAX_DESCRIPTION,
     MAX_EVENTS,
@@ -17,10 +18,28 @@ from soar.bulk import (
     BulkRequest,
     runnable_playbooks,
 )
-from soar.models import BulkAction, Playbook, RuleAction, StepKind, Trigger
+from soar.models import BulkAction, Playbook, RuleAction, RunStatus, StepKind, Trigger
 
 PREFIX = "bulk"
 SELECTED, ALL_MATCHING = "selected", "all"
+
+
+class RunFilterForm(ListFilterForm):
+    """The filter of the playbook runs list, read from the query string."""
+
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any"), *RunStatus.choices],
+        error_messages={
+            "invalid_choice": "There is no such run status: runs of every status are shown."
+        },
+    )
+    page = forms.CharField(required=False)
+
+    def clean(self):
+        data = super().clean()
+        data["page"] = page_wanted(data["page"])
+        return data
 
 
 class BulkHandlingForm(forms.Form):

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from disposal.models import Channel
 from disposal.scenarios import scenarios_for
 from events.models import EventStatus, SecurityEvent
+from secops.pagination import page_of
 from secops.params import positive_int
 from secops.scope import get_in_scope_or_404, require
 from soar import automation, runs
@@ -26,6 +27,7 @@ from soar.facts import describe_conditions
 from soar.forms import (
     PlaybookForm,
     RuleForm,
+    RunFilterForm,
     StepRowsInvalid,
     condition_help,
     empty_row,
@@ -53,7 +55,7 @@ from soar.playbooks import (
 
 ORGANISATION_ONLY = "Only global administrators change playbooks and automated response rules."
 RERUNNABLE = (RunStatus.FAILED, RunStatus.REJECTED, RunStatus.STOPPED)
-RUNS_SHOWN = 200
+RUNS_PER_PAGE = 50
 FIRINGS_DAYS = 7
 
 
@@ -324,17 +326,26 @@ def _run_or_404(request, run_id: int) -> PlaybookRun:
 
 @require_GET
 def run_list(request):
-    status = request.GET.get("status", "")
+    form = RunFilterForm(request.GET)
+    filters = form.filters()
     listed = _runs(request)
-    if status in RunStatus.values:
-        listed = listed.filter(status=status)
-    else:
-        status = ""
+    if filters["status"]:
+        listed = listed.filter(status=filters["status"])
+    page = page_of(listed, filters["page"], RUNS_PER_PAGE)
+    query = request.GET.copy()
+    query.pop("page", None)
     return _page(
         request,
         "soar/runs.html",
         "runs",
-        {"runs": listed[:RUNS_SHOWN], "status": status, "statuses": RunStatus.choices},
+        {
+            "form": form,
+            "runs": page.items,
+            "page": page,
+            "query": query.urlencode(),
+            "status": filters["status"],
+            "statuses": RunStatus.choices,
+        },
     )
 
 

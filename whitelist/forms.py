@@ -5,8 +5,22 @@ arrive as parallel lists (``condition_object``, ``condition_operator``,
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django import forms
+
+from secops.filters import ListFilterForm
 from secops.params import InvalidTime, aware_datetime, positive_int
+from whitelist.scenarios import SCENARIOS
 from whitelist.services import ConditionSpec, GroupSpec
+
+
+class ScenarioFilterForm(ListFilterForm):
+    """The scenario filter of Incident Whitelist Settings, read from the query string."""
+
+    scenario = forms.ChoiceField(
+        required=False,
+        choices=[("", "All scenarios"), *((key, s.label) for key, s in SCENARIOS.items())],
+        error_messages={"invalid_choice": "There is no such scenario: every scenario is shown."},
+    )
 
 
 @dataclass

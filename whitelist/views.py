@@ -74,7 +74,8 @@ def _describe(group: RuleGroup, scope, now, origin=None) -> dict:
 
 
 def whitelist_settings(request):
-    chosen = request.GET.get("scenario", "")
+    form = forms.ScenarioFilterForm(request.GET)
+    chosen = form.filters()["scenario"]
     summary = services.scenario_summary(request.scope)
     if chosen:
         summary = [row for row in summary if row["scenario"].key == chosen]
@@ -86,6 +87,7 @@ def whitelist_settings(request):
             "summary": summary,
             "scenarios": list(SCENARIOS.values()),
             "chosen": chosen,
+            "form": form,
             "may_edit": may_edit,
             "recent": _describe_all(
                 services.groups_in_scope(request.scope).order_by("-updated_at")[:10],

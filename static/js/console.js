@@ -43,6 +43,29 @@ document.addEventListener("htmx:afterSettle", (event) => {
   });
 });
 
+// A control with data-url-param="NAME" keeps its value in the page's URL
+// (?NAME=value), so that a reload, Back and a shared link show the same state
+// (the tracing diagram's layout). The URL is replaced, not pushed: another
+// layout is not another page to go Back to. The chosen option is marked in the
+// markup too, which is what htmx's history snapshot keeps.
+document.addEventListener("change", (event) => {
+  const control = event.target.closest("[data-url-param]");
+  if (!control) return;
+  if (control.tagName === "SELECT") {
+    Array.from(control.options).forEach((option) => option.toggleAttribute("selected", option.selected));
+  }
+  const url = new URL(window.location.href);
+  url.searchParams.set(control.dataset.urlParam, control.value);
+  const path = url.pathname + url.search;
+  window.history.replaceState({ htmx: true }, "", path + url.hash);
+  // htmx files its snapshot of this page under the path it last put in the URL.
+  try {
+    window.sessionStorage.setItem("htmx-current-path-for-history", path);
+  } catch (error) {
+    // Without session storage htmx keeps no snapshots; Back reloads the page.
+  }
+});
+
 // Live rows on the Alert page: drop the "no alerts" note once one arrives,
 // and rows already shown (a poll looks back a little to catch late commits).
 document.addEventListener("htmx:afterSwap", (event) => {

@@ -99,6 +99,94 @@ def test_it_filters_by_source_level_type_and_whitelisting(bob_client, assorted, 
     assert set(listed_ids(response)) == {assorted[key].id for key in expected}
 
 
+def field_errors(response) -> dict[str, str]:
+    found = re.findall(
+        r'<span class="field-error" id="error-(\w+)"[^>]*>([^<]*)</span>', response.content.decode()
+    )
+    return {field: message for field, message in found if message}
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message", "expected"),
+    [
+        (
+            {"level": RiskLevel.HIGH, "source": "carrier_pigeon"},
+            "source",
+            "Choose one of the listed cloud services.",
+            {"webshell", "rule_hit"},
+        ),
+        (
+            {"source": AlertSource.WAF, "level": "9"},
+            "level",
+            "Level must be High, Medium or Low.",
+            {"sqli", "quiet"},
+        ),
+        (
+            {"type": "sql_injection", "whitelisted": "maybe"},
+            "whitelisted",
+            "Choose All, Not whitelisted or Whitelisted.",
+            {"sqli", "quiet"},
+        ),
+        (
+            {"level": RiskLevel.LOW, "period": "1y"},
+            "period",
+            "Choose one of the listed periods.",
+            {"scan", "quiet"},
+        ),
+    ],
+)
+def test_it_keeps_the_valid_filters_when_one_cannot_be_used(
+    bob_client, assorted, query, field, message, expected
+):
+    response = bob_client.get(ALERT_LIST, query)
+
+    assert response.status_code == 200
+    assert set(listed_ids(response)) == {assorted[key].id for key in expected}
+    assert field_errors(response) == {field: message}
+    assert 'data-testid="filters-left-out"' in response.content.decode()
+
+
+def test_it_sends_the_field_messages_with_the_htmx_partial(bob_client, assorted):
+    response = bob_client.get(ALERT_LIST, {"level": RiskLevel.HIGH, "source": "x"}, **HTMX)
+
+    assert set(listed_ids(response)) == {assorted["webshell"].id, assorted["rule_hit"].id}
+    assert re.search(
+        r'<span class="field-error" id="error-source"[^>]*hx-swap-oob="true"', response.text
+    )
+
+
+def test_it_says_how_many_alerts_match_and_links_to_the_last_page(bob_client, tenancy):
+    for minutes in range(ALERTS_PER_PAGE * 2 + 3):
+        factories.make_alert(tenancy.account_a, occurred_at=hours_ago(minutes / 60))
+    factories.make_alert(tenancy.account_b)
+
+    first = bob_client.get(ALERT_LIST)
+    last = bob_client.get(ALERT_LIST, {"page": "last"})
+
+    assert f"{ALERTS_PER_PAGE * 2 + 3} alerts" in text(first.text)
+    assert "Page 1 of 3" in text(first.text)
+    assert re.search(r'<a href="\?page=3"[^>]*data-testid="last-page"', first.text)
+    assert len(listed_ids(last)) == 3
+    assert "Page 3 of 3" in text(last.text)
+    assert 'data-testid="last-page"' not in last.text
+
+
+def test_it_says_a_page_past_the_end_and_keeps_the_filters_in_its_link(bob_client, tenancy):
+    for _ in range(3):
+        factories.make_alert(tenancy.account_a, level=RiskLevel.HIGH)
+
+    response = bob_client.get(ALERT_LIST, {"level": RiskLevel.HIGH, "page": 40})
+
+    assert listed_ids(response) == []
+    assert "Page 40 is past the end; the list has 1 page." in text(response.text)
+    assert "No alerts match these filters." not in response.text
+    link = re.search(r'<a href="([^"]+)"[^>]*data-testid="past-the-end-last"', response.text)
+    assert parse_qs(urlsplit(link.group(1).replace("&amp;", "&")).query) == {
+        "level": ["3"],
+        "page": ["1"],
+    }
+
+
 @pytest.mark.parametrize(
     ("period", "expected_ages"),
     [

@@ -213,6 +213,27 @@ def test_filters_narrow_the_lists(blocked, tenancy):
     assert rows(client.get(CENTER, {"account": account_b.id}), "policy-row") == 1
 
 
+def test_an_end_before_the_start_is_left_out_and_the_start_still_applies(blocked, tenancy):
+    client = global_admin(tenancy)
+    tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
+    today = timezone.localdate().isoformat()
+
+    response = client.get(CENTER, {"tab": "tasks", "start": tomorrow, "end": today})
+
+    text = response.content.decode()
+    assert 'data-field="end"' in text and "The end date is before the start date." in text
+    assert rows(response) == 0  # nothing was created from tomorrow on
+    assert response.context["filters"]["end"] is None
+
+
+def test_the_pager_says_how_many_tasks_there_are(blocked, tenancy):
+    response = global_admin(tenancy).get(CENTER, {"tab": "tasks", "page": "9"})
+
+    text = response.content.decode()
+    assert "3 handling tasks" in text  # one per account of the policy's scope
+    assert "Page 9 is past the end; the list has 1 page." in text
+
+
 def test_an_invalid_filter_is_marked_and_the_valid_ones_still_apply(blocked, tenancy):
     client = global_admin(tenancy)
 

@@ -68,9 +68,16 @@ def pager_link(response, label: str) -> str | None:
     return match.group(1).replace("&amp;", "&") if match else None
 
 
+def field_errors(response) -> dict[str, str]:
+    """The messages shown next to the filters, by field."""
+    found = re.findall(
+        r'<span class="field-error" id="error-(\w+)"[^>]*>([^<]*)</span>', response.content.decode()
+    )
+    return {field: message for field, message in found if message}
+
+
 def error_messages(response) -> str:
-    match = re.search(r'<ul class="errorlist" role="alert">(.*?)</ul>', response.content.decode())
-    return match.group(1) if match else ""
+    return " ".join(field_errors(response).values())
 
 
 @pytest.fixture
@@ -85,8 +92,22 @@ def bob_client(tenancy):
 def assorted(tenancy):
     """Four events of account A in China with different risk, status, name and asset."""
     a = tenancy.account_a
-    web = factories.make_asset(a, name="web-01", instance_id="i-web01", uuid="uuid-web-01")
-    db = factories.make_asset(a, name="db-01", instance_id="i-db01", uuid="uuid-db-01")
+    web = factories.make_asset(
+        a,
+        name="web-01",
+        instance_id="i-web01",
+        uuid="uuid-web-01",
+        public_ip="198.51.100.21",
+        private_ip="10.0.0.21",
+    )
+    db = factories.make_asset(
+        a,
+        name="db-01",
+        instance_id="i-db01",
+        uuid="uuid-db-01",
+        public_ip="198.51.100.22",
+        private_ip="10.0.0.22",
+    )
     webshell = event(a, "Webshell on web-01", risk=HIGH)
     webshell.affected_assets.add(web)
     mining = event(a, "Mining on db-01", risk=MEDIUM, status=EventStatus.HANDLING)
@@ -111,6 +132,13 @@ def assorted(tenancy):
         ({"asset": "i-db01"}, {"mining", "brute"}),
         ({"asset": "uuid-web-01"}, {"webshell", "scan"}),
         ({"asset": "i-unknown"}, set()),
+        # By host name (in any case) and by public or private IP.
+        ({"asset": "DB-01"}, {"mining", "brute"}),
+        ({"asset": " web-01 "}, {"webshell", "scan"}),
+        ({"asset": "198.51.100.21"}, {"webshell", "scan"}),
+        ({"asset": "10.0.0.22"}, {"mining", "brute"}),
+        ({"asset": "10.0.0.99"}, set()),
+        ({"asset": "web"}, set()),
         ({"risk": [HIGH], "name": "web"}, {"webshell"}),
         ({"risk": [HIGH], "status": ["failed"], "asset": "uuid-db-01"}, {"brute"}),
         ({"risk": [LOW], "status": ["unhandled"]}, set()),
@@ -127,6 +155,74 @@ def test_it_filters_by_event_id(bob_client, assorted):
     response = bob_client.get(EVENT_LIST, {"event_id": assorted["mining"].id})
 
     assert listed_ids(response) == [assorted["mining"].id]
+
+
+# --- a filter that cannot be used ------------------------------------------------
+
+
+def test_it_keeps_the_valid_filters_when_one_cannot_be_used(bob_client, assorted):
+    response = bob_client.get(EVENT_LIST, {"risk": HIGH, "event_id": "-5"})
+
+    assert response.status_code == 200
+    # Filtered by risk, not by the event id, and not unfiltered either.
+    assert set(listed_ids(response)) == {assorted["webshell"].id, assorted["brute"].id}
+    assert field_errors(response) == {"event_id": "Event ID must be a positive number."}
+    assert count_shown(response, "count-risk-high") == 2
+    assert count_shown(response, "count-risk-medium") == 0
+    assert response.context["filters"]["risk"] == [HIGH]
+    html = response.content.decode()
+    # The form shows what was typed, next to its message, and what applies.
+    assert 'name="event_id" value="-5"' in html
+    assert 'name="risk" value="3" checked' in html
+    assert 'data-testid="filters-left-out"' in html
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ({"risk": "9"}, "risk", "Risk must be High, Medium or Low."),
+        ({"status": "lost"}, "status", "Status must be Unhandled, Handling, Handled or Failed."),
+        ({"event_id": "abc"}, "event_id", "Event ID must be a positive number."),
+        ({"event_id": "0"}, "event_id", "Event ID must be a positive number."),
+        ({"event_id": "9" * 30}, "event_id", "Event ID is too large: no event has that number."),
+        ({"sort": "shoe-size"}, "sort", "Choose one of the listed orders."),
+        ({"occurred": "forever"}, "occurred", "Choose one of the listed periods."),
+        ({"name": "x" * 201}, "name", "Search names with at most 200 characters."),
+    ],
+)
+def test_it_names_the_field_it_leaves_out(bob_client, assorted, query, field, message):
+    response = bob_client.get(EVENT_LIST, {**query, "name": query.get("name", "web")})
+
+    assert field_errors(response) == {field: message}
+    if field != "name":
+        # The name filter still applies.
+        assert set(listed_ids(response)) == {assorted["webshell"].id, assorted["scan"].id}
+
+
+def test_it_shows_no_note_when_every_filter_applies(bob_client, assorted):
+    response = bob_client.get(EVENT_LIST, {"risk": HIGH, "event_id": assorted["brute"].id})
+
+    assert field_errors(response) == {}
+    assert 'data-testid="filters-left-out"' not in response.content.decode()
+    assert listed_ids(response) == [assorted["brute"].id]
+
+
+def test_it_sends_the_field_messages_out_of_band_with_the_htmx_partial(bob_client, assorted):
+    response = bob_client.get(
+        EVENT_LIST, {"risk": HIGH, "event_id": "-5"}, headers={"HX-Request": "true"}
+    )
+    html = response.content.decode()
+
+    assert set(listed_ids(response)) == {assorted["webshell"].id, assorted["brute"].id}
+    # The form is not in the partial: its message slots are replaced out of band.
+    assert 'data-testid="event-filters"' not in html
+    assert re.search(
+        r'<span class="field-error" id="error-event_id"[^>]*hx-swap-oob="true"[^>]*>'
+        r"Event ID must be a positive number.</span>",
+        html,
+    )
+    assert re.search(r'<span class="field-error" id="error-risk"[^>]*hx-swap-oob="true"', html)
+    assert 'id="error-page"' not in html
 
 
 # --- Occurred Within -------------------------------------------------------------
@@ -200,7 +296,7 @@ def test_it_refuses_a_custom_range_ending_before_it_starts(bob_client, spread_ov
 def test_it_asks_a_custom_range_for_both_dates(bob_client, spread_over_time):
     response = bob_client.get(EVENT_LIST, {"occurred": "custom", "start": date_ago(10)})
 
-    assert "A custom range needs a start and an end date." in error_messages(response)
+    assert field_errors(response) == {"end": "A custom range needs an end date."}
     assert set(listed_ids(response)) == {spread_over_time[0], spread_over_time[5]}
 
 
@@ -279,6 +375,34 @@ def test_it_shows_20_events_per_page_without_counting_the_table(bob_client, twen
     # Each page is read as one row more than it shows.
     assert [sql for sql in on_events if re.search(r"LIMIT 21$", sql)]
     assert [sql for sql in on_events if re.search(r"LIMIT 21 OFFSET 20$", sql)]
+
+
+def test_it_says_how_many_events_match_and_links_to_the_last_page(bob_client, twenty_one_webshells):
+    first = bob_client.get(EVENT_LIST, {"risk": HIGH})
+    last = bob_client.get(EVENT_LIST + pager_link(first, "Last »"))
+
+    assert re.search(r'data-testid="list-total">· 21 events<', first.text)
+    assert re.search(r'data-testid="page-number">Page 1 of 2<', first.text)
+    assert parse_qs(urlsplit(pager_link(first, "Last »")).query) == {"risk": ["3"], "page": ["2"]}
+    assert listed_ids(last) == twenty_one_webshells[20:]
+    assert re.search(r'data-testid="page-number">Page 2 of 2<', last.text)
+    assert pager_link(last, "Last »") is None
+    assert pager_link(last, "« First") is not None
+
+
+def test_it_says_a_page_is_past_the_end_and_links_to_the_last(bob_client, twenty_one_webshells):
+    response = bob_client.get(EVENT_LIST, {"risk": HIGH, "page": 40})
+
+    assert listed_ids(response) == []
+    assert "Page 40 is past the end; the list has 2 pages." in response.text
+    assert "No security events match these filters." not in response.text
+    link = re.search(r'<a href="([^"]+)"[^>]*data-testid="past-the-end-last"', response.text)
+    assert parse_qs(urlsplit(link.group(1).replace("&amp;", "&")).query) == {
+        "risk": ["3"],
+        "page": ["2"],
+    }
+    # The counters still count every matching event.
+    assert count_shown(response, "count-risk-high") == 21
 
 
 def test_it_keeps_the_filters_in_the_pager_links(bob_client, twenty_one_webshells):

@@ -101,7 +101,7 @@ SHORT_VALUES = ["²", "9" * 30, "\x00", "2026-99-99T99:99", "x" * 10_000]
 # the filter forms), by URL name. Every page also gets all of them at once.
 PAGE_PARAMETERS = {
     "soar:playbook": ["version"],
-    "soar:runs": ["status"],
+    "soar:runs": ["status", "page"],
     "events:list": [
         "occurred",
         "start",
@@ -114,9 +114,9 @@ PAGE_PARAMETERS = {
         "sort",
         "page",
     ],
-    "events:detail": ["tab", "list", "page"],
+    "events:detail": ["tab", "list", "page", "layout"],
     "events:tracing_logs": ["page", "node"],
-    "events:tracing_multi": ["ids", "part", "page", "node"],
+    "events:tracing_multi": ["ids", "part", "page", "node", "layout"],
     "alerts:list": ["source", "level", "type", "whitelisted", "period", "page", "after"],
     "whitelist:settings": ["scenario"],
     "whitelist:group_create": ["event", "scenario"],
@@ -417,7 +417,7 @@ def test_it_exports_with_a_page_number_in_other_digits(tenancy):
     assert response.context["job"].row_count == 1
 
 
-def test_it_shows_page_1_with_a_note_for_a_page_past_the_end(tenancy):
+def test_it_says_a_page_is_past_the_end_and_links_to_the_last(tenancy):
     event = factories.make_event(tenancy.account_a)
     alert = factories.make_alert(tenancy.account_a)
     EventAlert.objects.create(event=event, alert=alert)
@@ -425,17 +425,20 @@ def test_it_shows_page_1_with_a_note_for_a_page_past_the_end(tenancy):
     detail = reverse("events:detail", args=[event.pk])
 
     answers = [
-        client.get(detail, {"tab": "alerts", "page": "9999999999999999999999"}),
-        client.get(detail, {"tab": "alerts", "page": "3"}),
-        client.get(reverse("alerts:list"), {"page": "9999999999999999999999"}),
-        client.get(reverse("events:list"), {"page": "2"}),
+        (client.get(detail, {"tab": "alerts", "page": "9999999999999999999999"}), 10_000),
+        (client.get(detail, {"tab": "alerts", "page": "3"}), 3),
+        (client.get(reverse("alerts:list"), {"page": "9999999999999999999999"}), 10_000),
+        (client.get(reverse("events:list"), {"page": "2"}), 2),
     ]
 
-    for response in answers:
+    for response, number in answers:
         assert response.status_code == 200
         page = response.context["page"]
-        assert (page.number, page.past_the_end, len(page.items)) == (1, True, 1)
-        assert "That page is past the end of the list: this is page 1." in response.text
+        assert (page.number, page.past_the_end, page.items) == (number, True, [])
+        assert f"Page {number} is past the end; the list has 1 page." in response.text
+        assert re.search(
+            r'href="\?[^"]*page=1" [^>]*data-testid="past-the-end-last"', response.text
+        )
     on_the_page = client.get(detail, {"tab": "alerts", "page": "1"})
     assert "past the end" not in on_the_page.text
 

@@ -285,3 +285,38 @@ def test_run_on_event_from_the_playbook_page(client, tenancy, custom, viewer):
     run = PlaybookRun.objects.get()
     assert response.url == reverse("soar:run", args=[run.pk]) and run.started_by == tenancy.bob
     assert client.get(response.url).status_code == 200
+
+
+def test_runs_list_marks_an_unknown_status_and_lists_every_run(client, tenancy, custom):
+    event = factories.make_event(tenancy.account_a)
+    first = runs.start_run(custom, event, trigger=RunTrigger.RULE, require_approval=True)
+
+    listed = _client(client, tenancy.bob).get(reverse("soar:runs"), {"status": "lost"})
+
+    html = listed.content.decode()
+    assert listed.status_code == 200
+    assert f"#{first.pk}" in html
+    assert "There is no such run status: runs of every status are shown." in html
+    assert 'id="error-status"' in html
+
+
+def test_runs_list_is_paged_with_its_length(client, tenancy, custom, monkeypatch):
+    monkeypatch.setattr("soar.views.RUNS_PER_PAGE", 2)
+    event = factories.make_event(tenancy.account_a)
+    started = [
+        runs.start_run(custom, event, trigger=RunTrigger.RULE, require_approval=True)
+        for _ in range(3)
+    ]
+    c = _client(client, tenancy.bob)
+
+    first = c.get(reverse("soar:runs")).content.decode()
+    last = c.get(reverse("soar:runs"), {"page": "last"}).content.decode()
+    past = c.get(reverse("soar:runs"), {"page": "7"}).content.decode()
+
+    assert "3 runs" in first and "Page 1 of 2" in first
+    assert f"#{started[0].pk}<" not in first
+    assert f"#{started[0].pk}<" in last and "Page 2 of 2" in last
+    assert "Page 7 is past the end; the list has 2 pages." in past
+    # An outsider's list has none of them.
+    outsider = _client(client, tenancy.charlie).get(reverse("soar:runs")).content.decode()
+    assert "0 runs" in outsider and f"#{started[0].pk}<" not in outsider

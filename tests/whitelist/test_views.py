@@ -71,6 +71,26 @@ def test_it_narrows_the_settings_to_one_scenario(tenancy):
     assert 'data-scenario="mining"' in html and 'data-scenario="rootkit"' not in html
 
 
+def test_it_marks_an_unknown_scenario_and_shows_every_scenario(tenancy):
+    make_group(tenancy)
+
+    response = tenancy.client_for(tenancy.alice).get(SETTINGS, {"scenario": "no-such-thing"})
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-scenario="mining"' in html and 'data-scenario="rootkit"' in html
+    assert "There is no such scenario: every scenario is shown." in html
+    assert 'id="error-scenario"' in html
+
+
+def test_it_shows_an_outsider_no_group_of_the_organisation(tenancy):
+    make_group(tenancy)
+
+    html = tenancy.client_for(tenancy.charlie).get(SETTINGS, {"scenario": "rootkit"}).text
+
+    assert "Known rootkit scanner" not in html
+
+
 def test_it_shows_a_scenarios_groups_with_hits_and_state(tenancy):
     group = make_group(tenancy)
     RuleGroup.objects.filter(id=group.id).update(
