@@ -77,8 +77,8 @@ def form_errors(form) -> dict[str, list[str]]:
 
 def cleaned_filters(form) -> dict:
     """The cleaned data of a page's filter form, bound to the query string, or
-    a 422 naming each field it refused. The page shows its defaults instead; a
-    program is told."""
+    a 422 naming each field it refused. The page leaves such a field out and
+    marks it; a program is told rather than given a list it did not ask for."""
     if not form.is_valid():
         raise FieldsRefused(form_errors(form))
     return form.cleaned_data
