@@ -3,7 +3,7 @@ from datetime import timedelta
 from django import forms
 from django.utils import timezone
 
-from alerts.models import AlertSource
+from alerts.models import AlertSource, AlertType
 from secops.enums import RiskLevel
 from secops.params import MAX_DATABASE_INTEGER, page_number
 
@@ -30,7 +30,9 @@ class AlertFilterForm(forms.Form):
         empty_value=None,
         required=False,
     )
-    type = forms.CharField(required=False, max_length=64)
+    # Any type can be filtered on (custom sources send their own); the
+    # select offers the console's types by name.
+    type = forms.CharField(required=False, max_length=64, widget=forms.Select)
     whitelisted = forms.ChoiceField(
         choices=[("", "All"), ("no", "Not whitelisted"), ("yes", "Whitelisted")], required=False
     )
@@ -40,6 +42,14 @@ class AlertFilterForm(forms.Form):
     # A bad page number means page 1; it must not void the other filters.
     page = forms.CharField(required=False)
     after = forms.IntegerField(required=False, min_value=0, max_value=MAX_DATABASE_INTEGER)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [("", "All types"), *sorted(AlertType.choices, key=lambda choice: choice[1])]
+        chosen = self.data.get("type") or ""
+        if chosen.strip() and chosen not in AlertType.values:
+            choices.append((chosen, chosen))
+        self.fields["type"].widget.choices = choices
 
     @classmethod
     def defaults(cls) -> dict:

@@ -8,6 +8,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from alerts.models import alert_type_label
 from events.grouping import GROUPING_FIELDS, describe_window
 from events.models import (
     EventStatus,
@@ -33,6 +34,8 @@ def grouping_explanation(event: SecurityEvent) -> str:
     if list(fields) == ["alert"]:
         return "a single alert that opens an event on its own"
     display = (event.group_values or {}).get("display", {})
+    # An alert type reads by its name; other values as the alerts gave them.
+    display = {"alert_type": alert_type_label(fields.get("alert_type")), **display}
     parts = [
         f"same {GROUPING_FIELDS[k].label if k in GROUPING_FIELDS else k} {display.get(k, v)}"
         for k, v in fields.items()
