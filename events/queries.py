@@ -14,6 +14,7 @@ from events.models import (
     EventStatus,
     SecurityEvent,
 )
+from secops import attck
 from secops.enums import RiskLevel
 from secops.pagination import Page, page_of
 
@@ -149,22 +150,7 @@ def new_events_per_day(tallies, start, end) -> list[dict]:
 
 
 # ATT&CK tactics in kill-chain order, for the Attack Timeline.
-ATTACK_STAGES = [
-    "Reconnaissance",
-    "Resource Development",
-    "Initial Access",
-    "Execution",
-    "Persistence",
-    "Privilege Escalation",
-    "Defense Evasion",
-    "Credential Access",
-    "Discovery",
-    "Lateral Movement",
-    "Collection",
-    "Command and Control",
-    "Exfiltration",
-    "Impact",
-]
+ATTACK_STAGES = list(attck.TACTIC_NAMES)
 
 
 def timeline_stages(alerts) -> list[dict]:
@@ -176,7 +162,8 @@ def timeline_stages(alerts) -> list[dict]:
     """
     stages: list[dict] = []
     for alert in alerts:
-        tactic = alert.tactic or "Unclassified"
+        # Products send a tactic by id (TA0001) or by name: one stage either way.
+        tactic = attck.tactic_name(alert.tactic) or "Unclassified"
         if not stages or stages[-1]["tactic"] != tactic:
             stages.append(
                 {

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import NamedTuple
 from urllib.parse import quote
 
+from secops import attck
 from secops.enums import RegionGroup, Role
 
 DEMO_ORGANISATION = "Demo Corp"
@@ -268,16 +269,24 @@ _ATTCK = {
     "abnormal_network": ("Command and Control", "T1071 Application Layer Protocol"),
     "malicious_file": ("Execution", "T1204.002 User Execution: Malicious File"),
     "rootkit": ("Defense Evasion", "T1014 Rootkit"),
-    "compromised_software": ("Initial Access", "T1190 Exploit Public-Facing Application"),
+    "compromised_software": ("Persistence", "T1554 Compromise Host Software Binary"),
 }
-_TACTIC_IDS = {
-    "Initial Access": "TA0001",
-    "Execution": "TA0002",
-    "Persistence": "TA0003",
-    "Defense Evasion": "TA0005",
-    "Credential Access": "TA0006",
-    "Command and Control": "TA0011",
-    "Impact": "TA0040",
+# Alerts whose ATT&CK stage is not their type's: the Cloud Firewall IPS hits
+# of the type "abnormal network connection" are exploits, scans and the like.
+_HIT_ATTCK = {
+    "Apache Log4j2 remote code execution (CVE-2021-44228)": (
+        "Initial Access",
+        "T1190 Exploit Public-Facing Application",
+    ),
+    "Redis unauthorised access attempt": (
+        "Initial Access",
+        "T1190 Exploit Public-Facing Application",
+    ),
+    "TCP port scan": ("Reconnaissance", "T1595 Active Scanning"),
+    "SMB remote code execution (MS17-010)": (
+        "Lateral Movement",
+        "T1210 Exploitation of Remote Services",
+    ),
 }
 _SECURITY_CENTER_CATEGORY = {
     "webshell": ("Website backdoor", "aegis_suspicious_file_v2"),
@@ -595,7 +604,7 @@ class _AlertGenerator:
         raw,
         exceptions=(),
     ) -> dict:
-        tactic, technique = _ATTCK[alert_type]
+        tactic, technique = _HIT_ATTCK.get(name) or _ATTCK[alert_type]
         return {
             "source": source,
             "uuid": uuid_value,
@@ -639,7 +648,7 @@ class _AlertGenerator:
             "OccurrenceTime": _china_time(when),
             "OccurrenceTimeStamp": int(when.timestamp() * 1000),
             "SourceAliUid": int(host.account.uid),
-            "TacticItems": [{"TacticId": _TACTIC_IDS[tactic], "TacticDisplayName": tactic}],
+            "TacticItems": [{"TacticId": attck.tactic_id(tactic), "TacticDisplayName": tactic}],
         }
         return self.alert(
             "security_center",

@@ -32,6 +32,7 @@ from alerts.sigma.detection_queries import compile_detection
 from alerts.sigma.documents import Document, parse_documents
 from alerts.sigma.logsources import WEIGHT
 from alerts.sigma.shapes import shape_problems
+from secops import attck
 
 logger = logging.getLogger(__name__)
 
@@ -46,36 +47,25 @@ UNREADABLE = (
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 
-# ATT&CK tactics by the tag Sigma gives them.
-TACTICS = {
-    "reconnaissance": "Reconnaissance",
-    "resource-development": "Resource Development",
-    "initial-access": "Initial Access",
-    "execution": "Execution",
-    "persistence": "Persistence",
-    "privilege-escalation": "Privilege Escalation",
-    "defense-evasion": "Defense Evasion",
-    "credential-access": "Credential Access",
-    "discovery": "Discovery",
-    "lateral-movement": "Lateral Movement",
-    "collection": "Collection",
-    "command-and-control": "Command and Control",
-    "exfiltration": "Exfiltration",
-    "impact": "Impact",
-}
+# ATT&CK tactics by the tag Sigma gives them ("attack.initial-access").
+TACTICS = {name.lower().replace(" ", "-"): name for name in attck.TACTIC_NAMES}
 
 
 def _attck(tags: list[str]) -> tuple[str, str]:
-    """The first ATT&CK tactic and technique among a rule's tags."""
-    tactic = technique = ""
+    """The rule's first ATT&CK technique and, of its tactics, the first one
+    that technique belongs to (a rule may tag tactics of several techniques)."""
+    tactics, techniques = [], []
     for tag in tags:
         namespace, _, name = tag.partition(".")
         if namespace != "attack":
             continue
         if re.fullmatch(r"t\d{4}(\.\d{3})?", name):
-            technique = technique or name.upper()
+            techniques.append(name.upper())
         elif name.replace("_", "-") in TACTICS:
-            tactic = tactic or TACTICS[name.replace("_", "-")]
+            tactics.append(TACTICS[name.replace("_", "-")])
+    technique = techniques[0] if techniques else ""
+    own = [tactic for tactic in tactics if tactic in attck.tactics_of(technique)]
+    tactic = (own or tactics or [""])[0]
     return tactic, technique
 
 
