@@ -1514,24 +1514,60 @@ def _windows_day(host: Host, jump: Host, at: _DayClock, rng: random.Random) -> l
 
 # --- event statuses ------------------------------------------------------------
 
+# Notes of events handled without an action of the console: they claim no
+# block, quarantine or kill, which would have a policy and tasks to show.
 _HANDLED_NOTES = (
-    "Confirmed attack; the attacker's address is blocked on Cloud Firewall and the host "
-    "was checked for persistence. Nothing else found.",
     "False positive: the company's own vulnerability scanner (change CHG-2041).",
-    "Brute-force attempts only, no successful logon. Password logon disabled on the host.",
-    "Malicious file removed and the host re-installed from a clean image.",
+    "Brute-force attempts only, no successful logon; the host's owner was asked to turn off "
+    "password logon.",
+    "Expected traffic: a scheduled job the application owner confirmed (ticket OPS-1187).",
+    "Investigated: the alerts come from the penetration test agreed for this week (SEC-311).",
 )
 _HANDLING_NOTES = (
     "Investigating: collecting the process tree and looking for the same hash on other hosts.",
     "Waiting for the application owner to confirm whether this traffic is expected.",
 )
-# Failed events first went to Handling with this note, then the action failed.
-FAILED_ATTEMPT_NOTE = "Blocking the attacker's address and quarantining the malicious file."
+# The note of an event handled with actions names them (see ``actions_note``).
+CONFIRMED_LEAD = "Confirmed attack, contained through the Disposal Center:"
+# Failed events first went to Handling with this lead and their actions, then one failed.
+FAILED_ATTEMPT_LEAD = "Containing it through the Disposal Center:"
+# A planned failure whose entities have no recommended policy stays in Handling.
+_FAILED_NOTE = (
+    "Investigating: no entity of this event has a recommended handling policy; looking "
+    "for another way to contain it."
+)
 # What the simulated cloud answers for the demo's failed handling.
 SIMULATED_FAILURE_MESSAGE = "The cloud did not accept the action (demo failure)"
 # How many of the handled demo events are handled with their recommended policy.
 HANDLED_WITH_ACTIONS = 8
-_FAILED_NOTE = "Quarantining the file failed: the Security Center agent did not respond."
+
+
+def actions_note(lead: str, actions: Sequence[tuple[str, str]]) -> str:
+    """A history note naming what was asked of the cloud: (scenario name, entity value)."""
+    return f"{lead} " + "; ".join(f"{name} ({value})" for name, value in actions) + "."
+
+
+def history_times(
+    event_id: int, first_alert: datetime, last_alert: datetime, now: datetime, count: int
+) -> list[datetime]:
+    """When a demo event's ``count`` status changes happened.
+
+    An analyst picks the event up a quarter of an hour to four hours after
+    its last alert and the changes follow minutes apart, all after the first
+    alert, before ``now`` and in order; a recent event's history is pressed
+    into the time since its last alert.
+    """
+    rng = random.Random(f"history/{event_id}")
+    latest = now - timedelta(seconds=30)
+    start = min(max(first_alert, last_alert), latest)
+    start = max(start, first_alert)
+    offsets, elapsed = [], timedelta(minutes=rng.randint(15, 240))
+    for _ in range(count):
+        offsets.append(elapsed)
+        elapsed += timedelta(minutes=rng.randint(2, 40), seconds=rng.randint(0, 59))
+    room = max(latest - start, timedelta(0))
+    scale = min(1.0, room / offsets[-1]) if offsets and offsets[-1] else 1.0
+    return [start + offset * scale for offset in offsets]
 
 
 @dataclass(frozen=True)
