@@ -3,7 +3,7 @@ from datetime import timedelta
 from django import forms
 from django.utils import timezone
 
-from alerts.models import AlertSource
+from alerts.models import AlertSource, AlertType
 from secops.enums import RiskLevel
 from secops.filters import ListFilterForm
 from secops.params import MAX_DATABASE_INTEGER, page_wanted
@@ -34,9 +34,12 @@ class AlertFilterForm(ListFilterForm):
         required=False,
         error_messages={"invalid_choice": "Level must be High, Medium or Low."},
     )
+    # Any type can be filtered on (custom sources send their own); the
+    # select offers the console's types by name.
     type = forms.CharField(
         required=False,
         max_length=64,
+        widget=forms.Select,
         error_messages={"max_length": "An alert type has at most 64 characters."},
     )
     whitelisted = forms.ChoiceField(
@@ -56,6 +59,14 @@ class AlertFilterForm(ListFilterForm):
     after = forms.IntegerField(required=False, min_value=0, max_value=MAX_DATABASE_INTEGER)
 
     unshown_fields = ("page", "after")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [("", "All types"), *sorted(AlertType.choices, key=lambda choice: choice[1])]
+        chosen = self.data.get("type") or ""
+        if chosen.strip() and chosen not in AlertType.values:
+            choices.append((chosen, chosen))
+        self.fields["type"].widget.choices = choices
 
     @classmethod
     def defaults(cls) -> dict:

@@ -19,6 +19,64 @@ class AlertSource(models.TextChoices):
     SIEM = "siem", "SIEM"
 
 
+class AlertType(models.TextChoices):
+    """The alert types the console knows, each with the name analysts read.
+
+    An alert's type is the whitelist scenario; it is open-ended (a custom
+    source may send any type), so the Alert column takes any value and an
+    unknown one is shown as it is: see ``alert_type_label``.
+    """
+
+    ABNORMAL_NETWORK = "abnormal_network", "Abnormal network connection"
+    ACCESS_CONTROL = "access_control", "Access control"
+    ACCOUNT_SECURITY = "account_security", "Account attack"
+    ANOMALOUS_EVENT = "anomalous_event", "Anomalous event"
+    APPLICATION_INTRUSION = "application_intrusion", "Application intrusion"
+    BOT = "bot", "Bot traffic"
+    BRUTE_FORCE = "brute_force", "Brute force"
+    BUFFER_OVERFLOW = "buffer_overflow", "Buffer overflow"
+    CLOUD_THREAT = "cloud_threat", "Cloud product threat"
+    CLUSTER_ANOMALY = "cluster_anomaly", "Cluster anomaly"
+    COMMAND_EXECUTION = "command_execution", "Command execution"
+    COMPROMISED_SOFTWARE = "compromised_software", "Compromised basic software"
+    DATA_LEAK = "data_leak", "Data leak"
+    DOS = "dos", "Denial of service"
+    HTTP_FLOOD = "http_flood", "HTTP flood"
+    INFORMATION_LEAK = "information_leak", "Information leak"
+    LOG_TAMPERING = "log_tampering", "Log tampering"
+    MALICIOUS_FILE = "malicious_file", "Malicious file"
+    MALICIOUS_PROCESS = "malicious_process", "Malicious process"
+    MALICIOUS_SCRIPT = "malicious_script", "Malicious script"
+    MINING = "mining", "Mining"
+    NETWORK_ATTACK = "network_attack", "Network attack"
+    PERSISTENCE = "persistence", "Persistence"
+    PRIVILEGE_ESCALATION = "privilege_escalation", "Privilege escalation"
+    RANSOMWARE = "ransomware", "Ransomware"
+    REVERSE_SHELL = "reverse_shell", "Reverse shell"
+    ROOTKIT = "rootkit", "Rootkit"
+    SCANNING = "scanning", "Scanning"
+    SECURITY_CENTER_ALERT = "security_center_alert", "Security Center alert"
+    SENSITIVE_FILE_TAMPERING = "sensitive_file_tampering", "Sensitive file tampering"
+    SIEM_DETECTION = "siem_detection", "SIEM detection"
+    SUSPICIOUS_ACCOUNT = "suspicious_account", "Suspicious account"
+    SUSPICIOUS_LOGIN = "suspicious_login", "Suspicious login"
+    SUSPICIOUS_PROCESS = "suspicious_process", "Suspicious process"
+    THREAT_INTELLIGENCE = "threat_intelligence", "Threat intelligence"
+    TROJAN = "trojan", "Trojan or backdoor"
+    VULNERABILITY_EXPLOIT = "vulnerability_exploit", "Vulnerability exploitation"
+    WEB_ATTACK = "web_attack", "Web attack"
+    WEBSHELL = "webshell", "Webshell"
+    WORM = "worm", "Worm"
+
+
+_ALERT_TYPE_LABELS = dict(AlertType.choices)
+
+
+def alert_type_label(value) -> str:
+    """The name of an alert type; an unknown type (a custom source's) as it is."""
+    return _ALERT_TYPE_LABELS.get(value, "" if value is None else str(value))
+
+
 class EntityType(models.TextChoices):
     IP = "ip", "IP address"
     FILE = "file", "File"
@@ -163,6 +221,10 @@ class Alert(models.Model):
     def __str__(self):
         return f"{self.name} ({self.get_source_display()})"
 
+    @property
+    def type_label(self) -> str:
+        return alert_type_label(self.type)
+
 
 class AlertEntity(models.Model):
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="entity_links")
@@ -238,6 +300,14 @@ class LogRecord(models.Model):
         alerts): part of its content digest. Row ids are a sequence shared by
         every tenant, which would tell one tenant how much others log."""
         return digest[:16]
+
+
+_SOURCE_LABELS = dict(AlertSource.choices) | dict(LogType.choices)
+
+
+def source_label(value) -> str:
+    """The name of a data source (or, for logs, of a log type); others as they are."""
+    return _SOURCE_LABELS.get(value, "" if value is None else str(value))
 
 
 class IngestionKind(models.TextChoices):

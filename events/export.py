@@ -40,9 +40,9 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from alerts.models import AlertEntity
+from alerts.models import AlertEntity, alert_type_label, source_label
 from events.entities import entities_of_events
-from events.models import ExportJob, ExportStatus, SecurityEvent
+from events.models import EventAlert, ExportJob, ExportStatus, SecurityEvent
 from events.queries import SORTS, filtered_events, grouping_explanation
 from secops import jobs
 from secops.enums import RegionGroup
@@ -295,6 +295,8 @@ INCIDENT_HEADERS = [
     "Last Occurred",
     "Alerts",
     "Affected Assets",
+    "Alert Types",
+    "Data Sources",
     "Aggregation Rule",
     "Grouped By",
     "Continues Event",
@@ -389,7 +391,9 @@ def build_workbook(scope: Scope, events: list[SecurityEvent], *, on_progress=Non
     regions = dict(RegionGroup.choices)
     for start in range(0, len(events), EVENTS_PER_CHUNK):
         chunk = events[start : start + EVENTS_PER_CHUNK]
+        kinds = _alert_kinds(chunk)
         for event in chunk:
+            types, sources = kinds.get(event.pk, ((), ()))
             incidents.append(
                 [
                     event.pk,
@@ -403,6 +407,8 @@ def build_workbook(scope: Scope, events: list[SecurityEvent], *, on_progress=Non
                     event.last_occurred_at,
                     event.alert_count,
                     event.affected_asset_count,
+                    ", ".join(types),
+                    ", ".join(sources),
                     event.rule.name,
                     grouping_explanation(event),
                     event.continues_id,
@@ -416,6 +422,19 @@ def build_workbook(scope: Scope, events: list[SecurityEvent], *, on_progress=Non
         if on_progress is not None:
             on_progress(min(99, 5 + 90 * (start + len(chunk)) // max(len(events), 1)))
     return workbook
+
+
+def _alert_kinds(events: list[SecurityEvent]) -> dict[int, tuple[list[str], list[str]]]:
+    """Per event, the names of its alerts' types and data sources, sorted."""
+    types, sources = defaultdict(set), defaultdict(set)
+    for event_id, alert_type, source in (
+        EventAlert.objects.filter(event_id__in=[event.pk for event in events])
+        .values_list("event_id", "alert__type", "alert__source")
+        .distinct()
+    ):
+        types[event_id].add(alert_type_label(alert_type))
+        sources[event_id].add(source_label(source))
+    return {event_id: (sorted(types[event_id]), sorted(sources[event_id])) for event_id in types}
 
 
 def _asset_rows(events: list[SecurityEvent]):

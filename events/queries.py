@@ -8,11 +8,13 @@ from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from alerts.models import alert_type_label
 from events.grouping import GROUPING_FIELDS, describe_window
 from events.models import (
     EventStatus,
     SecurityEvent,
 )
+from secops import attck
 from secops.enums import RiskLevel
 from secops.pagination import Page, page_of
 
@@ -33,6 +35,8 @@ def grouping_explanation(event: SecurityEvent) -> str:
     if list(fields) == ["alert"]:
         return "a single alert that opens an event on its own"
     display = (event.group_values or {}).get("display", {})
+    # An alert type reads by its name; other values as the alerts gave them.
+    display = {"alert_type": alert_type_label(fields.get("alert_type")), **display}
     parts = [
         f"same {GROUPING_FIELDS[k].label if k in GROUPING_FIELDS else k} {display.get(k, v)}"
         for k, v in fields.items()
@@ -149,22 +153,7 @@ def new_events_per_day(tallies, start, end) -> list[dict]:
 
 
 # ATT&CK tactics in kill-chain order, for the Attack Timeline.
-ATTACK_STAGES = [
-    "Reconnaissance",
-    "Resource Development",
-    "Initial Access",
-    "Execution",
-    "Persistence",
-    "Privilege Escalation",
-    "Defense Evasion",
-    "Credential Access",
-    "Discovery",
-    "Lateral Movement",
-    "Collection",
-    "Command and Control",
-    "Exfiltration",
-    "Impact",
-]
+ATTACK_STAGES = list(attck.TACTIC_NAMES)
 
 
 def timeline_stages(alerts) -> list[dict]:
@@ -176,7 +165,8 @@ def timeline_stages(alerts) -> list[dict]:
     """
     stages: list[dict] = []
     for alert in alerts:
-        tactic = alert.tactic or "Unclassified"
+        # Products send a tactic by id (TA0001) or by name: one stage either way.
+        tactic = attck.tactic_name(alert.tactic) or "Unclassified"
         if not stages or stages[-1]["tactic"] != tactic:
             stages.append(
                 {

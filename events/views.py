@@ -234,8 +234,12 @@ def event_detail(request, event_id: int):
                 "id", "name", "level", "occurred_at", "source", "tactic", "technique", "type"
             )[: TIMELINE_LIMIT + 1]
         )
+        stages = queries.timeline_stages(timeline[:TIMELINE_LIMIT])
         context.update(
-            stages=queries.timeline_stages(timeline[:TIMELINE_LIMIT]),
+            stages=stages,
+            # The legend of the stage numbers, marking the stages this event reached.
+            stage_names=queries.ATTACK_STAGES,
+            present_stages={stage["tactic"] for stage in stages},
             truncated=len(timeline) > TIMELINE_LIMIT,
             limit=TIMELINE_LIMIT,
         )

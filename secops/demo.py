@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import NamedTuple
 from urllib.parse import quote
 
+from secops import attck
 from secops.enums import RegionGroup, Role
 
 DEMO_ORGANISATION = "Demo Corp"
@@ -269,16 +270,24 @@ _ATTCK = {
     "abnormal_network": ("Command and Control", "T1071 Application Layer Protocol"),
     "malicious_file": ("Execution", "T1204.002 User Execution: Malicious File"),
     "rootkit": ("Defense Evasion", "T1014 Rootkit"),
-    "compromised_software": ("Initial Access", "T1190 Exploit Public-Facing Application"),
+    "compromised_software": ("Persistence", "T1554 Compromise Host Software Binary"),
 }
-_TACTIC_IDS = {
-    "Initial Access": "TA0001",
-    "Execution": "TA0002",
-    "Persistence": "TA0003",
-    "Defense Evasion": "TA0005",
-    "Credential Access": "TA0006",
-    "Command and Control": "TA0011",
-    "Impact": "TA0040",
+# Alerts whose ATT&CK stage is not their type's: the Cloud Firewall IPS hits
+# of the type "abnormal network connection" are exploits, scans and the like.
+_HIT_ATTCK = {
+    "Apache Log4j2 remote code execution (CVE-2021-44228)": (
+        "Initial Access",
+        "T1190 Exploit Public-Facing Application",
+    ),
+    "Redis unauthorised access attempt": (
+        "Initial Access",
+        "T1190 Exploit Public-Facing Application",
+    ),
+    "TCP port scan": ("Reconnaissance", "T1595 Active Scanning"),
+    "SMB remote code execution (MS17-010)": (
+        "Lateral Movement",
+        "T1210 Exploitation of Remote Services",
+    ),
 }
 _SECURITY_CENTER_CATEGORY = {
     "webshell": ("Website backdoor", "aegis_suspicious_file_v2"),
@@ -596,7 +605,7 @@ class _AlertGenerator:
         raw,
         exceptions=(),
     ) -> dict:
-        tactic, technique = _ATTCK[alert_type]
+        tactic, technique = _HIT_ATTCK.get(name) or _ATTCK[alert_type]
         return {
             "source": source,
             "uuid": uuid_value,
@@ -640,7 +649,7 @@ class _AlertGenerator:
             "OccurrenceTime": _china_time(when),
             "OccurrenceTimeStamp": int(when.timestamp() * 1000),
             "SourceAliUid": int(host.account.uid),
-            "TacticItems": [{"TacticId": _TACTIC_IDS[tactic], "TacticDisplayName": tactic}],
+            "TacticItems": [{"TacticId": attck.tactic_id(tactic), "TacticDisplayName": tactic}],
         }
         return self.alert(
             "security_center",
@@ -1640,24 +1649,60 @@ def _windows_day(host: Host, jump: Host, at: _DayClock, rng: random.Random) -> l
 
 # --- event statuses ------------------------------------------------------------
 
+# Notes of events handled without an action of the console: they claim no
+# block, quarantine or kill, which would have a policy and tasks to show.
 _HANDLED_NOTES = (
-    "Confirmed attack; the attacker's address is blocked on Cloud Firewall and the host "
-    "was checked for persistence. Nothing else found.",
     "False positive: the company's own vulnerability scanner (change CHG-2041).",
-    "Brute-force attempts only, no successful logon. Password logon disabled on the host.",
-    "Malicious file removed and the host re-installed from a clean image.",
+    "Brute-force attempts only, no successful logon; the host's owner was asked to turn off "
+    "password logon.",
+    "Expected traffic: a scheduled job the application owner confirmed (ticket OPS-1187).",
+    "Investigated: the alerts come from the penetration test agreed for this week (SEC-311).",
 )
 _HANDLING_NOTES = (
     "Investigating: collecting the process tree and looking for the same hash on other hosts.",
     "Waiting for the application owner to confirm whether this traffic is expected.",
 )
-# Failed events first went to Handling with this note, then the action failed.
-FAILED_ATTEMPT_NOTE = "Blocking the attacker's address and quarantining the malicious file."
+# The note of an event handled with actions names them (see ``actions_note``).
+CONFIRMED_LEAD = "Confirmed attack, contained through the Disposal Center:"
+# Failed events first went to Handling with this lead and their actions, then one failed.
+FAILED_ATTEMPT_LEAD = "Containing it through the Disposal Center:"
+# A planned failure whose entities have no recommended policy stays in Handling.
+_FAILED_NOTE = (
+    "Investigating: no entity of this event has a recommended handling policy; looking "
+    "for another way to contain it."
+)
 # What the simulated cloud answers for the demo's failed handling.
 SIMULATED_FAILURE_MESSAGE = "The cloud did not accept the action (demo failure)"
 # How many of the handled demo events are handled with their recommended policy.
 HANDLED_WITH_ACTIONS = 8
-_FAILED_NOTE = "Quarantining the file failed: the Security Center agent did not respond."
+
+
+def actions_note(lead: str, actions: Sequence[tuple[str, str]]) -> str:
+    """A history note naming what was asked of the cloud: (scenario name, entity value)."""
+    return f"{lead} " + "; ".join(f"{name} ({value})" for name, value in actions) + "."
+
+
+def history_times(
+    event_id: int, first_alert: datetime, last_alert: datetime, now: datetime, count: int
+) -> list[datetime]:
+    """When a demo event's ``count`` status changes happened.
+
+    An analyst picks the event up a quarter of an hour to four hours after
+    its last alert and the changes follow minutes apart, all after the first
+    alert, before ``now`` and in order; a recent event's history is pressed
+    into the time since its last alert.
+    """
+    rng = random.Random(f"history/{event_id}")
+    latest = now - timedelta(seconds=30)
+    start = min(max(first_alert, last_alert), latest)
+    start = max(start, first_alert)
+    offsets, elapsed = [], timedelta(minutes=rng.randint(15, 240))
+    for _ in range(count):
+        offsets.append(elapsed)
+        elapsed += timedelta(minutes=rng.randint(2, 40), seconds=rng.randint(0, 59))
+    room = max(latest - start, timedelta(0))
+    scale = min(1.0, room / offsets[-1]) if offsets and offsets[-1] else 1.0
+    return [start + offset * scale for offset in offsets]
 
 
 @dataclass(frozen=True)

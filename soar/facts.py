@@ -4,7 +4,7 @@ condition engine (secops.conditions), the same one the whitelist uses."""
 
 from collections import defaultdict
 
-from alerts.models import Alert, AlertEntity
+from alerts.models import Alert, AlertEntity, alert_type_label, source_label
 from disposal import intel
 from events.models import SecurityEvent
 from secops import conditions
@@ -75,6 +75,21 @@ def event_facts(event: SecurityEvent, *, alert_ids=None) -> dict:
     }
 
 
+# Fields whose values are ids with a name to show instead.
+_VALUE_LABELS = {"alert_type": alert_type_label, "data_source": source_label}
+
+
+def value_text(field, value) -> str:
+    """A condition's value as the rule list shows it: alert types and data
+    sources by name (an operator such as "contains" keeps the text as typed)."""
+    label = _VALUE_LABELS.get(field)
+    if label is None:
+        return str(value)
+    if isinstance(value, list):
+        return ", ".join(label(item) for item in value)
+    return label(value)
+
+
 def describe_conditions(tree) -> str:
     """A conditions tree as a line of text: ``risk equals high AND (…) OR …``."""
     from secops.conditions import Operator
@@ -89,6 +104,7 @@ def describe_conditions(tree) -> str:
                 text = f" {'AND' if joiner == 'all' else 'OR'} ".join(part(n) for n in node[joiner])
                 return text if top or len(node[joiner]) < 2 else f"({text})"
         operator = labels.get(node.get("operator"), node.get("operator"))
-        return f"{node.get('field')} {str(operator).lower()} {node.get('value')}"
+        field = node.get("field")
+        return f"{field} {str(operator).lower()} {value_text(field, node.get('value'))}"
 
     return part(tree, top=True) if tree else "always"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from alerts.facts import AlertFacts
+from alerts.models import AlertType, alert_type_label
 
 # The kinds of values; FOLDED values are compared without regard to case (the
 # pipeline stores them lower-cased).
@@ -187,97 +188,84 @@ class Scenario:
     known: bool = True
 
 
-def _scenario(key, label, objects, draft):
+def _scenario(key, objects, draft):
+    # The label is the alert type's, from the one table of names.
     ordered = tuple(dict.fromkeys(objects))
-    return Scenario(key, label, ordered, tuple(draft))
+    return Scenario(key, AlertType(key).label, ordered, tuple(draft))
 
 
 _HOST_FILE = (*_HOST, *_FILE, *_PROCESS)
 SCENARIOS: dict[str, Scenario] = {
     s.key: s
     for s in [
-        _scenario("rootkit", "Rootkit", _HOST_FILE, ("host_uuid", "file_path")),
-        _scenario("compromised_software", "Compromised basic software", _HOST_FILE, ("host_uuid",)),
-        _scenario("webshell", "Webshell", (*_HOST, *_FILE, "url"), ("host_uuid", "file_path")),
+        _scenario("rootkit", _HOST_FILE, ("host_uuid", "file_path")),
+        _scenario("compromised_software", _HOST_FILE, ("host_uuid",)),
+        _scenario("webshell", (*_HOST, *_FILE, "url"), ("host_uuid", "file_path")),
         _scenario(
             "reverse_shell",
-            "Reverse shell",
             (*_HOST, *_PROCESS, *_NETWORK),
             ("host_uuid", "command_line"),
         ),
         _scenario(
             "brute_force",
-            "Brute force",
             (*_HOST, "source_ip", "destination_ip", "destination_port", "user"),
             ("source_ip",),
         ),
         _scenario(
             "suspicious_login",
-            "Suspicious login",
             (*_HOST, "source_ip", "user"),
             ("source_ip", "user"),
         ),
         _scenario(
             "malicious_process",
-            "Malicious process",
             (*_HOST_FILE, *_NETWORK),
             ("host_uuid", "process_path"),
         ),
-        _scenario(
-            "suspicious_process", "Suspicious process", _HOST_FILE, ("host_uuid", "command_line")
-        ),
-        _scenario("mining", "Mining", (*_HOST_FILE, *_NETWORK), ("host_uuid", "process_path")),
-        _scenario("malicious_file", "Malicious file", (*_HOST, *_FILE), ("file_hash",)),
-        _scenario("malicious_script", "Malicious script", _HOST_FILE, ("host_uuid", "file_path")),
-        _scenario("persistence", "Persistence", _HOST_FILE, ("host_uuid", "command_line")),
+        _scenario("suspicious_process", _HOST_FILE, ("host_uuid", "command_line")),
+        _scenario("mining", (*_HOST_FILE, *_NETWORK), ("host_uuid", "process_path")),
+        _scenario("malicious_file", (*_HOST, *_FILE), ("file_hash",)),
+        _scenario("malicious_script", _HOST_FILE, ("host_uuid", "file_path")),
+        _scenario("persistence", _HOST_FILE, ("host_uuid", "command_line")),
         _scenario(
             "privilege_escalation",
-            "Privilege escalation",
             _HOST_FILE,
             ("host_uuid", "process_path"),
         ),
-        _scenario("log_tampering", "Log tampering", _HOST_FILE, ("host_uuid", "command_line")),
+        _scenario("log_tampering", _HOST_FILE, ("host_uuid", "command_line")),
         _scenario(
             "sensitive_file_tampering",
-            "Sensitive file tampering",
             _HOST_FILE,
             ("host_uuid", "file_path"),
         ),
-        _scenario("ransomware", "Ransomware", _HOST_FILE, ("host_uuid", "file_hash")),
+        _scenario("ransomware", _HOST_FILE, ("host_uuid", "file_hash")),
         _scenario(
             "abnormal_network",
-            "Abnormal network connection",
             (*_HOST, *_PROCESS, *_NETWORK),
             ("host_uuid", "destination_ip"),
         ),
-        _scenario("web_attack", "Web attack", (*_HOST, *_WEB), ("source_ip", "url")),
+        _scenario("web_attack", (*_HOST, *_WEB), ("source_ip", "url")),
         _scenario(
             "scanning",
-            "Scanning",
             (*_HOST, "source_ip", "destination_ip", "destination_port"),
             ("source_ip",),
         ),
-        _scenario("http_flood", "HTTP flood", (*_HOST, *_WEB), ("source_ip", "domain")),
-        _scenario("bot", "Bot traffic", (*_HOST, *_WEB), ("source_ip", "domain")),
-        _scenario("access_control", "Access control", (*_HOST, *_WEB), ("source_ip", "domain")),
+        _scenario("http_flood", (*_HOST, *_WEB), ("source_ip", "domain")),
+        _scenario("bot", (*_HOST, *_WEB), ("source_ip", "domain")),
+        _scenario("access_control", (*_HOST, *_WEB), ("source_ip", "domain")),
         _scenario(
             "command_execution",
-            "Command execution",
             (*_HOST, *_NETWORK, *_PROCESS),
             ("source_ip",),
         ),
-        _scenario("trojan", "Trojan or backdoor", (*_HOST, *_NETWORK, *_FILE), ("destination_ip",)),
-        _scenario("network_attack", "Network attack", (*_HOST, *_NETWORK), ("source_ip",)),
+        _scenario("trojan", (*_HOST, *_NETWORK, *_FILE), ("destination_ip",)),
+        _scenario("network_attack", (*_HOST, *_NETWORK), ("source_ip",)),
         _scenario(
             "vulnerability_exploit",
-            "Vulnerability exploitation",
             (*_HOST, *_WEB, *_PROCESS),
             ("source_ip", "host_uuid"),
         ),
-        _scenario(
-            "suspicious_account", "Suspicious account", (*_HOST, "user", "source_ip"), ("user",)
-        ),
-        _scenario("threat_intelligence", "Threat intelligence", ALL_OBJECTS, ("any_ip",)),
+        _scenario("suspicious_account", (*_HOST, "user", "source_ip"), ("user",)),
+        _scenario("threat_intelligence", ALL_OBJECTS, ("any_ip",)),
     ]
 }
 
@@ -287,5 +275,6 @@ def scenario(key: str) -> Scenario:
     found = SCENARIOS.get(key)
     if found is not None:
         return found
-    label = key.replace("_", " ").capitalize() if key else "Other"
+    # A type of the console's table keeps its name; a custom source's shows as it is.
+    label = alert_type_label(key) if key else "Other"
     return Scenario(key, label, ALL_OBJECTS, ("host_uuid",), known=False)

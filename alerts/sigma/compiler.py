@@ -15,6 +15,7 @@ backend, and the correlation features the engine does not offer.
 """
 
 import hashlib
+import logging
 import re
 from dataclasses import replace
 from functools import lru_cache
@@ -30,45 +31,52 @@ from alerts.sigma.correlation_specs import compile_correlation, references_ready
 from alerts.sigma.detection_queries import compile_detection
 from alerts.sigma.documents import Document, parse_documents
 from alerts.sigma.logsources import WEIGHT
+from alerts.sigma.shapes import shape_problems
+from secops import attck
+
+logger = logging.getLogger(__name__)
+
+# pySigma trusts the shape of what it is handed; ``shapes`` checks what is
+# known to upset it. Anything else it trips over is still a problem of the
+# rule to report, never an error page.
+_PYSIGMA_FAILURES = (TypeError, AttributeError, ValueError, KeyError, IndexError)
+UNREADABLE = (
+    "This rule could not be read: check that each key holds the kind of value the "
+    "Sigma specification gives it."
+)
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 
-# ATT&CK tactics by the tag Sigma gives them.
-TACTICS = {
-    "reconnaissance": "Reconnaissance",
-    "resource-development": "Resource Development",
-    "initial-access": "Initial Access",
-    "execution": "Execution",
-    "persistence": "Persistence",
-    "privilege-escalation": "Privilege Escalation",
-    "defense-evasion": "Defense Evasion",
-    "credential-access": "Credential Access",
-    "discovery": "Discovery",
-    "lateral-movement": "Lateral Movement",
-    "collection": "Collection",
-    "command-and-control": "Command and Control",
-    "exfiltration": "Exfiltration",
-    "impact": "Impact",
-}
+# ATT&CK tactics by the tag Sigma gives them ("attack.initial-access").
+TACTICS = {name.lower().replace(" ", "-"): name for name in attck.TACTIC_NAMES}
 
 
 def _attck(tags: list[str]) -> tuple[str, str]:
-    """The first ATT&CK tactic and technique among a rule's tags."""
-    tactic = technique = ""
+    """The rule's first ATT&CK technique and, of its tactics, the first one
+    that technique belongs to (a rule may tag tactics of several techniques)."""
+    tactics, techniques = [], []
     for tag in tags:
         namespace, _, name = tag.partition(".")
         if namespace != "attack":
             continue
         if re.fullmatch(r"t\d{4}(\.\d{3})?", name):
-            technique = technique or name.upper()
+            techniques.append(name.upper())
         elif name.replace("_", "-") in TACTICS:
-            tactic = tactic or TACTICS[name.replace("_", "-")]
+            tactics.append(TACTICS[name.replace("_", "-")])
+    technique = techniques[0] if techniques else ""
+    own = [tactic for tactic in tactics if tactic in attck.tactics_of(technique)]
+    tactic = (own or tactics or [""])[0]
     return tactic, technique
 
 
 def compile_rule(text: str) -> CompiledRule:
     """Compile a rule file, or raise RuleProblems listing everything wrong with it."""
     documents, names, problems = _distinct(parse_documents(text))
+    # A key holding the wrong kind of value makes pySigma fail rather than
+    # report: such a file is reported on its shape alone.
+    shapes = [problem for document in documents for problem in shape_problems(document)]
+    if shapes:
+        raise RuleProblems(problems + shapes)
     text_lines = text.splitlines()
     queries, found = _compile_detections(documents, text_lines)
     problems += found
@@ -132,7 +140,11 @@ def _compile_detections(
     queries: dict[str, DetectionQuery] = {}
     for document in documents:
         if "correlation" not in document.data:
-            query, found = compile_detection(document, text_lines)
+            try:
+                query, found = compile_detection(document, text_lines)
+            except _PYSIGMA_FAILURES:
+                logger.warning("pySigma failed on rule %r", document.key, exc_info=True)
+                query, found = None, [Problem(UNREADABLE, document.first_line)]
             problems += found
             if query is not None:
                 queries[document.key] = query
@@ -156,7 +168,13 @@ def _compile_correlations(
         if not ready:
             ready = pending  # unresolvable references: let each report its own
         for document in ready:
-            spec, found = compile_correlation(document, text_lines, names, queries, correlations)
+            try:
+                spec, found = compile_correlation(
+                    document, text_lines, names, queries, correlations
+                )
+            except _PYSIGMA_FAILURES:
+                logger.warning("pySigma failed on rule %r", document.key, exc_info=True)
+                spec, found = None, [Problem(UNREADABLE, document.first_line)]
             problems += found
             if spec is None:
                 failed.add(document.key)

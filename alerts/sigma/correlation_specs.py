@@ -5,6 +5,7 @@ from sigma.correlations import (
     SigmaCorrelationRule,
     SigmaCorrelationType,
 )
+from sigma.exceptions import SigmaError
 
 from alerts.sigma.compiled_rule import CorrelationSpec, DetectionQuery, Problem
 from alerts.sigma.documents import Document, locate
@@ -26,7 +27,12 @@ def compile_correlation(
     queries: dict[str, DetectionQuery],
     correlations: dict[str, CorrelationSpec],
 ) -> tuple[CorrelationSpec | None, list[Problem]]:
-    rule = SigmaCorrelationRule.from_dict(document.data, collect_errors=True)
+    try:
+        rule = SigmaCorrelationRule.from_dict(document.data, collect_errors=True)
+    except SigmaError as exc:
+        # Some errors (a type it does not know, a condition it cannot read)
+        # are raised even when pySigma is asked to collect them.
+        return None, [locate(exc, document, text_lines)]
     problems = [locate(error, document, text_lines) for error in rule.errors]
     if problems:
         return None, problems

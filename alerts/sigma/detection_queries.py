@@ -99,6 +99,15 @@ def _check_detection_items(document: Document, spec: LogSourceSpec | None) -> li
                         )
                     )
             values = value if isinstance(value, list) else [value]
+            if any(v is None for v in values):
+                # The SQL backend has no form for Sigma's null (a missing field).
+                problems.append(
+                    Problem(
+                        f"Selection '{name}': '{field_name}' is compared with null (no value), "
+                        "which rules here cannot test; give a value to compare it with.",
+                        line,
+                    )
+                )
             if "re" in modifiers:
                 for pattern in values:
                     try:

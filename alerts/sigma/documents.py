@@ -8,6 +8,7 @@ concern by their class, or by quoting the text.
 import re
 
 import yaml
+from pyparsing import ParseException
 from sigma.exceptions import (
     SigmaConditionError,
     SigmaCorrelationConditionError,
@@ -28,6 +29,7 @@ from sigma.exceptions import (
     SigmaTitleError,
 )
 
+from alerts.sigma import condition_errors
 from alerts.sigma.compiled_rule import Problem, RuleProblems
 
 MAX_YAML_CHARACTERS = 100_000
@@ -56,6 +58,7 @@ _ERROR_PATHS = [
     (SigmaCorrelationRuleError, ("correlation",)),
 ]
 _QUOTED = re.compile(r"'([^'\n]{2,80})'")
+_UNDEFINED_SELECTION = re.compile(r"^Detection '(.*)' not defined in detections$")
 
 
 class Document:
@@ -97,8 +100,35 @@ class Document:
         return str(self.data.get("name") or self.data.get("id") or f"rule {self.index + 1}")
 
 
+def _condition_message(error: SigmaConditionError, document: Document) -> str | None:
+    """pySigma's condition errors in plain words; None keeps its own message."""
+    cause = error.__context__
+    if isinstance(cause, ParseException):
+        return condition_errors.explain(cause.pstr, cause.col)
+    message = str(error).strip()
+    if message.startswith("The pipe syntax"):
+        return (
+            "The condition uses '|' (count(), near, ...), which Sigma has replaced by "
+            "correlation rules: write the aggregation as a correlation rule in this file."
+        )
+    undefined = _UNDEFINED_SELECTION.match(message)
+    if undefined:
+        detection = document.data.get("detection")
+        names = (
+            [str(n) for n in detection if n != "condition"] if isinstance(detection, dict) else []
+        )
+        known = f" (its selections: {', '.join(names)})" if names else ""
+        return (
+            f"The condition names '{undefined.group(1)}', which is not a selection of the "
+            f"detection{known}."
+        )
+    return None
+
+
 def locate(error: SigmaError, document: Document, text_lines: list[str]) -> Problem:
     message = str(error).strip()
+    if isinstance(error, SigmaConditionError):
+        message = _condition_message(error, document) or message
     if isinstance(error, SigmaModifierError):
         for quoted in _QUOTED.findall(message):
             line = document.line_of_text(text_lines, f"|{quoted}")
@@ -192,6 +222,8 @@ def parse_documents(text: str) -> list[Document]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         detail = "; ".join(part for part in (exc.context, exc.problem) if part)
+        if "unhashable key" in detail:
+            detail = "a key must be a plain value, not a list or a mapping"
         raise RuleProblems(
             [Problem(f"YAML syntax: {detail}", mark.line + 1 if mark else None)]
         ) from None

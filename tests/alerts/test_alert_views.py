@@ -504,3 +504,46 @@ def test_it_hides_an_alert_of_another_region_or_account_from_an_analyst(bob_clie
 
 def test_it_answers_404_for_an_alert_that_does_not_exist(bob_client, exploit):
     assert bob_client.get(reverse("alerts:detail", args=[exploit.pk + 1000])).status_code == 404
+
+
+# --- names instead of ids ---------------------------------------------------------------
+
+
+def test_it_names_alert_types_and_sources_in_the_list_and_its_filters(bob_client, tenancy):
+    factories.make_alert(
+        tenancy.account_a, source=AlertSource.CLOUD_FIREWALL, type="abnormal_network"
+    )
+    factories.make_alert(tenancy.account_a, type="<b>custom</b>")
+
+    html = bob_client.get(ALERT_LIST).content.decode()
+
+    cells = re.findall(r'<td title="[^"]*" data-testid="alert-type">(.*?)</td>', html)
+    assert sorted(cells) == ["&lt;b&gt;custom&lt;/b&gt;", "Abnormal network connection"]
+    assert "<td>Cloud Firewall</td>" in html
+    assert '<option value="abnormal_network">Abnormal network connection</option>' in html
+    assert '<option value="cloud_firewall">Cloud Firewall</option>' in html
+    assert "<b>custom</b>" not in html
+
+
+def test_it_keeps_an_unknown_type_filter_as_an_option(bob_client, tenancy):
+    factories.make_alert(tenancy.account_a, type="port_scan")
+
+    html = bob_client.get(ALERT_LIST, {"type": "port_scan"}).content.decode()
+
+    assert '<option value="port_scan" selected>port_scan</option>' in html
+
+
+def test_it_names_the_type_in_the_details_and_keeps_its_key(bob_client, tenancy):
+    alert = factories.make_alert(tenancy.account_a, type="abnormal_network")
+
+    html = bob_client.get(detail_url(alert)).content.decode()
+
+    assert fact(html, "Type") == "Abnormal network connection abnormal_network"
+
+
+def test_an_outsider_reads_no_label_of_another_tenant_s_alert(tenancy):
+    alert = factories.make_alert(tenancy.account_a, type="abnormal_network")
+    charlie = tenancy.client_for(tenancy.charlie)
+
+    assert charlie.get(detail_url(alert)).status_code == 404
+    assert "Abnormal network connection</td>" not in charlie.get(ALERT_LIST).content.decode()

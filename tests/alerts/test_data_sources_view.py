@@ -129,3 +129,11 @@ def test_it_hides_another_tenants_key(tenancy):
     assert client.post(reverse("alerts:revoke_api_key", args=[api_key.id])).status_code == 404
     assert authenticate_api_key(secret) is not None
     assert api_key.prefix not in client.get(URL).content.decode()
+
+
+def test_it_names_the_sources_and_log_types(tenancy, arrivals):
+    response = tenancy.client_for(tenancy.bob).get(URL)
+
+    table = rows(response, "arrivals")
+    assert '<td title="security_center">Security Center</td>' in table
+    assert '<td title="login">Login</td>' in table

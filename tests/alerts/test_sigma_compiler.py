@@ -174,7 +174,46 @@ def test_it_reports_a_condition_naming_an_undefined_selection():
         rule(PROCESS, "    Image: x\n", condition="selection and not filter")
     )
 
-    assert line == 9 and message == "Detection 'filter' not defined in detections"
+    assert line == 9 and message == (
+        "The condition names 'filter', which is not a selection of the detection "
+        "(its selections: selection)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        (
+            "selection and",
+            "it ends after 'and': a selection name, 'not', '1 of …', 'all of …' or '(' "
+            "was expected next",
+        ),
+        ("1 of", "after '1 of' at column 3 a selection name or pattern"),
+        ("(selection", "the '(' at column 1 is not closed: ')' was expected before the end"),
+        ("selection)", "the ')' at column 10 closes no '('"),
+        ("selection or or selection", "it has 'or' at column 14 where a selection name"),
+        ("selection AND selection", "(operators are written in lower case)"),
+        ("selection*", "the pattern 'selection*' at column 1 needs '1 of' or 'all of'"),
+        ("selection = 1", "it has '=' at column 11"),
+        ("selection selection", "where 'and', 'or' or the end of the condition was expected"),
+    ],
+)
+def test_it_says_in_words_why_a_condition_cannot_be_parsed(condition, expected):
+    [(line, message)] = problems(rule(PROCESS, "    Image: x\n", condition=f"'{condition}'"))
+
+    assert line == 9
+    assert message.startswith(f"The condition '{condition}' cannot be read: ")
+    assert expected in message
+    # Nothing of pyparsing's own notation reaches the analyst.
+    assert "W:(" not in message and "(at char" not in message
+
+
+def test_it_points_to_correlation_rules_for_the_old_pipe_syntax():
+    [(line, message)] = problems(
+        rule(PROCESS, "    Image: x\n", condition="'selection | count() > 5'")
+    )
+
+    assert line == 9 and "replaced by correlation rules" in message
 
 
 def test_it_reports_sigmas_own_checks_at_their_lines():

@@ -139,7 +139,7 @@ def test_it_shows_every_problem_of_a_broken_rule_at_its_line(tenancy, alice):
     assert found[9][0].startswith("Unknown field &#x27;Commandline&#x27; for the process log type")
     assert found[10][0].startswith("Unknown modifier &#x27;sounds_like&#x27;")
     assert found[11][0].startswith("Unsupported modifier &#x27;hour&#x27;")
-    assert "Detection &#x27;filter&#x27; not defined" in found[12][0]
+    assert "The condition names &#x27;filter&#x27;, which is not a selection" in found[12][0]
     # What was typed stays in the editor.
     assert "ParentImage|sounds_like" in response.content.decode()
 

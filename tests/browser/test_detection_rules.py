@@ -92,7 +92,7 @@ def test_it_writes_checks_dry_runs_and_saves_a_rule(page, tenancy, logs, screens
     page.goto("/detection-rules/sigma/")
     row = page.get_by_test_id("custom-sigma-rules").locator("tr", has_text="Netcat listener")
     expect(row).to_contain_text("Enabled")
-    expect(row).to_contain_text("suspicious_process")
+    expect(row).to_contain_text("Suspicious process")
     row.get_by_role("button", name="Disable").click()
     row = page.get_by_test_id("custom-sigma-rules").locator("tr", has_text="Netcat listener")
     expect(row).to_contain_text("Disabled")

@@ -18,7 +18,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 from openpyxl import load_workbook
 
-from alerts.models import AlertEntity, Entity, EntityRole, EntityType
+from alerts.models import AlertEntity, AlertSource, Entity, EntityRole, EntityType
 from events import export, tasks
 from events.forms import EventFilterForm
 from events.models import EventAlert, EventStatus, ExportJob, ExportStatus, SecurityEvent
@@ -41,6 +41,8 @@ INCIDENT_HEADERS = [
     "Last Occurred (UTC)",
     "Alerts",
     "Affected Assets",
+    "Alert Types",
+    "Data Sources",
     "Aggregation Rule",
     "Grouped By",
     "Continues Event",
@@ -223,10 +225,33 @@ def test_it_writes_one_incident_row_per_matching_event(tenancy):
         (occurred + timedelta(minutes=5)).replace(tzinfo=None),
         3,
         1,
+        None,
+        None,
         "Webshell per host",
         "same host host-web-01 within 24 h",
         None,
         "A webshell was written.",
+    ]
+
+
+def test_it_names_the_alert_types_and_data_sources_of_each_event(tenancy):
+    account = tenancy.account_a
+    event = factories.make_event(account, name="Mixed")
+    for source, alert_type in [
+        (AlertSource.CLOUD_FIREWALL, "abnormal_network"),
+        (AlertSource.SECURITY_CENTER, "abnormal_network"),
+        (AlertSource.WAF, "=HYPERLINK(1)"),
+    ]:
+        EventAlert.objects.create(
+            event=event, alert=factories.make_alert(account, source=source, type=alert_type)
+        )
+
+    incident = export_of(tenancy)["Incident"]
+
+    # A custom type stays as sent, neutralised like any text of the payload.
+    assert column(incident, "Alert Types") == ["'=HYPERLINK(1), Abnormal network connection"]
+    assert column(incident, "Data Sources") == [
+        "Cloud Firewall, Security Center, Web Application Firewall"
     ]
 
 
@@ -315,7 +340,7 @@ def test_it_writes_formula_like_values_as_literal_text(tenancy, payload):
 
     cells = [
         workbook["Incident"]["B2"],
-        workbook["Incident"]["O2"],
+        workbook["Incident"]["Q2"],
         workbook["Asset"]["C2"],
         workbook["Asset"]["H2"],
         workbook["Entity"]["D2"],

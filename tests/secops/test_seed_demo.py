@@ -2,18 +2,23 @@
 ``seed_demo`` command that sends them through the real ingestion."""
 
 import ipaddress
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from io import StringIO
+from itertools import groupby
 
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db.models import Min
+from django.utils import timezone
 from pydantic import TypeAdapter
 
 from alerts.models import Alert, AlertSource, LogRecord
 from alerts.schemas import AlertIn, LogIn
+from disposal.models import HandlingPolicy, HandlingTask, Operation
 from events.models import EventAlert, EventStatus, EventStatusChange, SecurityEvent
 from events.tracing.tracer import trace_event
 from secops import demo
@@ -318,6 +323,35 @@ def test_it_lets_high_risk_events_fail():
     assert 71 in failed
 
 
+def test_it_dates_the_history_after_the_alerts_in_order_and_before_now():
+    first, last = NOW - timedelta(days=90), NOW - timedelta(days=89, hours=20)
+
+    times = demo.history_times(7, first, last, NOW, 3)
+
+    assert times == sorted(times) and len(times) == 3
+    assert last + timedelta(minutes=15) <= times[0] and times[-1] <= last + timedelta(hours=6)
+    assert demo.history_times(7, first, last, NOW, 3) == times
+
+
+def test_it_presses_a_recent_event_s_history_into_the_time_since_its_last_alert():
+    last = NOW - timedelta(minutes=5)
+
+    times = demo.history_times(8, last - timedelta(hours=1), last, NOW, 2)
+
+    assert last <= times[0] <= times[1] <= NOW
+
+
+def test_it_names_the_actions_it_claims():
+    note = demo.actions_note(
+        demo.CONFIRMED_LEAD, [("Block inbound traffic from the IP", "203.0.113.7")]
+    )
+
+    assert note == (
+        "Confirmed attack, contained through the Disposal Center: "
+        "Block inbound traffic from the IP (203.0.113.7)."
+    )
+
+
 # --- seed_demo ------------------------------------------------------------------------
 
 
@@ -408,6 +442,49 @@ def test_it_leaves_events_in_every_status_and_risk():
     assert handled.exists() and all(change.note for change in handled)
     failed = EventStatusChange.objects.filter(to_status=EventStatus.FAILED)
     assert set(failed.values_list("from_status", flat=True)) == {EventStatus.HANDLING}
+
+
+# Words of a history note that claim an action of the console, and the
+# operations that would carry it out.
+CLAIMS = {
+    "block": {Operation.BLOCK_IP},
+    "quarantin": {Operation.QUARANTINE_FILE, Operation.KILL_AND_QUARANTINE},
+    "kill": {Operation.KILL_PROCESS, Operation.KILL_AND_QUARANTINE},
+}
+
+
+@pytest.mark.django_db
+def test_its_history_follows_the_alerts_and_claims_only_what_has_records():
+    seed(alerts=SMALL)
+    now = timezone.now()
+
+    changes = EventStatusChange.objects.select_related("event").order_by("event", "created_at")
+    assert changes.count() > 10
+    first_alerts = dict(
+        EventAlert.objects.values("event")
+        .annotate(first=Min("alert__occurred_at"))
+        .values_list("event", "first")
+    )
+    claimed = 0
+    for event_id, history in groupby(changes, key=lambda change: change.event_id):
+        history = list(history)
+        by_id = sorted(history, key=lambda change: change.id)
+        # Ordered as they were made, none before the first alert or after now.
+        assert [c.created_at for c in by_id] == sorted(c.created_at for c in by_id)
+        assert all(first_alerts[event_id] <= c.created_at <= now for c in history)
+        policies = HandlingPolicy.objects.filter(source_event_id=event_id)
+        for change in history:
+            words = {word for word in CLAIMS if word in change.note.lower()}
+            for word in words:
+                claimed += 1
+                matching = policies.filter(scenario__operation__in=CLAIMS[word])
+                assert matching.exists(), f"event {event_id}: {change.note!r} has no policy"
+                assert HandlingTask.objects.filter(policy__in=matching).exists()
+            for value in re.findall(r"\(([^()]+)\)", change.note) if words else ():
+                assert policies.filter(entity_value=value).exists(), value
+    assert claimed, "no history entry claims an action: the check would be empty"
+    # Months-old events were not handled at the moment of seeding.
+    assert changes.filter(created_at__lt=now - timedelta(days=7)).exists()
 
 
 @pytest.mark.django_db

@@ -377,12 +377,20 @@ def test_conditions_read_as_a_sentence():
                 "any": [
                     {"field": "attacker_ip", "operator": "in_cidr", "value": "203.0.113.0/24"},
                     {"field": "alert_type", "operator": "contains", "value": "brute"},
+                    {"field": "alert_type", "operator": "equals", "value": "abnormal_network"},
+                    {
+                        "field": "data_source",
+                        "operator": "in_list",
+                        "value": ["cloud_firewall", "x<y"],
+                    },
                 ]
             },
         ]
     }
     assert describe_conditions(tree) == (
-        "risk equal to high AND (attacker_ip in cidr 203.0.113.0/24 OR alert_type includes brute)"
+        "risk equal to high AND (attacker_ip in cidr 203.0.113.0/24 OR alert_type includes brute"
+        " OR alert_type equal to Abnormal network connection"
+        " OR data_source in list Cloud Firewall, x<y)"
     )
     assert describe_conditions({}) == "always"
 

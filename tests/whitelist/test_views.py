@@ -65,6 +65,15 @@ def test_it_lists_every_scenario_with_its_groups(tenancy):
     assert 'data-testid="create-group"' not in html  # bob is an analyst
 
 
+def test_it_names_the_scenario_of_recent_groups(tenancy):
+    make_group(tenancy, scenario="abnormal_network", name="Backup traffic")
+
+    html = tenancy.client_for(tenancy.bob).get(SETTINGS).content.decode()
+
+    table = html[html.index('data-testid="group-table"') :]
+    assert 'title="abnormal_network">Abnormal network connection</a>' in table
+
+
 def test_it_narrows_the_settings_to_one_scenario(tenancy):
     html = tenancy.client_for(tenancy.alice).get(SETTINGS, {"scenario": "mining"}).content.decode()
 

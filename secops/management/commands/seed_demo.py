@@ -19,10 +19,10 @@ from django.utils import timezone
 from alerts.models import LogRecord
 from alerts.services import ALL_ALERT_SOURCES, ingest_alerts, ingest_logs
 from disposal.handling import ActionChoice, HandlingRequest, handle_event, handling_context
-from disposal.models import SimulatedFailure
+from disposal.models import Scenario, SimulatedFailure
 from disposal.services import run_task
 from events import feed
-from events.models import EventStatus, SecurityEvent
+from events.models import EventStatus, EventStatusChange, SecurityEvent
 from events.pipeline import process_pending_batches
 from events.services import change_event_status
 from secops import demo
@@ -232,6 +232,7 @@ def apply_status_plan(scope: Scope, admin) -> int:
     handler = dataclasses.replace(scope, organisation_admin=True)
     cause = feed.Cause.by_user(admin)
     handled_with_actions = 0
+    moved = []
     blocked: set[tuple[int, str, str]] = set()
     for planned in plan:
         event = unhandled.get(planned.event_id)
@@ -241,6 +242,7 @@ def apply_status_plan(scope: Scope, admin) -> int:
             actions = recommended_actions(handler, event)
             if not actions:
                 change_event_status(event, EventStatus.HANDLING, user=admin, note=planned.note)
+                moved.append(event)
                 continue
             for action in actions:
                 SimulatedFailure.objects.get_or_create(
@@ -252,7 +254,11 @@ def apply_status_plan(scope: Scope, admin) -> int:
                 handle_event(
                     handler,
                     event,
-                    HandlingRequest(EventStatus.HANDLING, demo.FAILED_ATTEMPT_NOTE, actions),
+                    HandlingRequest(
+                        EventStatus.HANDLING,
+                        actions_note(demo.FAILED_ATTEMPT_LEAD, actions),
+                        actions,
+                    ),
                     cause=cause,
                 )
             )
@@ -268,14 +274,40 @@ def apply_status_plan(scope: Scope, admin) -> int:
                 handle_event(
                     handler,
                     event,
-                    HandlingRequest(planned.status, planned.note, actions),
+                    HandlingRequest(
+                        planned.status, actions_note(demo.CONFIRMED_LEAD, actions), actions
+                    ),
                     cause=cause,
                 )
             )
             handled_with_actions += 1
         else:
             change_event_status(event, planned.status, user=admin, note=planned.note)
+        moved.append(event)
+    restamp_history(moved, timezone.now())
     return len(unhandled)
+
+
+def actions_note(lead: str, actions) -> str:
+    names = dict(
+        Scenario.objects.filter(key__in={a.scenario_key for a in actions}).values_list(
+            "key", "name"
+        )
+    )
+    return demo.actions_note(lead, [(names[a.scenario_key], a.value) for a in actions])
+
+
+def restamp_history(events, now) -> None:
+    """Date the status changes just made as if analysts had made them after
+    each event's alerts, not at the moment of seeding (demo data only)."""
+    for event in events:
+        changes = list(EventStatusChange.objects.filter(event=event).order_by("created_at", "id"))
+        times = demo.history_times(
+            event.id, event.first_occurred_at, event.last_occurred_at, now, len(changes)
+        )
+        for change, moment in zip(changes, times, strict=True):
+            change.created_at = moment
+        EventStatusChange.objects.bulk_update(changes, ["created_at"])
 
 
 def run_now(result) -> None:
