@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 
 from alerts import services
 from alerts.extensions import attach_whitelist_notes
-from alerts.forms import AlertFilterForm
+from alerts.forms import AlertFilterForm, ApiKeyForm
 from alerts.models import Alert, AlertSource, Asset, Entity, EntityType, IngestionRejection
 from alerts.schemas import (
     MAX_NESTING,
@@ -31,14 +31,16 @@ from alerts.schemas import (
     UnstorableValueError,
     storable_json,
 )
+from secops import services as secops_services
 from secops.api_common import (
     CursorQuery,
+    FieldsRefused,
     Message,
     Refused,
     cleaned_filters,
     cursor_page_or_422,
 )
-from secops.models import ApiKey
+from secops.models import Account, ApiKey
 from secops.scope import get_in_scope_or_404
 
 router = Router(tags=["ingestion"])
@@ -531,6 +533,7 @@ class RejectionOut(Schema):
 
 
 class ApiKeyOut(Schema):
+    id: int = Field(description="Names the key in /api/v1/api-keys/{key_id}/revoke.")
     name: str
     prefix: str
     account: str | None = Field(description="None: a key of the whole organisation.")
@@ -584,14 +587,76 @@ def data_sources(request):
             for r in rejections
         ],
         "api_keys": [
-            {
-                "name": key.name,
-                "prefix": key.prefix,
-                "account": key.account.uid if key.account_id else None,
-                "created_at": key.created_at,
-                "last_used_at": key.last_used_at,
-                "revoked_at": key.revoked_at,
-            }
-            for key in ApiKey.objects.in_scope(scope).select_related("account")
+            api_key_out(key) for key in ApiKey.objects.in_scope(scope).select_related("account")
         ],
     }
+
+
+def api_key_out(key: ApiKey) -> dict:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "account": key.account.uid if key.account_id else None,
+        "created_at": key.created_at,
+        "last_used_at": key.last_used_at,
+        "revoked_at": key.revoked_at,
+    }
+
+
+# --- API keys (the Data Sources page) -------------------------------------------
+
+
+class ApiKeyIn(Schema):
+    name: str = Field("", max_length=200, description="Shortened to 100 characters.")
+    account: str | None = Field(
+        None,
+        max_length=64,
+        description="The uid of the account the key is for; none: a key of the whole "
+        "organisation (an organisation key only).",
+    )
+
+
+class NewApiKeyOut(ApiKeyOut):
+    key: str = Field(
+        description="The secret, shown only in this answer: send it as `Bearer <key>`."
+    )
+
+
+@router.post(
+    "/api-keys",
+    tags=["alerts"],
+    response={201: NewApiKeyOut, 403: Message, 422: Refused},
+)
+def create_api_key(request, payload: ApiKeyIn):
+    """A new API key, as the Data Sources page makes one: a key of an account
+    for its administrators, a key of the organisation for an organisation key.
+    Its secret is in this answer only; only a digest of it is stored."""
+    form = ApiKeyForm({"name": payload.name})
+    name = cleaned_filters(form)["name"]
+    account = None
+    if payload.account is not None:
+        # A text with a NUL is no uid, and PostgreSQL refuses to compare one.
+        if "\x00" not in payload.account:
+            account = Account.objects.in_scope(request.scope).filter(uid=payload.account).first()
+        if account is None:
+            raise FieldsRefused({"account": ["No such account among this API key's accounts."]})
+    api_key, secret = secops_services.create_api_key_in_scope(
+        request.scope, account=account, name=name
+    )
+    return Status(201, {**api_key_out(api_key), "key": secret})
+
+
+@router.post(
+    "/api-keys/{key_id}/revoke",
+    tags=["alerts"],
+    response={200: ApiKeyOut, 403: Message, 404: Message},
+)
+def revoke_api_key(request, key_id: int):
+    """Revoke a key at once (the key used for this call too, if it is the one
+    named); a key of an account for its administrators, an organisation key
+    for an organisation key."""
+    api_key = secops_services.get_api_key_for_change_or_404(request.scope, key_id)
+    secops_services.revoke_api_key(api_key)
+    api_key.refresh_from_db()
+    return api_key_out(api_key)

@@ -61,6 +61,7 @@ class InvalidDetectionRule(RuleValidationError):
         super().__init__(
             {field: [p.message for p in found] for field, found in problems_by_field.items()}
         )
+        self.problems_by_field = problems_by_field
         self.problems = [p for found in problems_by_field.values() for p in found]
 
 

@@ -12,7 +12,7 @@ from alerts.extensions import attach_whitelist_notes
 from alerts.forms import AlertFilterForm, ApiKeyForm
 from alerts.models import Alert, IngestionRejection
 from secops import services as secops_services
-from secops.models import Account, ApiKey, Organisation
+from secops.models import Account, ApiKey
 from secops.pagination import page_of
 from secops.scope import get_in_scope_or_404, require
 
@@ -44,13 +44,9 @@ def create_api_key(request):
         for error in form.errors["name"]:
             messages.error(request, f"API key name: {error}")
         return redirect("alerts:data_sources")
-    organisation = Organisation.objects.get(id=scope.organisation_id)
     account = None if scope.is_global else Account.objects.in_scope(scope).get(id=scope.account_id)
-    api_key, secret = secops_services.create_api_key(
-        organisation=organisation,
-        account=account,
-        name=form.cleaned_data["name"],
-        created_by=request.user,
+    api_key, secret = secops_services.create_api_key_in_scope(
+        scope, account=account, name=form.cleaned_data["name"], created_by=request.user
     )
     messages.success(request, f"API key {api_key.name} created.")
     return data_sources(request, new_key=secret)

@@ -26,8 +26,9 @@ from disposal.handling import (
     NotificationChoice,
     handle_event,
     handling_context,
+    preview_message,
 )
-from disposal.models import CloudService, HandlingPolicy, HandlingTask
+from disposal.models import Channel, CloudService, HandlingPolicy, HandlingTask
 from disposal.scenarios import scenarios_for
 from events import feed
 from events.models import EventAlert, SecurityEvent
@@ -261,26 +262,15 @@ def handling_options(request, event_id: int):
     }
 
 
-@router.post(
-    "/events/{event_id}/handle",
-    response={201: HandleOut, 403: Detail, 422: Invalid},
-)
-def handle(request, event_id: int, payload: HandleIn):
-    """Set the event's status and create its handling policies, tasks and
-    notifications in one transaction; the tasks run in the background."""
-    event = get_in_scope_or_404(SecurityEvent, request.scope, id=event_id)
+def _handling_request(request, event: SecurityEvent, payload: HandleIn) -> HandlingRequest:
+    """The body as ``handle_event`` takes it; an account the key cannot reach is a 422."""
     by_uid = {uid: pk for pk, uid in _uids(request).items()}
     actions = []
     for index, action in enumerate(payload.actions):
         unknown = [uid for uid in action.accounts if uid not in by_uid]
         if unknown:
-            return Status(
-                422,
-                {
-                    "errors": {
-                        f"actions[{index}].accounts": [f"No account {unknown[0]!r} in scope."]
-                    }
-                },
+            raise FieldsRefused(
+                {f"actions[{index}].accounts": [f"No account {unknown[0]!r} in scope."]}
             )
         account_ids = tuple(by_uid[uid] for uid in action.accounts) or (event.account_id,)
         actions.append(
@@ -313,12 +303,50 @@ def handle(request, event_id: int, payload: HandleIn):
         if payload.notification
         else None
     )
-    request_ = HandlingRequest(
+    return HandlingRequest(
         status=payload.status.lower(),
         description=payload.description,
         actions=tuple(actions),
         notification=notification,
     )
+
+
+class MessagePreviewOut(Schema):
+    channels: list[str] = Field(description="The channels chosen, by their labels.")
+    recipients: list[str]
+    title: str
+    body: str = Field(description="The message, as the notification would carry it.")
+
+
+@router.post(
+    "/events/{event_id}/handle/preview",
+    response={200: MessagePreviewOut, 404: Detail, 422: Invalid},
+)
+def preview_handling_message(request, event_id: int, payload: HandleIn):
+    """The Message Preview: the notification that handling the event with this
+    body would send, rendered by the function that renders the sent one.
+    Nothing is handled or sent."""
+    event = get_in_scope_or_404(SecurityEvent, request.scope, id=event_id)
+    handling = _handling_request(request, event, payload)
+    notification = handling.notification
+    chosen = notification.channels if notification else ()
+    return {
+        "channels": [label for value, label in Channel.choices if value in chosen],
+        "recipients": list(notification.recipients) if notification else [],
+        "title": notification.title if notification else "",
+        "body": preview_message(handling_context(request.scope, event), handling),
+    }
+
+
+@router.post(
+    "/events/{event_id}/handle",
+    response={201: HandleOut, 403: Detail, 422: Invalid},
+)
+def handle(request, event_id: int, payload: HandleIn):
+    """Set the event's status and create its handling policies, tasks and
+    notifications in one transaction; the tasks run in the background."""
+    event = get_in_scope_or_404(SecurityEvent, request.scope, id=event_id)
+    request_ = _handling_request(request, event, payload)
     try:
         result = handle_event(request.scope, event, request_, cause=_cause(request))
     except HandlingError as exc:

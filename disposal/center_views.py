@@ -14,8 +14,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from disposal import queries, services
 from disposal.center_forms import CenterFilterForm, PolicyEditForm, SimulatedFailureForm
+from disposal.connector_settings import (
+    SIMULATED_CLOUD_ADMINISTRATORS_ONLY,
+    get_simulated_failure_for_change_or_404,
+)
 from disposal.errors import HandlingError
-from disposal.models import HandlingPolicy, HandlingTask, SimulatedFailure
+from disposal.models import HandlingPolicy, HandlingTask
 from disposal.scenarios import scenarios_for
 from events import feed
 from secops.models import Account
@@ -270,7 +274,6 @@ def policy_edit(request, policy_id: int):
 
 SIMULATED_ACTIONS_PER_PAGE = 50
 RECENTLY_REMOVED = 20
-ADMINISTRATORS_ONLY = "Only administrators of the account may instruct its simulated cloud."
 
 
 @require_http_methods(["GET", "POST"])
@@ -280,7 +283,7 @@ def simulated_cloud(request):
     choosable = Account.objects.filter(id__in=[a.id for a in configurable]).order_by("name")
     form = None
     if request.method == "POST":
-        require(bool(configurable), ADMINISTRATORS_ONLY)
+        require(bool(configurable), SIMULATED_CLOUD_ADMINISTRATORS_ONLY)
         form = SimulatedFailureForm(request.POST, accounts=choosable)
         if form.is_valid():
             failure = form.save()
@@ -312,13 +315,7 @@ def simulated_cloud(request):
 
 @require_POST
 def simulated_failure_remove(request, failure_id: int):
-    failure = get_for_change_or_404(
-        SimulatedFailure,
-        request.scope,
-        lambda scope, failure: scope.may_configure([failure.account_id]),
-        ADMINISTRATORS_ONLY,
-        id=failure_id,
-    )
+    failure = get_simulated_failure_for_change_or_404(request.scope, failure_id)
     failure.delete()
     messages.success(request, "Failure instruction removed.")
     return redirect("disposal:simulated_cloud")

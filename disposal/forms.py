@@ -8,7 +8,6 @@ reads what the analyst chose, turns it into a ``HandlingRequest`` for
 reports next to the field it names.
 """
 
-import copy
 import re
 from dataclasses import dataclass, field
 
@@ -92,36 +91,6 @@ class Tab:
     @property
     def recommended_count(self) -> int:
         return sum(1 for row in self.rows if row.entity.recommended is not None)
-
-
-@dataclass
-class PlannedPolicy:
-    """A policy as the Message Preview shows it before it exists: what the
-    notification template reads of a ``HandlingPolicy``."""
-
-    scenario: Scenario
-    entity_type: str
-    entity_value: str
-    validity_days: int | None
-    accounts: list
-
-    def get_entity_type_display(self) -> str:
-        return EntityType(self.entity_type).label
-
-    @property
-    def scope_accounts(self):
-        return _PlannedAccounts(self.accounts)
-
-
-class _PlannedAccounts:
-    def __init__(self, accounts):
-        self._accounts = list(accounts)
-
-    def all(self):
-        return list(self._accounts)
-
-    def count(self) -> int:
-        return len(self._accounts)
 
 
 class HandleForm:
@@ -347,33 +316,6 @@ class HandleForm:
         return NotificationChoice(
             channels=tuple(self.channels), recipients=tuple(self.recipients), title=self.title
         )
-
-    # --- the Message Preview ----------------------------------------------------------
-
-    def planned_policies(self) -> list[PlannedPolicy]:
-        """The policies OK would create, as far as the choices are complete."""
-        planned = []
-        for row in self.selected_rows:
-            scenario = row.scenario
-            accounts = [a for a in row.entity.accounts if a.id in row.account_ids]
-            if scenario is None or not accounts:
-                continue
-            days = None
-            if scenario.takes_validity:
-                days = _int(row.validity) or scenario.default_validity_days
-            planned.append(
-                PlannedPolicy(scenario, row.entity.entity_type, row.entity.value, days, accounts)
-            )
-        return planned
-
-    def planned_event(self):
-        """The event as it will be once handled (a copy; nothing is saved)."""
-        event = copy.copy(self.event)
-        if self.selected_rows:
-            event.status = EventStatus.HANDLING
-        elif self.status in CHOOSABLE_STATUSES:
-            event.status = self.status
-        return event
 
 
 def _getlist(data, name: str) -> list[str]:

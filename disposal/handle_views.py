@@ -15,10 +15,9 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from disposal import notifications
 from disposal.errors import HandlingError
 from disposal.forms import HandleForm
-from disposal.handling import HandlingResult, handle_event, handling_context
+from disposal.handling import HandlingResult, handle_event, handling_context, preview_message
 from events import feed
 from events.models import SecurityEvent
 from secops.scope import get_in_scope_or_404, require
@@ -74,9 +73,7 @@ def _preview(form: HandleForm) -> dict:
         "channels": [label for value, label in form.channel_choices if value in form.channels],
         "recipients": form.recipients,
         "title": form.title,
-        "body": notifications.render_message(
-            form.planned_event(), form.handling_request(), form.planned_policies()
-        ),
+        "body": preview_message(form.context, form.handling_request()),
     }
 
 

@@ -8,13 +8,14 @@ one policy per entity and scenario, one task per policy and account (and host),
 the notifications, and the change-feed row; the work is queued on commit.
 """
 
+import copy
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from alerts.models import AlertEntity, Asset, Entity, EntityRole
+from alerts.models import AlertEntity, Asset, Entity, EntityRole, EntityType
 from disposal import intel, notifications, services
 from disposal.errors import HandlingError
 from disposal.models import HandlingPolicy, HandlingTask, PolicySource, Scenario
@@ -188,6 +189,77 @@ class HandlingRequest:
     description: str = ""
     actions: tuple[ActionChoice, ...] = ()
     notification: NotificationChoice | None = None
+
+
+# --- the Message Preview ------------------------------------------------------------
+
+
+@dataclass
+class PlannedPolicy:
+    """A policy as the Message Preview shows it before it exists: what the
+    notification template reads of a ``HandlingPolicy``."""
+
+    scenario: Scenario
+    entity_type: str
+    entity_value: str
+    validity_days: int | None
+    accounts: list
+
+    def get_entity_type_display(self) -> str:
+        return EntityType(self.entity_type).label
+
+    @property
+    def scope_accounts(self):
+        return _PlannedAccounts(self.accounts)
+
+
+class _PlannedAccounts:
+    def __init__(self, accounts):
+        self._accounts = list(accounts)
+
+    def all(self):
+        return list(self._accounts)
+
+    def count(self) -> int:
+        return len(self._accounts)
+
+
+def planned_policies(context: HandlingContext, request: HandlingRequest) -> list[PlannedPolicy]:
+    """The policies handling the event with ``request`` would create, as far as
+    its choices are complete (an entity, scenario or account that is not
+    offered is left out: handling would refuse it)."""
+    planned = []
+    for action in request.actions:
+        entity = context.find(action.entity_type, action.value)
+        if entity is None:
+            continue
+        scenario = next((s for s in entity.scenarios if s.key == action.scenario_key), None)
+        accounts = [a for a in entity.accounts if a.id in action.account_ids]
+        if scenario is None or not accounts:
+            continue
+        days = None
+        if scenario.takes_validity:
+            days = action.validity_days or scenario.default_validity_days
+        planned.append(PlannedPolicy(scenario, entity.entity_type, entity.value, days, accounts))
+    return planned
+
+
+def planned_event(event: SecurityEvent, request: HandlingRequest) -> SecurityEvent:
+    """The event as it will be once handled with ``request`` (a copy; nothing is saved)."""
+    event = copy.copy(event)
+    if request.actions:
+        event.status = EventStatus.HANDLING
+    elif request.status in CHOOSABLE_STATUSES:
+        event.status = request.status
+    return event
+
+
+def preview_message(context: HandlingContext, request: HandlingRequest) -> str:
+    """The notification handling ``context.event`` with ``request`` would send,
+    rendered by the function that renders the sent one."""
+    return notifications.render_message(
+        planned_event(context.event, request), request, planned_policies(context, request)
+    )
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from alerts.api import AlertOut, AlertPageOut, AssetOut, alert_out, asset_out
 from alerts.models import Alert
-from events import export, queries, rules
+from events import export, queries, rules, whitelisting
 from events.entities import entities_of_events
 from events.forms import EventFilterForm
 from events.models import AggregationRule, ExportJob, ExportStatus, SecurityEvent
@@ -36,6 +36,14 @@ from secops.api_common import (
 from secops.models import Organisation
 from secops.params import MAX_PAGE_NUMBER
 from secops.scope import get_in_scope_or_404, require
+from whitelist.api import (
+    WhitelistGroupIn,
+    WhitelistGroupOut,
+    WhitelistInvalid,
+    condition_out,
+    create_group_answer,
+)
+from whitelist.services import object_values
 
 router = Router(tags=["aggregation rules"])
 
@@ -649,6 +657,61 @@ def download_export(request, export_id: int):
         as_attachment=True,
         filename=export.download_name(job),
         content_type=export.XLSX_CONTENT_TYPE,
+    )
+
+
+# --- Add to Whitelist ----------------------------------------------------------------
+
+
+class WhitelistDraftOut(Schema):
+    group: WhitelistGroupIn = Field(
+        description="The group the console's Add to Whitelist starts from: limited to the "
+        "event's account, matching what its alerts share. Edit it, then POST it to "
+        "/events/{event_id}/whitelist-groups."
+    )
+    suggestions: dict[str, list[str]] = Field(
+        description="Values of the event's alerts by object label, for editing the conditions."
+    )
+
+
+@router.get(
+    "/events/{event_id}/whitelist-draft",
+    response={200: WhitelistDraftOut, 404: Message},
+    tags=EVENT_TAGS,
+)
+def whitelist_draft(request, event_id: int):
+    """Add to Whitelist: a whitelist group drafted from the event's latest
+    alerts, as the console's editor opens it. Nothing is stored."""
+    event = _event(request, event_id)
+    facts = whitelisting.latest_alert_facts(event)
+    draft = whitelisting.draft_for_event(event, facts)
+    return {
+        "group": {
+            "name": draft.name,
+            "scenario": draft.scenario,
+            "description": draft.description,
+            "enabled": draft.enabled,
+            "expires_at": draft.expires_at,
+            "accounts": [event.account.uid] if draft.account_ids else [],
+            "is_global": draft.is_global,
+            "conditions": [condition_out(c) for c in draft.conditions],
+        },
+        "suggestions": object_values(facts),
+    }
+
+
+@router.post(
+    "/events/{event_id}/whitelist-groups",
+    response={201: WhitelistGroupOut, 403: Message, 404: Message, 422: WhitelistInvalid},
+    tags=EVENT_TAGS,
+)
+def add_to_whitelist(request, event_id: int, payload: WhitelistGroupIn):
+    """Add to Whitelist: create the group (typically the edited draft) as
+    POST /whitelist/groups does, remembering the event it was made from
+    (its `source_event`). The event itself stays as it is."""
+    event = _event(request, event_id)
+    return create_group_answer(
+        request, payload, on_saved=lambda group: whitelisting.record_origin(group, event)
     )
 
 

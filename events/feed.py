@@ -57,6 +57,12 @@ class Cause:
         return cls(ChangeCause.USER, f"bulk:{job_id}", user)
 
     @classmethod
+    def bulk_by_api_key(cls, job_id: int) -> "Cause":
+        """Changes to many events at once, by a bulk handling job an API key
+        started (the job names the key)."""
+        return cls(ChangeCause.API_KEY, f"bulk:{job_id}")
+
+    @classmethod
     def by_api_key(cls, api_key) -> "Cause":
         return cls(ChangeCause.API_KEY, f"api_key:{api_key.pk}")
 

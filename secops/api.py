@@ -61,10 +61,12 @@ api = NinjaAPI(
     # validatorUrl: no badge fetched from validator.swagger.io.
     docs=Swagger(settings={"validatorUrl": None}),
     docs_decorator=_for_console_users_and_api_keys,
-    description="Everything the console does: ingestion of alerts and logs, security events "
-    "(with the list page's filters, details, alerts, timeline, tracing graph, handling, "
-    "Excel exports), alerts and entities, aggregation rules, whitelist rule groups, the "
-    "Disposal Center, playbooks and automated response rules. "
+    description="Everything the console does: ingestion of alerts and logs, API keys, "
+    "security events (with the list page's filters, details, alerts, timeline, tracing "
+    "graph, handling and its message preview, Add to Whitelist, Excel exports, bulk "
+    "handling), alerts and entities, aggregation rules and Sigma detection rules, whitelist "
+    "rule groups, the Disposal Center, connector settings, the simulated cloud's failure "
+    "instructions, playbooks and automated response rules. "
     "Authenticate with an API key (`manage.py create_api_key`, or the Data Sources page) "
     "as `Authorization: Bearer <key>`. Long lists (events, alerts, entities) are read with "
     "cursors: pass each answer's `next_cursor` as `cursor`; other lists take `limit` and "
@@ -112,16 +114,22 @@ def list_accounts(request):
 
 def _add_routers():
     from alerts.api import router as ingestion_router
+    from alerts.detection_api import router as detection_router
     from disposal.api import router as handling_router
+    from disposal.connector_api import router as connector_router
     from events.api import router as events_router
     from soar.api import router as soar_router
+    from soar.bulk_api import router as bulk_router
     from whitelist.api import router as whitelist_router
 
     api.add_router("/", ingestion_router)
+    api.add_router("/", detection_router)
     api.add_router("/", events_router)
     api.add_router("/", whitelist_router)
     api.add_router("/", handling_router)
+    api.add_router("/", connector_router)
     api.add_router("/", soar_router)
+    api.add_router("/", bulk_router)
 
 
 _add_routers()

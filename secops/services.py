@@ -18,7 +18,7 @@ from secops.models import (
     Organisation,
     OrganisationMembership,
 )
-from secops.scope import Scope, get_for_change_or_404
+from secops.scope import Scope, get_for_change_or_404, require
 
 SESSION_VIEW = "scope.view"
 SESSION_ACCOUNT = "scope.account_id"
@@ -343,6 +343,25 @@ def create_api_key(
         created_by=created_by,
     )
     return api_key, key
+
+
+def create_api_key_in_scope(
+    scope: Scope, *, account: Account | None, name: str, created_by=None
+) -> tuple[ApiKey, str]:
+    """A key made by someone of ``scope`` (the Data Sources page, the API): a key
+    of an account for its administrators, an organisation key for global
+    administrators. ``account`` is one of the scope's, read through it."""
+    if account is None:
+        require(
+            scope.may_manage_organisation(),
+            "Only global administrators can create keys of the whole organisation.",
+        )
+    else:
+        require(scope.may_configure([account.id]), "Only administrators can create API keys.")
+    organisation = Organisation.objects.get(id=scope.organisation_id)
+    return create_api_key(
+        organisation=organisation, account=account, name=name, created_by=created_by
+    )
 
 
 def authenticate_api_key(key: str) -> ApiKey | None:

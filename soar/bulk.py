@@ -23,6 +23,7 @@ The job's life (claim, progress, failure, stall, expiry) is that of every
 background job, in ``secops.jobs``.
 """
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,8 +42,9 @@ from events.queries import SORTS, filtered_events
 from events.services import EventStatusError
 from secops import jobs
 from secops.enums import View
-from secops.models import Account, AccountMembership, OrganisationMembership
+from secops.models import Account, AccountMembership, ApiKey, OrganisationMembership
 from secops.scope import Scope
+from secops.services import scope_for_api_key
 from soar.models import (
     BulkAction,
     BulkHandlingItem,
@@ -185,9 +187,10 @@ def plan_matching(scope: Scope, filters: dict) -> BulkPlan:
 
 
 def start_bulk_handling(
-    *, owner, scope: Scope, plan: BulkPlan, request: BulkRequest
+    *, owner=None, api_key=None, scope: Scope, plan: BulkPlan, request: BulkRequest
 ) -> BulkHandlingJob:
-    """Queue a job that applies ``request`` to the events of ``plan``.
+    """Queue a job that applies ``request`` to the events of ``plan``, for its
+    ``owner`` (a user) or the ``api_key`` that asked.
 
     Raises ``BulkRefused`` for an action the rules do not allow and
     PermissionDenied when the scope may not handle events.
@@ -205,6 +208,7 @@ def start_bulk_handling(
     with transaction.atomic():
         job = BulkHandlingJob.objects.create(
             owner=owner,
+            api_key=api_key,
             **jobs.scope_fields(scope),
             action=request.action,
             target_status=request.target_status if request.action == BulkAction.SET_STATUS else "",
@@ -226,6 +230,12 @@ def start_bulk_handling(
 def get_bulk_job_for_user_or_404(scope: Scope, user, job_id: int) -> BulkHandlingJob:
     """The user's own job, while their scope covers its accounts and region (else 404)."""
     return jobs.get_owned_job_or_404(BulkHandlingJob, scope, user, job_id)
+
+
+def get_bulk_job_for_api_key_or_404(scope: Scope, api_key, job_id: int) -> BulkHandlingJob:
+    """A job started with this API key, while the key's scope covers it; a job
+    of a user or of another key does not exist for it (404)."""
+    return jobs.get_job_of_or_404(BulkHandlingJob, scope, job_id, api_key_id=api_key.pk)
 
 
 @dataclass
@@ -286,7 +296,10 @@ def acting_scope(job: BulkHandlingJob) -> Scope:
     A membership removed since the job was started takes the account out of
     the scope; a role lowered to viewer leaves it readable but not handleable;
     an owner deactivated or no longer in the organisation acts on nothing.
+    A job of an API key acts with the key's rights while it is not revoked.
     """
+    if job.api_key_id is not None:
+        return _api_key_scope(job)
     owner = job.owner
     membership = OrganisationMembership.objects.filter(user=owner).first()
     if (
@@ -320,6 +333,23 @@ def acting_scope(job: BulkHandlingJob) -> Scope:
     )
 
 
+def _api_key_scope(job: BulkHandlingJob) -> Scope:
+    api_key = ApiKey.objects.active().filter(pk=job.api_key_id).first()
+    if api_key is None:
+        raise BulkRefused(
+            "The API key that started this job was revoked: nothing more was handled."
+        )
+    # The key's rights, within the accounts and region the job was started in.
+    key_scope = scope_for_api_key(api_key)
+    account_ids = key_scope.account_ids & frozenset(job.account_ids)
+    return dataclasses.replace(
+        key_scope,
+        account_ids=account_ids,
+        roles=frozenset(role for role in key_scope.roles if role[0] in account_ids),
+        region=job.region or None,
+    )
+
+
 # --- running a job ---------------------------------------------------------------
 
 
@@ -336,7 +366,11 @@ def _still_running(job_id: int) -> bool:
 
 
 def _handle_events(job: BulkHandlingJob) -> dict:
-    cause = feed.Cause.bulk(job.id, job.owner)
+    cause = (
+        feed.Cause.bulk_by_api_key(job.id)
+        if job.api_key_id is not None
+        else feed.Cause.bulk(job.id, job.owner)
+    )
     # A job is claimed once, so it runs once; should it ever run again, the
     # events it recorded are not handled twice (nor could their items be).
     recorded = set(job.items.values_list("event_id", flat=True))

@@ -9,7 +9,7 @@ from django.db.models.functions import Coalesce
 
 from events.models import EventStatus, SecurityEvent
 from secops.jobs import BackgroundJob
-from secops.models import Account, Organisation
+from secops.models import Account, ApiKey, Organisation
 from secops.scope import ScopedQuerySet
 
 # --- playbooks ------------------------------------------------------------------
@@ -329,6 +329,17 @@ class BulkHandlingJob(BackgroundJob):
     Each event's outcome is a ``BulkHandlingItem``.
     """
 
+    # Who asked: a console user, or an API key (jobs started over the API).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    api_key = models.ForeignKey(
+        ApiKey,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="bulk_handling_jobs",
+    )
     action = models.CharField(max_length=16, choices=BulkAction.choices)
     target_status = models.CharField(
         max_length=16,
@@ -369,6 +380,12 @@ class BulkHandlingJob(BackgroundJob):
             models.CheckConstraint(
                 condition=~Q(action=BulkAction.RUN_PLAYBOOK) | Q(playbook__isnull=False),
                 name="soar_bulk_job_playbook_named",
+            ),
+            # A job is shown to the one who asked, so exactly one of them is named.
+            models.CheckConstraint(
+                condition=Q(owner__isnull=False, api_key__isnull=True)
+                | Q(owner__isnull=True, api_key__isnull=False),
+                name="soar_bulk_job_owner_or_api_key",
             ),
         ]
 

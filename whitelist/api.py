@@ -9,6 +9,7 @@ groups; an account's key only groups limited to its own account.
 
 from datetime import datetime
 
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -349,11 +350,25 @@ def get_group(request, group_id: int):
     response={201: WhitelistGroupOut, 403: WhitelistDetail, 422: WhitelistInvalid},
 )
 def create_group(request, payload: WhitelistGroupIn):
+    return create_group_answer(request, payload)
+
+
+def create_group_answer(request, payload: WhitelistGroupIn, on_saved=None) -> Status:
+    """Create a group from the body: 201 with the group, or the refusal.
+    ``on_saved(group)`` runs in the save's transaction (an app above whitelist
+    recording where the group came from, as the editor's ``DraftOrigin`` does)."""
     spec, unknown = _spec(request, payload)
-    saved = _save(request, spec, unknown, bool(payload.accounts))
-    if isinstance(saved, Status):
-        return saved
+    with transaction.atomic():
+        saved = _save(request, spec, unknown, bool(payload.accounts))
+        if isinstance(saved, Status):
+            return saved
+        if on_saved is not None:
+            on_saved(saved)
     return Status(201, _out(saved, request, timezone.now()))
+
+
+def condition_out(spec: services.ConditionSpec) -> dict:
+    return {"object": spec.object, "operator": spec.operator, "value": spec.value}
 
 
 @router.put(

@@ -357,6 +357,14 @@ def make_objects_of_account_a(tenancy, alice_api_key) -> dict:
         plan=bulk.plan_selected(alice_scope, [event.id]),
         request=bulk.BulkRequest("set_status", "handling"),
     )
+    # The API serves a bulk handling job to the key that started it, as an export.
+    api_scope = scope_for_api_key(alice_api_key[0])
+    api_bulk_job = bulk.start_bulk_handling(
+        api_key=alice_api_key[0],
+        scope=api_scope,
+        plan=bulk.plan_selected(api_scope, [event.id]),
+        request=bulk.BulkRequest("set_status", "handling"),
+    )
     sigma_rule = save_custom_rule(
         tenancy.org, DetectionRuleSpec(SIGMA_RULE, "suspicious_process"), user=tenancy.alice
     )
@@ -419,6 +427,7 @@ def make_objects_of_account_a(tenancy, alice_api_key) -> dict:
         ExportJob: job,
         API_EXPORT: api_job,
         BulkHandlingJob: bulk_job,
+        API_BULK_JOB: api_bulk_job,
         DetectionRule: sigma_rule,
         LogRecord: factories.make_log_record(account, asset=asset),
         ApiKey: alice_api_key[0],
@@ -446,6 +455,8 @@ def clients(tenancy, alice_api_key):
 
 # The sample export started with alice's API key (the API's ``export_id``).
 API_EXPORT = "export job of an API key"
+# The sample bulk handling job started with it (the API's ``bulk_handling_id``).
+API_BULK_JOB = "bulk handling job of an API key"
 
 # Which sample object an id keyword stands for, by the keyword's name and,
 # for a bare ``pk``/``id``, by the words in the URL name or its namespace.
@@ -464,6 +475,7 @@ OBJECT_WORDS = {
     "access_key": AccessKey,
     "key": ApiKey,
     "bulk_job": BulkHandlingJob,
+    "bulk_handling": API_BULK_JOB,
     "export": API_EXPORT,
     "job": ExportJob,
     "sigma": DetectionRule,

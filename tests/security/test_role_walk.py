@@ -207,6 +207,21 @@ API_RULES = {
     "DELETE /api/v1/automation-rules/{automation_rule_id}": GLOBAL_ADMIN,
     "POST /api/v1/automation-rules/{automation_rule_id}/dry-run": READ_ONLY,
     "POST /api/v1/automation/pause": GLOBAL_ADMIN,
+    "POST /api/v1/api-keys": ADMIN,  # an organisation key: global admins
+    "POST /api/v1/api-keys/{key_id}/revoke": ADMIN,
+    "POST /api/v1/detection-rules": GLOBAL_ADMIN,
+    "POST /api/v1/detection-rules/check": GLOBAL_ADMIN,  # part of writing a rule, as on the page
+    "POST /api/v1/detection-rules/dry-run": GLOBAL_ADMIN,
+    "PUT /api/v1/detection-rules/{sigma_id}": GLOBAL_ADMIN,
+    "DELETE /api/v1/detection-rules/{sigma_id}": GLOBAL_ADMIN,
+    "POST /api/v1/detection-rules/{sigma_id}/enabled": GLOBAL_ADMIN,
+    "POST /api/v1/events/{event_id}/whitelist-groups": ADMIN,
+    "POST /api/v1/events/{event_id}/handle/preview": READ_ONLY,
+    "PUT /api/v1/accounts/{account_id}/connector": ADMIN,
+    "POST /api/v1/accounts/{account_id}/connector/check": ADMIN,  # reads the stored secrets
+    "POST /api/v1/simulated-cloud/failures": ADMIN,
+    "DELETE /api/v1/simulated-cloud/failures/{failure_id}": ADMIN,
+    "POST /api/v1/bulk-handling": ANALYST,
 }
 
 # --- discovery ----------------------------------------------------------------------
@@ -1576,6 +1591,164 @@ def _api_pause(w):
     )
 
 
+def _api_key_create(account):
+    def build(w):
+        body = {"name": "Walked key"}
+        if account is not None:
+            body["account"] = account(w).uid
+        return Attempt(
+            "POST",
+            "/api/v1/api-keys",
+            body,
+            lambda response: ApiKey.objects.filter(organisation=w.org, name="Walked key").exists(),
+        )
+
+    return build
+
+
+def _api_key_revoke(w):
+    key, _ = create_api_key(organisation=w.org, account=w.a, name="To revoke")
+    return Attempt(
+        "POST",
+        f"/api/v1/api-keys/{key.id}/revoke",
+        check=lambda response: ApiKey.objects.get(id=key.id).revoked_at is not None,
+    )
+
+
+SIGMA_BODY = {"yaml": VALID_RULE.replace("Netcat listener", "Walked Sigma rule")}
+
+
+def _api_sigma_create(w):
+    return Attempt(
+        "POST",
+        "/api/v1/detection-rules",
+        SIGMA_BODY,
+        lambda response: DetectionRule.objects.filter(
+            organisation=w.org, title="Walked Sigma rule"
+        ).exists(),
+    )
+
+
+def _api_sigma_check(path):
+    def build(w):
+        return Attempt(
+            "POST",
+            path,
+            SIGMA_BODY,
+            lambda response: response.status_code == 200 and "kind" in response.json(),
+        )
+
+    return build
+
+
+def _api_sigma_update(w):
+    rule = _sigma_rule(w)
+    return Attempt(
+        "PUT",
+        f"/api/v1/detection-rules/{rule.id}",
+        SIGMA_BODY,
+        lambda response: DetectionRule.objects.get(id=rule.id).title == "Walked Sigma rule",
+    )
+
+
+def _api_sigma_delete(w):
+    rule = _sigma_rule(w)
+    return Attempt(
+        "DELETE",
+        f"/api/v1/detection-rules/{rule.id}",
+        check=lambda response: not DetectionRule.objects.filter(id=rule.id).exists(),
+    )
+
+
+def _api_sigma_enabled(w):
+    rule = _sigma_rule(w)
+    return Attempt(
+        "POST",
+        f"/api/v1/detection-rules/{rule.id}/enabled",
+        {"enabled": False},
+        lambda response: not DetectionRule.objects.get(id=rule.id).enabled,
+    )
+
+
+def _api_add_to_whitelist(w):
+    event = factories.make_event(w.a, name="Webshell")
+    return Attempt(
+        "POST",
+        f"/api/v1/events/{event.id}/whitelist-groups",
+        _group_body(w, "From the event"),
+        lambda response: WhitelistGroupOrigin.objects.filter(
+            event=event, group__name="From the event"
+        ).exists(),
+    )
+
+
+def _api_handle_preview(w):
+    event = factories.make_event(w.a, name="Brute force from 203.0.113.7")
+    return Attempt(
+        "POST",
+        f"/api/v1/events/{event.id}/handle/preview",
+        {"status": "handled", "description": "False positive"},
+        lambda response: (
+            response.status_code == 200
+            and "Brute force from 203.0.113.7" in response.json()["body"]
+        ),
+    )
+
+
+def _api_connector_change(w):
+    return Attempt(
+        "PUT",
+        f"/api/v1/accounts/{w.a.id}/connector",
+        {
+            "kind": "webhook",
+            "webhook_url": "https://hooks.example.com/secops",
+            "webhook_secret": "s3cret-s3cret",
+        },
+        lambda response: AccountConnector.objects.filter(account=w.a, kind="webhook").exists(),
+    )
+
+
+def _api_connector_check(w):
+    return Attempt(
+        "POST",
+        f"/api/v1/accounts/{w.a.id}/connector/check",
+        check=lambda response: response.status_code == 200 and response.json()["ok"],
+    )
+
+
+def _api_simulated_failure_add(w):
+    return Attempt(
+        "POST",
+        "/api/v1/simulated-cloud/failures",
+        {"account": w.a.uid, "target": "203.0.113.7", "message": "Refused"},
+        lambda response: SimulatedFailure.objects.filter(account=w.a, message="Refused").exists(),
+    )
+
+
+def _api_simulated_failure_remove(w):
+    failure = SimulatedFailure.objects.create(account=w.a, target="203.0.113.7")
+    return Attempt(
+        "DELETE",
+        f"/api/v1/simulated-cloud/failures/{failure.id}",
+        check=lambda response: not SimulatedFailure.objects.filter(id=failure.id).exists(),
+    )
+
+
+def _api_bulk_start(w):
+    event = factories.make_event(w.a)
+    return Attempt(
+        "POST",
+        "/api/v1/bulk-handling",
+        {
+            "action": "set_status",
+            "status": "handled",
+            "target": "selected",
+            "event_ids": [event.id],
+        },
+        lambda response: BulkHandlingJob.objects.filter(organisation=w.org).exists(),
+    )
+
+
 # An account key that names what only an organisation key may: the body is
 # refused with an error about the field (422), nothing is stored.
 ACCOUNT_KEY_GETS_A_FIELD_ERROR = MappingProxyType({"account_key": 422})
@@ -1674,6 +1847,59 @@ API_CASES = [
         changes_nothing=True,
     ),
     Case("POST /api/v1/automation/pause", GLOBAL_ADMIN, _api_pause, outsider=OWN),
+    Case("POST /api/v1/api-keys", ADMIN, _api_key_create(lambda w: w.a), outsider=NOTHING),
+    Case(
+        "POST /api/v1/api-keys",
+        GLOBAL_ADMIN,
+        _api_key_create(None),
+        variant="organisation key",
+        outsider=NOTHING,
+    ),
+    Case("POST /api/v1/api-keys/{key_id}/revoke", ADMIN, _api_key_revoke),
+    Case("POST /api/v1/detection-rules", GLOBAL_ADMIN, _api_sigma_create, outsider=NOTHING),
+    Case(
+        "POST /api/v1/detection-rules/check",
+        GLOBAL_ADMIN,
+        _api_sigma_check("/api/v1/detection-rules/check"),
+        outsider=OWN,
+        changes_nothing=True,
+    ),
+    Case(
+        "POST /api/v1/detection-rules/dry-run",
+        GLOBAL_ADMIN,
+        _api_sigma_check("/api/v1/detection-rules/dry-run"),
+        outsider=OWN,
+        changes_nothing=True,
+    ),
+    Case("PUT /api/v1/detection-rules/{sigma_id}", GLOBAL_ADMIN, _api_sigma_update),
+    Case("DELETE /api/v1/detection-rules/{sigma_id}", GLOBAL_ADMIN, _api_sigma_delete),
+    Case("POST /api/v1/detection-rules/{sigma_id}/enabled", GLOBAL_ADMIN, _api_sigma_enabled),
+    Case("POST /api/v1/events/{event_id}/whitelist-groups", ADMIN, _api_add_to_whitelist),
+    Case(
+        "POST /api/v1/events/{event_id}/handle/preview",
+        READ_ONLY,
+        _api_handle_preview,
+        changes_nothing=True,
+    ),
+    Case("PUT /api/v1/accounts/{account_id}/connector", ADMIN, _api_connector_change),
+    Case(
+        "POST /api/v1/accounts/{account_id}/connector/check",
+        ADMIN,
+        _api_connector_check,
+        changes_nothing=True,
+    ),
+    Case(
+        "POST /api/v1/simulated-cloud/failures",
+        ADMIN,
+        _api_simulated_failure_add,
+        outsider=NOTHING,
+    ),
+    Case(
+        "DELETE /api/v1/simulated-cloud/failures/{failure_id}",
+        ADMIN,
+        _api_simulated_failure_remove,
+    ),
+    Case("POST /api/v1/bulk-handling", ANALYST, _api_bulk_start, outsider=NOTHING),
 ]
 
 
