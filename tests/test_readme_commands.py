@@ -34,6 +34,7 @@ VALUES = {
     ("--name", "LABEL"): "docs key",
     ("--region", "cn|intl"): "cn",
     ("--username", "NAME"): "docs-admin",
+    ("--user", "NAME"): "docs-admin",
     ("--password", "PW"): "docs-password-7-horses",
     ("--member", "UID:ROLE"): f"{UID}:admin",
     ("import_intel", "FILE"): "docs/intel/example-iocs.csv",

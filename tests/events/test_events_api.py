@@ -128,7 +128,7 @@ def test_a_cursor_of_another_order_is_refused(api, tenancy):
     [
         ({"risk": "9"}, "risk"),
         ({"status": "failing"}, "status"),
-        ({"occurred": "custom"}, "filters"),
+        ({"occurred": "custom"}, "start"),
         ({"occurred": "custom", "start": "2020-01-01", "end": "2020-01-02"}, "start"),
         ({"sort": "name"}, "sort"),
         ({"event_id": "x"}, "event_id"),
