@@ -122,3 +122,14 @@ def make_log_record(account, *, asset=None, region=None, **fields):
         ),
     )
     return LogRecord.objects.create(account=account, asset=asset, **defaults)
+
+
+def key_client(organisation, account=None):
+    """A Django test client that sends a new API key of the organisation (or
+    of one of its accounts) as ``Authorization: Bearer``."""
+    from django.test import Client
+
+    from secops.services import create_api_key
+
+    _, secret = create_api_key(organisation=organisation, account=account, name="test")
+    return Client(headers={"authorization": f"Bearer {secret}"})

@@ -5,22 +5,16 @@ all within the key's scope."""
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from alerts.models import AlertEntity, AlertSource, Entity, EntityRole, EntityType
 from alerts.services import CLIENT_ALERT_SOURCES, ingest_alerts
 from secops.enums import RiskLevel
-from secops.services import create_api_key
 from tests import factories
 from tests.conftest import native_alert, organisation_scope
+from tests.factories import key_client
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
-
-def key_client(organisation, account=None) -> Client:
-    _, secret = create_api_key(organisation=organisation, account=account, name="test")
-    return Client(headers={"authorization": f"Bearer {secret}"})
 
 
 @pytest.fixture

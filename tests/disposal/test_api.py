@@ -2,19 +2,13 @@
 with the scope and role rules of the pages."""
 
 import pytest
-from django.test import Client
 
 from disposal.models import HandlingPolicy, HandlingTask, SimulatedFailure, TaskStatus
 from events.models import EventStatus
-from secops.services import create_api_key
 from tests.disposal.conftest import ATTACKER_IP
+from tests.factories import key_client
 
 pytestmark = pytest.mark.usefixtures("django_capture_on_commit_callbacks")
-
-
-def key_client(organisation, account=None) -> Client:
-    _, secret = create_api_key(organisation=organisation, account=account, name="test")
-    return Client(headers={"authorization": f"Bearer {secret}"})
 
 
 @pytest.fixture

@@ -6,22 +6,16 @@ from datetime import timedelta
 from io import BytesIO
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 from openpyxl import load_workbook
 
 from alerts.models import AlertEntity, Entity, EntityRole, EntityType
 from events.models import EventAlert, EventStatus, ExportJob, ExportStatus
 from secops.enums import RiskLevel
-from secops.services import create_api_key
 from tests import factories
+from tests.factories import key_client
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
-
-
-def key_client(organisation, account=None) -> Client:
-    _, secret = create_api_key(organisation=organisation, account=account, name="test")
-    return Client(headers={"authorization": f"Bearer {secret}"})
 
 
 @pytest.fixture
