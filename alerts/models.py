@@ -199,11 +199,12 @@ class Alert(models.Model):
 
     class Meta:
         constraints = [
-            # Ingestion is idempotent on (account, source, source uuid). The
-            # account is part of the key so that what one tenant sends can never
-            # collide with, reveal or pre-empt another tenant's alerts.
+            # Ingestion is idempotent on (account, source, source uuid), which
+            # AlertKey decides: on PostgreSQL this table is partitioned by
+            # occurred_at, and a unique key of a partitioned table must include
+            # that column. This one also serves lookups by source uuid.
             models.UniqueConstraint(
-                fields=["account", "source", "source_uuid"],
+                fields=["account", "source", "source_uuid", "occurred_at"],
                 name="alert_unique_source_uuid_per_account",
             )
         ]
@@ -226,8 +227,43 @@ class Alert(models.Model):
         return alert_type_label(self.type)
 
 
+class AlertKey(models.Model):
+    """The identity of every stored alert: (account, source, source uuid).
+
+    Ingestion inserts the key first and stores the alert only when the key is
+    new, so a re-sent or concurrently sent alert is stored once. The account
+    is part of the key so that what one tenant sends can never collide with,
+    reveal or pre-empt another tenant's alerts. It is a table of its own
+    because the alerts table is partitioned by time, where a unique key would
+    have to include the alert's time (and an alert re-sent with another time
+    would then be stored twice). Retention removes a key once its alert is gone.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=32, choices=AlertSource.choices)
+    source_uuid = models.CharField(max_length=128)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "source", "source_uuid"],
+                name="alert_key_unique_source_uuid_per_account",
+            )
+        ]
+        indexes = [models.Index(fields=["occurred_at"], name="alert_key_occurred_idx")]
+
+    def __str__(self):
+        return f"{self.source} {self.source_uuid}"
+
+
 class AlertEntity(models.Model):
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="entity_links")
+    # Alerts are partitioned by time on PostgreSQL, where a foreign key to
+    # them would need the partition key too: the link is kept by the ORM
+    # (deletes cascade through Django) rather than by a database constraint.
+    alert = models.ForeignKey(
+        Alert, on_delete=models.CASCADE, related_name="entity_links", db_constraint=False
+    )
     entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="alert_links")
     role = models.CharField(max_length=16, choices=EntityRole.choices)
     # What this alert says of the entity (a process's pid and user, a file's
@@ -236,17 +272,26 @@ class AlertEntity(models.Model):
     attributes = models.JSONField(
         default=dict, db_default=Value({}, output_field=models.JSONField()), blank=True
     )
+    # The alert's time: the links are partitioned with their alerts, so that
+    # retention drops both together.
+    occurred_at = models.DateTimeField()
 
     class Meta:
         constraints = [
+            # The alert determines occurred_at: the key is (alert, entity, role).
             models.UniqueConstraint(
-                fields=["alert", "entity", "role"], name="alert_entity_role_unique"
+                fields=["alert", "entity", "role", "occurred_at"], name="alert_entity_role_unique"
             )
         ]
         indexes = [models.Index(fields=["entity", "alert"], name="alert_entity_by_entity_idx")]
 
     def __str__(self):
         return f"{self.get_role_display()} {self.entity_id} of alert {self.alert_id}"
+
+    def save(self, *args, **kwargs):
+        if self.occurred_at is None:
+            self.occurred_at = self.alert.occurred_at
+        super().save(*args, **kwargs)
 
 
 class LogRecord(models.Model):
@@ -271,8 +316,11 @@ class LogRecord(models.Model):
 
     class Meta:
         constraints = [
+            # The digest covers the record's time, so (account, digest) is
+            # the identity; time is in the key because logs are partitioned
+            # by it on PostgreSQL.
             models.UniqueConstraint(
-                fields=["account", "digest"], name="log_unique_content_per_account"
+                fields=["account", "digest", "time"], name="log_unique_content_per_account"
             )
         ]
         indexes = [

@@ -22,6 +22,7 @@ from alerts import handoff
 from alerts.models import (
     Alert,
     AlertEntity,
+    AlertKey,
     AlertSource,
     Asset,
     Entity,
@@ -393,10 +394,34 @@ def ingest_alerts(
                     "whitelisted": False,
                 }
             )
+        # The keys decide what is new: a key inserted here is this batch's to
+        # store; a concurrent batch with the same alert waits on the key's
+        # unique index and then finds it taken.
+        new_keys = {
+            tuple(key)
+            for key in db.insert_on_conflict(
+                AlertKey,
+                [
+                    {
+                        "account_id": row["account_id"],
+                        "source": row["source"],
+                        "source_uuid": row["source_uuid"],
+                        "occurred_at": row["occurred_at"],
+                    }
+                    for row in alert_rows
+                ],
+                conflict_fields=["account_id", "source", "source_uuid"],
+                returning=["account_id", "source", "source_uuid"],
+            )
+        }
         inserted = db.insert_on_conflict(
             Alert,
-            alert_rows,
-            conflict_fields=["account_id", "source", "source_uuid"],
+            [
+                row
+                for row in alert_rows
+                if (row["account_id"], row["source"], row["source_uuid"]) in new_keys
+            ],
+            conflict_fields=["account_id", "source", "source_uuid", "occurred_at"],
             returning=["id", "account_id", "source", "source_uuid"],
         )
         account_uids = {account.id: uid for uid, account in accounts.items()}
@@ -434,18 +459,28 @@ def ingest_alerts(
                     row["first_seen_at"] = min(row["first_seen_at"], item.occurred_at)
                     row["last_seen_at"] = max(row["last_seen_at"], item.occurred_at)
                     row["malicious"] = row["malicious"] or entity.role == "attacker"
-                links.append((alert_id, entity_key, entity.role, entity.attributes()))
+                links.append(
+                    (alert_id, entity_key, entity.role, entity.attributes(), item.occurred_at)
+                )
         entity_ids = _upsert_entities(entity_rows)
-        link_rows: dict[tuple[int, int, str], dict] = {}
-        for alert_id, entity_key, role, attributes in links:
-            link_rows.setdefault((alert_id, entity_ids[entity_key], role), attributes)
+        link_rows: dict[tuple[int, int, str], tuple] = {}
+        for alert_id, entity_key, role, attributes, occurred_at in links:
+            link_rows.setdefault(
+                (alert_id, entity_ids[entity_key], role), (attributes, occurred_at)
+            )
         db.insert_on_conflict(
             AlertEntity,
             [
-                {"alert_id": a, "entity_id": e, "role": r, "attributes": attributes}
-                for (a, e, r), attributes in link_rows.items()
+                {
+                    "alert_id": a,
+                    "entity_id": e,
+                    "role": r,
+                    "attributes": attributes,
+                    "occurred_at": occurred_at,
+                }
+                for (a, e, r), (attributes, occurred_at) in link_rows.items()
             ],
-            conflict_fields=["alert_id", "entity_id", "role"],
+            conflict_fields=["alert_id", "entity_id", "role", "occurred_at"],
         )
         _record_stats(IngestionKind.ALERT, stats, now)
 
@@ -504,7 +539,7 @@ def ingest_logs(items: list, *, scope: Scope, partial: bool = False) -> IngestRe
         inserted = db.insert_on_conflict(
             LogRecord,
             list(rows.values()),
-            conflict_fields=["account_id", "digest"],
+            conflict_fields=["account_id", "digest", "time"],
             returning=["id", "account_id", "log_type"],
         )
         stats: dict[tuple[int, str], int] = defaultdict(int)

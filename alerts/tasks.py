@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from alerts import detection_run
+from alerts import detection_run, partitions
 
 
 @shared_task(
@@ -21,3 +21,15 @@ from alerts import detection_run
 )
 def run_detection() -> dict:
     return detection_run.run_detection().as_dict()
+
+
+@shared_task(
+    name="alerts.maintain_partitions",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    expires=3000,
+)
+def maintain_partitions() -> list[str]:
+    return partitions.ensure_partitions()

@@ -392,7 +392,12 @@ def _event_with_alerts(account_id, asset, campaigns, start, count, rng) -> Secur
     Alert.objects.bulk_create(alerts, batch_size=1_000)
     AlertEntity.objects.bulk_create(
         [
-            AlertEntity(alert=alert, entity=item, role=EntityRole.ATTACKER)
+            AlertEntity(
+                alert=alert,
+                entity=item,
+                role=EntityRole.ATTACKER,
+                occurred_at=alert.occurred_at,
+            )
             for alert, items in zip(alerts, named, strict=True)
             for item in items
         ],

@@ -115,8 +115,15 @@ class HandlingPolicy(models.Model):
         blank=True,
         related_name="handling_policies",
     )
+    # No database constraint: alerts are partitioned by time on PostgreSQL
+    # (alerts.AlertEntity says why); SET_NULL is applied by the ORM.
     source_alert = models.ForeignKey(
-        Alert, on_delete=models.SET_NULL, null=True, blank=True, related_name="handling_policies"
+        Alert,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="handling_policies",
+        db_constraint=False,
     )
     # The playbook run that made it (soar sits above this app: an id, not a key).
     source_run_id = models.PositiveBigIntegerField(null=True, blank=True)

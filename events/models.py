@@ -150,7 +150,11 @@ class SecurityEvent(models.Model):
 
 class EventAlert(models.Model):
     event = models.ForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="alert_links")
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="event_links")
+    # No database constraint: alerts are partitioned by time on PostgreSQL
+    # (alerts.AlertEntity says why); deletes cascade through the ORM.
+    alert = models.ForeignKey(
+        Alert, on_delete=models.CASCADE, related_name="event_links", db_constraint=False
+    )
 
     class Meta:
         constraints = [

@@ -59,7 +59,7 @@ def insert_on_conflict(
     model,
     rows: Sequence[dict],
     *,
-    conflict_fields: Iterable[str],
+    conflict_fields: Iterable[str] | None,
     conflict_where: str = "",
     update: dict[str, str] | None = None,
     returning: Iterable[str] = ("id",),
@@ -69,8 +69,9 @@ def insert_on_conflict(
     On a conflict with the unique index over ``conflict_fields`` (a partial
     index needs its predicate in ``conflict_where``) the row is skipped, or,
     with ``update`` (field name -> SQL expression), the existing row is
-    updated. Returns the ``returning`` fields of every inserted (and, with
-    ``update``, updated) row. With DO UPDATE no two rows of one call may hit
+    updated; with ``conflict_fields=None`` every row is inserted (a table
+    with no unique key to decide on). Returns the ``returning`` fields of every
+    inserted (and, with ``update``, updated) row. With DO UPDATE no two rows of one call may hit
     the same existing row: callers merge their rows by key first.
 
     On PostgreSQL the rows are staged with COPY and inserted from the stage
@@ -83,15 +84,21 @@ def insert_on_conflict(
     names = list(rows[0])
     fields = [model._meta.get_field(name) for name in names]
     columns = ", ".join(quote(f.column) for f in fields)
-    key = ", ".join(column(model, name) for name in conflict_fields)
-    target = f"{key}) WHERE ({conflict_where}" if conflict_where else key
-    if update:
-        assignments = ", ".join(f"{column(model, name)} = {expr}" for name, expr in update.items())
-        action = f"DO UPDATE SET {assignments}"
-    else:
-        action = "DO NOTHING"
     returning_sql = ", ".join(column(model, name) for name in returning)
-    on_conflict = f"ON CONFLICT ({target}) {action} RETURNING {returning_sql}"
+    if conflict_fields is None:
+        key = ""
+        on_conflict = f"RETURNING {returning_sql}"
+    else:
+        key = ", ".join(column(model, name) for name in conflict_fields)
+        target = f"{key}) WHERE ({conflict_where}" if conflict_where else key
+        if update:
+            assignments = ", ".join(
+                f"{column(model, name)} = {expr}" for name, expr in update.items()
+            )
+            action = f"DO UPDATE SET {assignments}"
+        else:
+            action = "DO NOTHING"
+        on_conflict = f"ON CONFLICT ({target}) {action} RETURNING {returning_sql}"
     values = _row_values(rows, names, fields, db)
 
     # Only identifiers from model metadata and the caller's SQL expressions are
@@ -126,7 +133,7 @@ def _insert_through_stage(db, target_table, columns, key, on_conflict, values) -
         # An empty parameter list keeps the caller's "%%" meaning "%" as on SQLite.
         cursor.execute(
             f"INSERT INTO {target_table} ({columns}) SELECT {columns} FROM {stage} "
-            f"ORDER BY {key} {on_conflict}",
+            f"{f'ORDER BY {key}' if key else ''} {on_conflict}",
             [],
         )
         return cursor.fetchall()

@@ -213,6 +213,7 @@ CELERY_TASK_ROUTES = {
     "events.export_events": {"queue": "export"},
     "events.cleanup_exports": {"queue": "export"},
     "events.purge_expired": {"queue": "export"},
+    "alerts.maintain_partitions": {"queue": "export"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = TIME_ZONE
@@ -233,6 +234,8 @@ CELERY_BEAT_SCHEDULE = {
     # Playbook runs whose wait is over go on; approvals past their deadline end.
     "resume-playbook-runs": {"task": "soar.resume_runs", "schedule": 60.0},
     "purge-expired-data": {"task": "events.purge_expired", "schedule": 6 * 3600.0},
+    # On PostgreSQL the weeks ahead of alerts and logs are made in advance.
+    "maintain-partitions": {"task": "alerts.maintain_partitions", "schedule": 3600.0},
     # Expired export files and jobs are removed, stalled exports failed.
     "cleanup-expired-exports": {"task": "events.cleanup_exports", "schedule": 600.0},
     # Stalled bulk handling jobs are failed, expired ones deleted.

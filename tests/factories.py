@@ -6,7 +6,7 @@ import uuid as uuid_lib
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from alerts.models import Alert, AlertSource, Asset, LogRecord, LogType
+from alerts.models import Alert, AlertKey, AlertSource, Asset, LogRecord, LogType
 from events.models import AggregationRule, EventStatus, SecurityEvent
 from secops.enums import RegionGroup, RiskLevel, Role
 from secops.models import Account, AccountMembership, Organisation, OrganisationMembership
@@ -74,7 +74,15 @@ def make_alert(account, *, asset=None, region=None, **fields):
         "region": region or (asset.region if asset else account.home_region),
     }
     defaults.update(fields)
-    return Alert.objects.create(account=account, asset=asset, **defaults)
+    alert = Alert.objects.create(account=account, asset=asset, **defaults)
+    # What ingestion would have recorded, so that a re-send is a duplicate.
+    AlertKey.objects.get_or_create(
+        account=account,
+        source=alert.source,
+        source_uuid=alert.source_uuid,
+        defaults={"occurred_at": alert.occurred_at},
+    )
+    return alert
 
 
 def make_rule(**fields):

@@ -97,8 +97,14 @@ class Revision(models.Model):
 class Match(models.Model):
     """Which group whitelisted an alert (kept when the group is deleted)."""
 
+    # No database constraint: alerts are partitioned by time on PostgreSQL
+    # (alerts.AlertEntity says why); deletes cascade through the ORM.
     alert = models.OneToOneField(
-        Alert, on_delete=models.CASCADE, primary_key=True, related_name="whitelist_match"
+        Alert,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="whitelist_match",
+        db_constraint=False,
     )
     group = models.ForeignKey(
         RuleGroup, on_delete=models.SET_NULL, null=True, blank=True, related_name="matches"

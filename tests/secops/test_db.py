@@ -70,7 +70,7 @@ def insert_alerts(rows) -> list[tuple]:
     return db.insert_on_conflict(
         Alert,
         rows,
-        conflict_fields=["account_id", "source", "source_uuid"],
+        conflict_fields=["account_id", "source", "source_uuid", "occurred_at"],
         returning=["id", "source_uuid"],
     )
 
@@ -296,8 +296,15 @@ def test_it_stores_booleans_and_foreign_keys(account):
 
     db.insert_on_conflict(
         AlertEntity,
-        [{"alert_id": alert_id, "entity_id": entity.id, "role": "attacker"}],
-        conflict_fields=["alert_id", "entity_id", "role"],
+        [
+            {
+                "alert_id": alert_id,
+                "entity_id": entity.id,
+                "role": "attacker",
+                "occurred_at": MOMENT,
+            }
+        ],
+        conflict_fields=["alert_id", "entity_id", "role", "occurred_at"],
     )
 
     alert = Alert.objects.get()

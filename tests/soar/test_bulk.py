@@ -640,7 +640,7 @@ def events_with_recommendations(account, count: int, *, asset) -> list[SecurityE
             links.append((alert, role))
     entities = Entity.objects.bulk_create(entities)
     AlertEntity.objects.bulk_create(
-        AlertEntity(alert=alert, entity=entity, role=role)
+        AlertEntity(alert=alert, entity=entity, role=role, occurred_at=alert.occurred_at)
         for entity, (alert, role) in zip(entities, links, strict=True)
     )
     return events
