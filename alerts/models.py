@@ -172,6 +172,8 @@ class Entity(models.Model):
 
 class Alert(models.Model):
     scope_region_field = "region"
+    # Partitioned by this column on PostgreSQL (alerts.partitions).
+    partitioned_by = "occurred_at"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alerts")
     asset = models.ForeignKey(
@@ -258,6 +260,7 @@ class AlertKey(models.Model):
 
 
 class AlertEntity(models.Model):
+    partitioned_by = "occurred_at"
     # Alerts are partitioned by time on PostgreSQL, where a foreign key to
     # them would need the partition key too: the link is kept by the ORM
     # (deletes cascade through Django) rather than by a database constraint.
@@ -298,6 +301,7 @@ class LogRecord(models.Model):
     """One host or network log line; the input of SIEM rules and source tracing."""
 
     scope_region_field = "region"
+    partitioned_by = "time"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="log_records")
     asset = models.ForeignKey(

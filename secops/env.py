@@ -141,6 +141,9 @@ def env_database(name: str, default: str) -> dict:
             f"Environment variable {name} must point at PostgreSQL (postgres://) "
             "or SQLite (sqlite:///path)."
         )
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, aware of the tables partitioned by time.
+        config["ENGINE"] = "secops.postgresql"
     return config
 
 

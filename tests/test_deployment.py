@@ -157,7 +157,7 @@ def test_it_builds_production_settings_from_the_compose_values(compose, tmp_path
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded == {
         "debug": False,
-        "engine": "django.db.backends.postgresql",
+        "engine": "secops.postgresql",
         "host": "postgres",
         "name": "secops",
         "eager": False,
@@ -437,3 +437,40 @@ def test_it_ships_no_copyleft_front_end_library():
     assert licences, "package-lock.json lists no package"
     copyleft = {path: licence for path, licence in licences.items() if "GPL" in licence.upper()}
     assert not copyleft, copyleft
+
+
+# --- docker-compose.workers.yml: workers on further machines ---------------------
+
+
+@pytest.fixture(scope="module")
+def workers_compose() -> dict:
+    yaml = pytest.importorskip("yaml")
+    return yaml.safe_load((REPO / "docker-compose.workers.yml").read_text())
+
+
+def declared_queues() -> set[str]:
+    source = (REPO / "secops" / "settings.py").read_text()
+    (queues,) = re.findall(r"^WORKER_QUEUES = \(([^)]*)\)", source, re.MULTILINE)
+    return set(re.findall(r'"(\w+)"', queues))
+
+
+def test_the_scale_out_file_runs_two_workers_that_consume_every_declared_queue(
+    workers_compose,
+):
+    services = workers_compose["services"]
+    assert len(services) == 2
+    consumed = set()
+    for service in services.values():
+        command = service["command"]
+        assert command[:4] == ["celery", "-A", "secops", "worker"]
+        consumed |= set(command[command.index("-Q") + 1].split(","))
+        unknown = set(service["environment"]) - SETTINGS_NAMES
+        assert not unknown, f"passes {sorted(unknown)}, which secops/settings.py never reads"
+    assert consumed == declared_queues() == {"ingest", "detect", "respond", "export"}
+
+
+def test_the_scale_out_workers_need_the_shared_database_and_broker(workers_compose):
+    environment = next(iter(workers_compose["services"].values()))["environment"]
+    for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY"):
+        with pytest.raises(MissingComposeVariable, match=name):
+            interpolate(environment[name], {})

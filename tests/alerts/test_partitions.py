@@ -4,14 +4,18 @@ ingestion stays idempotent without a unique key on the alert's identity, and
 that retention drops whole weeks."""
 
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
+from django.db.models import Count
 from django.utils import timezone
 
 from alerts import partitions
 from alerts.models import Alert, AlertEntity, AlertKey, Entity, LogRecord
 from alerts.services import ingest_alerts, ingest_logs
+from alerts.tasks import maintain_partitions
 from disposal.models import HandlingPolicy, PolicySource, Scenario
 from events.models import EventAlert
 from events.retention import purge_expired
@@ -212,3 +216,36 @@ def test_retention_keeps_a_week_that_an_event_still_kept_needs(tenancy):
     assert Alert.objects.filter(id=kept_alert.id).exists()
     # The others of that week go row by row.
     assert not Alert.objects.filter(id=spare.id).exists()
+
+
+def test_alerts_group_by_their_columns_not_by_the_id_alone(tenancy):
+    # The primary key is (id, occurred_at): grouping by id alone would not
+    # let PostgreSQL select the other columns.
+    alert = factories.make_alert(tenancy.account_a, name="grouped")
+    entity = Entity.objects.create(
+        account=tenancy.account_a,
+        type="ip",
+        value="203.0.113.8",
+        digest=Entity.digest_for("ip", "203.0.113.8"),
+        first_seen_at=NOW,
+        last_seen_at=NOW,
+    )
+    AlertEntity.objects.create(alert=alert, entity=entity, role="attacker")
+
+    counted = Alert.objects.filter(id=alert.id).annotate(links=Count("entity_links"))
+
+    assert [(a.name, a.links) for a in counted] == [("grouped", 1)]
+
+
+def test_the_command_and_the_task_make_the_missing_weeks():
+    last = partitions.partitions("alerts_alert")[-1]
+    with connection.cursor() as cursor:
+        partitions.drop(cursor, last.name)
+    out = StringIO()
+
+    call_command("maintain_partitions", stdout=out)
+
+    assert out.getvalue().startswith("Made 1 partitions.")
+    assert last.name in out.getvalue()
+    assert partitions.partitions("alerts_alert")[-1] == last
+    assert maintain_partitions() == []

@@ -21,7 +21,7 @@ pytestmark = [
     pytest.mark.postgres,
     pytest.mark.skipif(
         not settings.REDIS_URL
-        or settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+        or not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
         reason="needs REDIS_URL and PostgreSQL",
     ),
     # The worker is another process: it sees only committed rows.
