@@ -762,8 +762,7 @@ def worker(tmp_path):
 
 @pytest.mark.postgres
 @pytest.mark.skipif(
-    not settings.REDIS_URL
-    or not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    not settings.REDIS_URL or not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
     reason="needs REDIS_URL and PostgreSQL",
 )
 # The worker is another process: it sees only committed rows.
