@@ -7,7 +7,15 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from psycopg import sql
 
-from alerts.models import Alert, AlertEntity, Asset, Entity, IngestionRejection, IngestionStat
+from alerts.models import (
+    Alert,
+    AlertEntity,
+    AlertKey,
+    Asset,
+    Entity,
+    IngestionRejection,
+    IngestionStat,
+)
 from bench.generate import BenchAccount
 from events.models import EventAlert, EventStatusChange, SecurityEvent
 from secops.models import Account, Organisation
@@ -22,6 +30,7 @@ BENCH_ORGANISATION = "Bench Org"
 TOUCHED_MODELS = [
     Alert,
     AlertEntity,
+    AlertKey,
     Asset,
     Entity,
     IngestionRejection,

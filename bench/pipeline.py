@@ -248,11 +248,11 @@ def measured_pipeline(
     calls: list[Clocks] = []
     steps = StepTimes()
 
-    def timed_process_alerts(alert_ids):
+    def timed_process_alerts(alert_ids, **options):
         counter.phase = "pipeline"
         start = Clocks.read()
         try:
-            return original(alert_ids)
+            return original(alert_ids, **options)
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
             raise
