@@ -248,14 +248,18 @@ def worker_metrics_app(environ, start_response):
     return [body]
 
 
-def serve_worker_metrics(port: int, address: str = "0.0.0.0") -> threading.Thread:  # noqa: S104
+def serve_worker_metrics(port: int, address: str = "0.0.0.0") -> threading.Thread | None:  # noqa: S104
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     class QuietHandler(WSGIRequestHandler):
         def log_message(self, format, *args):  # scrapes every few seconds: no access log
             pass
 
-    server = make_server(address, port, worker_metrics_app, handler_class=QuietHandler)
+    try:
+        server = make_server(address, port, worker_metrics_app, handler_class=QuietHandler)
+    except OSError as exc:  # the port is taken: the worker works on, unobserved
+        logger.error("Worker metrics are not served on port %s: %s", port, exc)
+        return None
     thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
     thread.start()
     return thread

@@ -106,6 +106,42 @@ def test_each_request_gets_its_own_id_and_none_is_left_behind(json_lines):
     assert "request_id" not in after
 
 
+@pytest.mark.django_db
+def test_djangos_own_line_about_a_response_carries_the_request_id(json_lines):
+    """Django logs "Not Found: ..." after the middleware has returned."""
+    response = Client().get("/no/such/page/", headers={"x-request-id": "lost-1"})
+    assert response.status_code == 404
+    [line] = [line for line in json_lines() if line["logger"] == "django.request"]
+    assert line["message"].startswith("Not Found")
+    assert line["request_id"] == "lost-1"
+
+
+def test_an_unknown_log_format_stops_start_up_naming_the_variable(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=REPO,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "DEBUG": "true",
+            "DATA_DIR": str(tmp_path),
+            "DJANGO_SETTINGS_MODULE": "secops.settings",
+            "LOG_FORMAT": "yaml",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("django.core.exceptions.ImproperlyConfigured:")
+    assert "LOG_FORMAT" in last
+
+
 def test_a_line_written_inside_a_task_carries_its_id_and_name(json_lines):
     result = log_inside.delay("hello")
     [line] = [line for line in json_lines() if line["message"] == "inside: hello"]
