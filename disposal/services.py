@@ -23,6 +23,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from alerts.models import Alert, AlertEntity, Entity
+from disposal import metrics
 from disposal.connectors import ActionRequest, ConnectorError, connector_for
 from disposal.errors import HandlingError
 from disposal.models import (
@@ -249,6 +250,7 @@ def run_task(task_id: int) -> str | None:
         connector = connector_for(task.account)
         result = connector.perform(request)
     except ConnectorError as exc:
+        metrics.connector_error(_kind(task), "perform", metrics.kind_of(exc))
         _finish(
             task,
             TaskStatus.FAILED,
@@ -259,6 +261,7 @@ def run_task(task_id: int) -> str | None:
         )
     except Exception as exc:  # a bug or an unexpected library error: failed, not lost
         logger.exception("Handling task %s failed unexpectedly", task.pk)
+        metrics.connector_error(_kind(task), "perform", "unexpected")
         _finish(
             task,
             TaskStatus.FAILED,
@@ -345,6 +348,7 @@ def undo_task(task_id: int) -> str | None:
     try:
         result = connector_for(task.account).undo(request)
     except ConnectorError as exc:
+        metrics.connector_error(_kind(task), "undo", metrics.kind_of(exc))
         status, error, retryable, answer = (
             TaskStatus.UNBLOCK_FAILED,
             exc.message,
@@ -353,6 +357,7 @@ def undo_task(task_id: int) -> str | None:
         )
     except Exception as exc:
         logger.exception("Undoing handling task %s failed unexpectedly", task.pk)
+        metrics.connector_error(_kind(task), "undo", "unexpected")
         status, error, retryable, answer = (
             TaskStatus.UNBLOCK_FAILED,
             f"Unexpected error: {exc}",

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from alerts import handoff
 from alerts.facts import AlertFacts, load_alert_facts
-from events import feed
+from events import feed, metrics
 from events.grouping import GROUPING_FIELDS, render_template
 from events.models import (
     AggregationRule,
@@ -261,7 +261,9 @@ def process_batch(batch_id: int) -> list[int]:
         if batch is None:
             return []
         touched = process_alerts(batch.alert_ids, cause=feed.Cause.pipeline(batch.id))
+        received_at, alert_count = batch.created_at, len(batch.alert_ids)
         batch.delete()
+        transaction.on_commit(lambda: metrics.batch_done(received_at, alert_count), robust=True)
     return touched
 
 

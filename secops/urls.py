@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("scope/", views.change_scope, name="change_scope"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.prometheus_metrics, name="metrics"),
     path("favicon.ico", views.favicon, name="favicon"),
     path(
         "login/",

@@ -52,6 +52,9 @@ from whitelist.services import ConditionSpec, GroupSpec, save_group
 PUBLIC_PAGES = {
     "login": (200, "the login page itself"),
     "healthz": (200, "the orchestrator's health probe"),
+    # The test client comes from 127.0.0.1, inside the default allowed networks;
+    # tests/secops/test_observability.py checks the refusals.
+    "metrics": (200, "Prometheus's scrape: a token or an allowed network, not a login"),
     "favicon": (301, "browsers fetch the icon before anyone logs in"),
     "admin:login": (200, "the admin's own login page"),
     "admin:logout": (302, "logs out whoever asks; sends a visitor to the admin index"),
