@@ -54,7 +54,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: cloud SIEM API calls (POST / with x-acs-action) are signed requests
+    # Before everything: keeps the request for the audit log's entries (who,
+    # from where), whichever layer below writes one.
+    "secops.audit.AuditContextMiddleware",
+    # Next: cloud SIEM API calls (POST / with x-acs-action) are signed requests
     # answered in JSON, never the home page behind CSRF and login.
     "cloudsiem.middleware.CloudSiemMiddleware",
     "django.middleware.security.SecurityMiddleware",
