@@ -117,10 +117,13 @@ def _cause_actor(cause) -> Actor | None:
         return _user_actor(cause.user)
     kind, ref = str(cause.kind), cause.ref or ""
     if kind == "api_key":
-        key_id = ref.partition(":")[2]
-        api_key = ApiKey.objects.filter(pk=key_id).first() if key_id.isdigit() else None
-        if api_key is not None:
-            return _api_key_actor(api_key)
+        what, _, number = ref.partition(":")
+        if what == "api_key" and number.isdigit():
+            api_key = ApiKey.objects.filter(pk=number).first()
+            if api_key is not None:
+                return _api_key_actor(api_key)
+        if what == "bulk":
+            return Actor(ActorKind.API_KEY, f"API key of bulk handling job {number}")
         return None
     if kind in ("automated_rule", "playbook_run"):
         return Actor(ActorKind.AUTOMATION, ref or kind)

@@ -34,6 +34,9 @@ MAX_SEARCH_LENGTH = 200
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXPORT_FORMATS = ("csv", "xlsx")
 NOT_PERMITTED = "Only administrators can read the audit log."
+# Dates of the time range: outside these a day's bounds cannot be computed in
+# every time zone.
+FIRST_YEAR, LAST_YEAR = 1970, 9998
 
 
 class ExportRefused(Exception):
@@ -124,6 +127,10 @@ class AuditFilterForm(ListFilterForm):
     def clean(self):
         data = super().clean()
         data["page"] = page_wanted(data["page"])
+        for name in ("start", "end"):
+            day = data[name]
+            if day and not FIRST_YEAR <= day.year <= LAST_YEAR:
+                self.drop(name, f"A date from {FIRST_YEAR} to {LAST_YEAR}: none applied.")
         if data["start"] and data["end"] and data["end"] < data["start"]:
             self.drop("end", "The end date is before the start date: no end applied.")
         return data

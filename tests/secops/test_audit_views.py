@@ -142,6 +142,18 @@ def test_an_end_before_the_start_is_named_and_left_out(tenancy, entries):
     assert labels(response) == {"Brute force on web-01"}
 
 
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_a_date_out_of_range_is_named_and_left_out(tenancy, entries, day):
+    response = tenancy.client_for(tenancy.alice).get(
+        reverse("audit_log"), {"start": day, "end": day}
+    )
+    assert response.status_code == 200
+    assert {"start", "end"} <= set(response.context["form"].errors)
+    assert labels(response) == {"Scanner of A", "Brute force on web-01", FORMULA}
+    api = factories.key_client(tenancy.org).get("/api/v1/audit-entries", {"end": day})
+    assert api.status_code == 422 and "end" in api.json()["errors"]
+
+
 def test_the_list_is_paged(tenancy):
     base = datetime(2026, 11, 1, tzinfo=UTC)
     for index in range(55):
