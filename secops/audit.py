@@ -16,6 +16,7 @@ is the system (a management command, a periodic job).
 
 import contextlib
 import contextvars
+import ipaddress
 import json
 from dataclasses import dataclass
 
@@ -156,14 +157,29 @@ def _resolve_actor(actor, cause, request) -> Actor:
 # --- from where -----------------------------------------------------------------
 
 
+def _text(value, limit: int) -> str:
+    """Text as a column takes it: PostgreSQL refuses NUL characters, which a
+    client may put in a header."""
+    return str(value or "").replace("\x00", "")[:limit]
+
+
+def _address(request) -> str | None:
+    """The client's address, or None when what the headers give is no address
+    (a forged X-Forwarded-For must not make the entry, and the change, fail)."""
+    try:
+        return str(ipaddress.ip_address(client_ip_address(request) or ""))
+    except ValueError:
+        return None
+
+
 def _request_fields(request) -> dict:
     if request is None:
         return {"source_address": None, "user_agent": "", "request_id": ""}
     request_id = getattr(request, "request_id", None) or request.META.get(REQUEST_ID_HEADER, "")
     return {
-        "source_address": client_ip_address(request) or None,
-        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:MAX_USER_AGENT],
-        "request_id": str(request_id)[:MAX_REQUEST_ID],
+        "source_address": _address(request),
+        "user_agent": _text(request.META.get("HTTP_USER_AGENT"), MAX_USER_AGENT),
+        "request_id": _text(request_id, MAX_REQUEST_ID),
     }
 
 
@@ -176,7 +192,18 @@ def _plain(value):
         return value.pk
     if isinstance(value, set | frozenset):
         value = sorted(value, key=str)
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    return _without_nul(json.loads(json.dumps(value, cls=DjangoJSONEncoder)))
+
+
+def _without_nul(value):
+    """JSON without NUL characters, which PostgreSQL's jsonb cannot hold."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    return value
 
 
 def snapshot(obj, fields) -> dict:
@@ -257,14 +284,14 @@ def record(
     return AuditEntry.objects.create(
         when=timezone.now(),
         actor=who.user,
-        actor_name=who.name[:200],
+        actor_name=_text(who.name, 200),
         actor_kind=who.kind,
         organisation_id=_organisation_id(organisation, account, who),
         account_id=account_id,
         action=action,
-        target_type=target_type[:64],
-        target_id=str(target_id or "")[:64],
-        target_label=str(target_label)[:MAX_LABEL],
+        target_type=_text(target_type, 64),
+        target_id=_text(target_id, 64),
+        target_label=_text(target_label, MAX_LABEL),
         changes=_plain(changes or {}),
         details=_plain(details or {}),
         **_request_fields(request),
@@ -297,7 +324,7 @@ def on_login_failed(sender, credentials, request=None, **kwargs):
     hands the signal cleansed credentials)."""
     from django.contrib.auth import get_user_model
 
-    username = str(credentials.get("username") or "")[:150]
+    username = _text(credentials.get("username"), 150)
     user = get_user_model().objects.filter(username=username).first() if username else None
     organisation_id = organisation_of_user(user) if user is not None else None
     with _with_request(request):

@@ -452,3 +452,43 @@ def test_outside_a_request_the_system_acts(tenancy):
 def test_an_unknown_action_is_refused(tenancy):
     with pytest.raises(ValueError, match="Unknown audit action"):
         audit.record("nothing.happened")
+
+
+def test_forged_headers_never_make_an_entry_fail(tenancy, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    request = RequestFactory().get(
+        "/",
+        REMOTE_ADDR="10.0.0.1",
+        HTTP_X_FORWARDED_FOR="not-an-address",
+        HTTP_USER_AGENT="agent\x00with nul",
+        HTTP_X_REQUEST_ID="req-\x0042",
+    )
+    request.user = tenancy.alice
+    with audit.request_context(request):
+        entry = audit.record(
+            AuditAction.WHITELIST_UPDATE,
+            target_label="name\x00",
+            changes={"value": ["a\x00", "b"]},
+            details={"typed": "\\u0000 stays as typed"},
+        )
+    entry.refresh_from_db()
+    assert entry.source_address is None
+    assert (entry.user_agent, entry.request_id) == ("agentwith nul", "req-42")
+    assert entry.target_label == "name" and entry.changes == {"value": ["a", "b"]}
+    assert entry.details == {"typed": "\\u0000 stays as typed"}
+
+
+def test_the_address_comes_from_the_trusted_proxy_and_the_request_id_from_its_header(
+    tenancy, settings
+):
+    settings.TRUSTED_PROXY_COUNT = 1
+    request = RequestFactory().get(
+        "/",
+        REMOTE_ADDR="10.0.0.1",
+        HTTP_X_FORWARDED_FOR="192.0.2.1, 198.51.100.23",
+        HTTP_X_REQUEST_ID="abc-123",
+    )
+    request.user = tenancy.alice
+    with audit.request_context(request):
+        entry = audit.record(AuditAction.WHITELIST_UPDATE)
+    assert (entry.source_address, entry.request_id) == ("198.51.100.23", "abc-123")
