@@ -208,6 +208,16 @@ def save_rule(scope, data: dict, *, rule: AutomationRule | None = None, user=Non
     return rule
 
 
+def set_rule_enabled(rule: AutomationRule, enabled: bool) -> None:
+    """Switch a rule on or off (the cloud SIEM API's status change)."""
+    with transaction.atomic():
+        if rule.enabled == enabled:
+            return
+        rule.enabled = enabled
+        rule.save(update_fields=["enabled", "updated_at"])
+        _record_rule(AuditAction.AUTOMATED_RULE_ENABLE, rule, {"enabled": [not enabled, enabled]})
+
+
 def delete_rule(rule: AutomationRule) -> None:
     with transaction.atomic():
         _record_rule(

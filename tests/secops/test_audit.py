@@ -492,3 +492,10 @@ def test_the_address_comes_from_the_trusted_proxy_and_the_request_id_from_its_he
     with audit.request_context(request):
         entry = audit.record(AuditAction.WHITELIST_UPDATE)
     assert (entry.source_address, entry.request_id) == ("198.51.100.23", "abc-123")
+
+
+def test_switching_an_automated_rule_records_it_once(tenancy):
+    rule = automation.save_rule(scope_of(tenancy.alice), RAISE_RISK)
+    automation.set_rule_enabled(rule, False)
+    automation.set_rule_enabled(rule, False)
+    assert only(AuditAction.AUTOMATED_RULE_ENABLE).changes == {"enabled": [True, False]}
