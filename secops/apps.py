@@ -7,11 +7,19 @@ class SecopsConfig(AppConfig):
     verbose_name = "Tenancy"
 
     def ready(self):
+        from django.contrib.auth import signals
+        from django.core.signals import request_finished
+
+        from secops import audit
+        from secops.logs import clear_request_id
+
         # Each app declares its Prometheus metrics in its own metrics.py.
         autodiscover_modules("metrics")
         # A request's id stays on the log lines until its response is done.
-        from django.core.signals import request_finished
-
-        from secops.logs import clear_request_id
-
         request_finished.connect(clear_request_id, dispatch_uid="secops.logs.clear_request_id")
+
+        # Logins, failed logins (django-axes lockouts included) and logouts
+        # are written to the audit log.
+        signals.user_logged_in.connect(audit.on_login, dispatch_uid="audit_login")
+        signals.user_logged_out.connect(audit.on_logout, dispatch_uid="audit_logout")
+        signals.user_login_failed.connect(audit.on_login_failed, dispatch_uid="audit_login_failed")

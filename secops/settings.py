@@ -60,7 +60,10 @@ MIDDLEWARE = [
     # secops.metrics).
     "secops.logs.RequestIdMiddleware",
     "secops.metrics.RequestLatencyMiddleware",
-    # Then: cloud SIEM API calls (POST / with x-acs-action) are signed requests
+    # Then: keeps the request for the audit log's entries (who, from where,
+    # which request id), whichever layer below writes one.
+    "secops.audit.AuditContextMiddleware",
+    # Next: cloud SIEM API calls (POST / with x-acs-action) are signed requests
     # answered in JSON, never the home page behind CSRF and login.
     "cloudsiem.middleware.CloudSiemMiddleware",
     "django.middleware.security.SecurityMiddleware",
