@@ -244,9 +244,7 @@ class WorkLock:
 
 
 @contextmanager
-def work_lock(
-    kind: str, key: int, *, wait_seconds: float = WORK_LOCK_WAIT_SECONDS
-) -> Iterator[WorkLock]:
+def work_lock(kind: str, key: int, *, wait_seconds: float | None = None) -> Iterator[WorkLock]:
     """Hold the work ``(kind, key)`` for this block, as long as this process lives.
 
     On PostgreSQL a session advisory lock: the server releases it the moment
@@ -259,7 +257,8 @@ def work_lock(
 
     When another process holds the work (the broker delivered its message a
     second time: a task that outran the visibility timeout), this one waits
-    for it, up to ``wait_seconds`` (then OperationalError): acknowledging the
+    for it, up to ``wait_seconds`` (``WORK_LOCK_WAIT_SECONDS`` by default; then
+    OperationalError, with the caller's transaction intact): acknowledging the
     copy at once would leave the work to a worker that may yet die.
 
     Elsewhere (the embedded SQLite database, where tasks run in the process
@@ -271,16 +270,15 @@ def work_lock(
     # Two 32-bit keys: the kind's hash and the id (ids beyond 2**31 wrap,
     # which at worst makes two pieces of work wait for each other).
     params = [kind, key % 2**31]
-    with connection.cursor() as cursor:
+    wait = WORK_LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds
+    # The bounded wait is set for this statement only: transaction-local, in a
+    # transaction (or savepoint) of its own that a timeout rolls back.
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('lock_timeout')")
         previous = cursor.fetchone()[0]
-        cursor.execute(
-            "SELECT set_config('lock_timeout', %s, false)", [f"{int(wait_seconds * 1000)}ms"]
-        )
-        try:
-            cursor.execute("SELECT pg_advisory_lock(hashtext(%s), %s)", params)
-        finally:
-            cursor.execute("SELECT set_config('lock_timeout', %s, false)", [previous])
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(wait * 1000)}ms"])
+        cursor.execute("SELECT pg_advisory_lock(hashtext(%s), %s)", params)
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
     try:
         yield WorkLock(holder_dead=True)
     finally:

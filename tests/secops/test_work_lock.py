@@ -8,7 +8,7 @@ import sys
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 
 from secops.celery import DURABLE_TASK_OPTIONS, redis_transport_options
 from secops.db import work_lock
@@ -104,3 +104,18 @@ def test_it_waits_for_a_live_holder_and_takes_over_from_a_dead_one():
 def test_on_sqlite_it_holds_nothing_and_knows_nothing_of_other_claims():
     with work_lock("test.work", 7) as lock:
         assert not lock.holder_dead
+
+
+@on_postgres
+@pytest.mark.django_db
+def test_a_wait_that_times_out_leaves_the_callers_transaction_usable():
+    holder = psycopg.connect(database_url(), autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(hashtext('test.work'), 9)")
+    try:
+        with pytest.raises(OperationalError), work_lock("test.work", 9, wait_seconds=0.2):
+            pass
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('lock_timeout')")
+            assert cursor.fetchone()[0] == "0"
+    finally:
+        holder.close()
