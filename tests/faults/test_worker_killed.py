@@ -10,9 +10,12 @@ with several; the time from the kill to the finished work is printed.
 Skipped unless REDIS_URL is set and the database is PostgreSQL.
 """
 
+import os
+import signal
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -150,6 +153,48 @@ def test_an_ingest_batch_whose_worker_is_killed_is_aggregated_once_by_another(mi
     links = list(EventAlert.objects.filter(event__rule=rule).values_list("alert_id", flat=True))
     assert sorted(links) == sorted(alert_ids)
     assert "events.process_alert_batch" in survivor.log()
+
+
+def pool_processes(worker) -> list[int]:
+    """The pids of the prefork pool's child processes of ``worker``."""
+    children = Path(f"/proc/{worker.process.pid}/task/{worker.process.pid}/children")
+    return [int(pid) for pid in children.read_text().split()]
+
+
+def test_an_ingest_batch_whose_pool_process_is_killed_is_given_back_at_once(mining, start_worker):
+    """Only the process running the task dies; the worker's main process sees
+    it lost and rejects the message back to the queue (task_reject_on_worker_lost),
+    without waiting for the visibility timeout."""
+    account, rule, scope = mining
+
+    with table_locked(SecurityEvent):
+        alert_ids = ingest_alerts(mining_alerts(account, 40), scope=scope).stored_ids
+        worker = start_worker(visibility_timeout=VISIBILITY_TIMEOUT)
+        backend = wait_for(
+            blocked_insert(SecurityEvent), process=worker, what="worker blocked mid-batch"
+        )
+        taken_at = time.monotonic()
+        [child] = pool_processes(worker)
+        os.kill(child, signal.SIGKILL)
+        killed_at = time.monotonic()
+        wait_for(session_ended(backend), what="end of the killed process's session")
+
+    wait_for(
+        lambda: (
+            list(SecurityEvent.objects.filter(rule=rule).values_list("alert_count", flat=True))
+            == [40]
+            and not PendingAlertBatch.objects.exists()
+        ),
+        process=worker,
+        what="the batch aggregated by a new pool process",
+        seconds=RECOVERY_LIMIT + 5,
+    )
+    seconds = recovered(killed_at, taken_at, "ingest batch (pool process killed)")
+    # Given back by the worker itself, not restored after the visibility timeout.
+    assert seconds < VISIBILITY_TIMEOUT
+    assert "WorkerLostError" in worker.log()
+    links = list(EventAlert.objects.filter(event__rule=rule).values_list("alert_id", flat=True))
+    assert sorted(links) == sorted(alert_ids)
 
 
 # --- a handling task -----------------------------------------------------------
