@@ -33,10 +33,17 @@ def hand_off(alert_ids: list[int]) -> PendingAlertBatch:
 
 
 def claim_batch(batch_id: int) -> PendingAlertBatch | None:
-    """Lock a waiting batch for the caller's transaction, or None when another
-    consumer holds it or it is gone. Delete it in the same transaction as the
-    work it leads to, so it is consumed exactly once."""
-    return PendingAlertBatch.objects.select_for_update(skip_locked=True).filter(id=batch_id).first()
+    """Lock a waiting batch for the caller's transaction, or None when it is
+    gone. Delete it in the same transaction as the work it leads to, so it is
+    consumed exactly once.
+
+    When another consumer holds it, wait for that one's outcome: None once it
+    commits, the batch if it dies (its transaction rolls back). Skipping it
+    instead would let a second copy of the message (a task that outran the
+    broker's visibility timeout) be acknowledged while the only consumer left
+    may yet be killed, leaving the batch to the sweeper minutes later.
+    """
+    return PendingAlertBatch.objects.select_for_update().filter(id=batch_id).first()
 
 
 def stale_batch_ids(older_than: timedelta, limit: int) -> list[int]:

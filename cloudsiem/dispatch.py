@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import DisallowedHost, PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
+from redis.exceptions import RedisError
 
 from cloudsiem import (
     operations,  # noqa: F401 -- registers the operations
@@ -188,7 +189,16 @@ def _check_nonce(access_key_id: str, nonce: str) -> None:
     if not 8 <= len(nonce) <= 64:
         raise ApiError(400, "InvalidParameter", "x-acs-signature-nonce: 8 to 64 characters.")
     key = f"cloudsiem:nonce:{access_key_id}:{nonce}"
-    if not cache.add(key, 1, timeout=2 * settings.CLOUD_SIEM_MAX_CLOCK_SKEW):
+    try:
+        first_use = cache.add(key, 1, timeout=2 * settings.CLOUD_SIEM_MAX_CLOCK_SKEW)
+    except RedisError:
+        # Without the shared memory of nonces a replay cannot be told apart:
+        # refuse the call (the client retries it) rather than answer it unchecked.
+        logger.exception("The cache is unreachable; refusing a cloud SIEM API call")
+        raise ApiError(
+            503, "ServiceUnavailable", "The service is temporarily unavailable; try again."
+        ) from None
+    if not first_use:
         raise ApiError(400, "SignatureNonceUsed", "This x-acs-signature-nonce was used before.")
 
 

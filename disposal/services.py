@@ -38,6 +38,7 @@ from events import feed
 from events.models import ChangeCause, EventStatus, SecurityEvent
 from events.services import change_event_status, mark_event_failed
 from secops import audit
+from secops.db import work_lock
 from secops.jobs import queue_rows_on_commit, registered_task
 from secops.models import AuditAction
 from secops.scope import Scope
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 RUN_TASK = "disposal.run_task"
 UNDO_TASK = "disposal.undo_task"
+# The work lock (secops.db.work_lock) a worker holds while it carries out a task.
+TASK_LOCK = "disposal.task"
 
 # A running task whose worker has not finished it after this long is failed
 # (retryable): the worker died or lost its connection mid-call.
@@ -237,7 +240,69 @@ def _request_for(task: HandlingTask) -> ActionRequest:
 
 def run_task(task_id: int) -> str | None:
     """Carry out a pending task through its account's connector. Returns the
-    new status, or None when the task was not pending (already run)."""
+    new status, or None when the task was not pending (already run).
+
+    The task's work lock is held from the claim to the recorded outcome; a
+    second copy of the message waits for it. A message delivered again after
+    its worker was killed (late acks) gets the lock at once and finds the dead
+    worker's claim on the row: the task is settled then, instead of when the
+    sweep finds it stalled, and the connector is never called twice for one
+    claim.
+    """
+    with work_lock(TASK_LOCK, task_id) as lock:
+        if lock.holder_dead and (settled := _settle_abandoned(task_id)):
+            return settled
+        return _run_claimed(task_id)
+
+
+def _settle_abandoned(task_id: int) -> str | None:
+    """Settle a claim whose worker is known to be gone. Returns the task's new
+    status when that ends its attempt, None when the task may be run now."""
+    # Claimed but never marked running: the worker died before any call.
+    if HandlingTask.objects.filter(
+        pk=task_id, status=TaskStatus.PENDING, claimed_at__isnull=False
+    ).update(claimed_at=None):
+        logger.warning("Handling task %s: its worker died before calling the cloud", task_id)
+        return None
+    task = (
+        HandlingTask.objects.filter(
+            Q(status=TaskStatus.RUNNING)
+            | Q(status=TaskStatus.UNBLOCKING, claimed_at__isnull=False),
+            pk=task_id,
+        )
+        .select_related("policy")
+        .first()
+    )
+    if task is None:
+        return None
+    # Died mid-call: the cloud may or may not have acted, so it is not called
+    # again; the task fails with a retryable error for someone to decide.
+    status = _fail_abandoned(task, timezone.now())
+    if status:
+        logger.warning("Handling task %s: its worker died mid-call; marked %s", task_id, status)
+        follow_event(task.policy.source_event_id)
+    return status
+
+
+WORKER_LOST = (
+    "The worker stopped before the cloud answered; whether the action took "
+    "effect is unknown. Retry runs it again."
+)
+
+
+def _fail_abandoned(task: HandlingTask, now) -> str | None:
+    """Fail a running (or unblocking) task whose worker died, if nobody moved it since."""
+    to = TaskStatus.FAILED if task.status == TaskStatus.RUNNING else TaskStatus.UNBLOCK_FAILED
+    with transaction.atomic():
+        if HandlingTask.objects.filter(
+            pk=task.pk, status=task.status, claimed_at=task.claimed_at
+        ).update(status=to, error=WORKER_LOST, retryable=True, finished_at=now):
+            _record(task, task.status, to, TransitionCause.SYSTEM, message=WORKER_LOST)
+            return to
+    return None
+
+
+def _run_claimed(task_id: int) -> str | None:
     task = _claim(task_id, TaskStatus.PENDING)
     if task is None:
         return None
@@ -341,7 +406,15 @@ def _finish(
 
 
 def undo_task(task_id: int) -> str | None:
-    """Lift a block (Unblock, or its validity ended)."""
+    """Lift a block (Unblock, or its validity ended). Like ``run_task``, under
+    the task's work lock: an undo whose worker died is settled, not repeated."""
+    with work_lock(TASK_LOCK, task_id) as lock:
+        if lock.holder_dead and (settled := _settle_abandoned(task_id)):
+            return settled
+        return _undo_claimed(task_id)
+
+
+def _undo_claimed(task_id: int) -> str | None:
     task = _claim(task_id, TaskStatus.UNBLOCKING)
     if task is None:
         return None
@@ -576,17 +649,8 @@ def sweep_tasks(now=None) -> dict:
         Q(status=TaskStatus.RUNNING) | Q(status=TaskStatus.UNBLOCKING, claimed_at__isnull=False),
         claimed_at__lt=now - STALLED_AFTER,
     ).select_related("policy")[:1000]:
-        to = TaskStatus.FAILED if task.status == TaskStatus.RUNNING else TaskStatus.UNBLOCK_FAILED
-        message = (
-            "The worker stopped before the cloud answered; whether the action took "
-            "effect is unknown. Retry runs it again."
-        )
-        with transaction.atomic():
-            if HandlingTask.objects.filter(
-                pk=task.pk, status=task.status, claimed_at=task.claimed_at
-            ).update(status=to, error=message, retryable=True, finished_at=now):
-                _record(task, task.status, to, TransitionCause.SYSTEM, message=message)
-                stalled.append(task)
+        if _fail_abandoned(task, now):
+            stalled.append(task)
     for task in stalled:
         follow_event(task.policy.source_event_id)
     return {"requeued": len(requeue), "stalled": len(stalled)}

@@ -252,9 +252,9 @@ def _refresh_totals(event_id: int) -> None:
 def process_batch(batch_id: int) -> list[int]:
     """Take one pending batch through the pipeline; returns the touched event ids.
 
-    The batch row is locked (SKIP LOCKED) and deleted in the same transaction
-    as the events it produces: a second worker given the same batch finds it
-    locked or gone and does nothing.
+    The batch row is locked and deleted in the same transaction as the events
+    it produces: a second worker given the same batch waits for the first and
+    then finds it gone (and does nothing), or takes it over if the first died.
     """
     with transaction.atomic():
         batch = handoff.claim_batch(batch_id)

@@ -4,7 +4,7 @@ import json
 import os
 
 from celery import Celery, Task, signals
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "secops.settings")
 
@@ -25,15 +25,35 @@ class JsonArgumentsTask(Task):
 
 # The options of a task whose work must not be lost: acknowledged only once
 # done, given back when its worker dies, and retried (with backoff) only on
-# errors a retry can cure: lock timeouts, dropped database connections.
+# errors a retry can cure: lock timeouts, a database that restarts or drops
+# the connection (OperationalError on the query that meets it, InterfaceError
+# on a connection already closed). Before the retry runs, Celery's Django
+# fixup closes the broken connection, so the retry opens a new one.
 DURABLE_TASK_OPTIONS = {
     "acks_late": True,
     "reject_on_worker_lost": True,
-    "autoretry_for": (OperationalError,),
+    "autoretry_for": (OperationalError, InterfaceError),
     "retry_backoff": True,
     "retry_backoff_max": 60,
     "max_retries": 8,
 }
+
+
+def redis_transport_options(visibility_timeout: int) -> dict:
+    """kombu's Redis transport options for a visibility timeout in seconds.
+
+    Unacknowledged messages older than the timeout are put back on their queue
+    by a sweep every worker runs; kombu runs it about every 100 s (every 10th
+    call of a 10 s timer). Here it runs every tenth of the timeout, between 1
+    and 10 s, so a dead worker's message is delivered again within the timeout
+    plus at most 10 s. The sweep is one sorted-set range query on Redis.
+    """
+    return {
+        "visibility_timeout": visibility_timeout,
+        "unacked_restore_interval": max(1, min(10, visibility_timeout // 10)),
+        "unacked_restore_throttle": 1,
+    }
+
 
 app = Celery("secops", task_cls=JsonArgumentsTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")

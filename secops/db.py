@@ -9,11 +9,12 @@ followed by a write (which races between workers).
 
 import itertools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from functools import partial
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, Error, connection, connections, models, transaction
 
 # SQLite takes the rows as one multi-row VALUES list per chunk of this many
 # parameters (its limit is 32,766); beyond that, big statements stop paying off.
@@ -224,3 +225,70 @@ _INTEGER_FIELDS = frozenset(
         models.SmallAutoField,
     }
 )
+
+
+# --- work held by a live worker ---------------------------------------------------
+
+# How long a worker waits for another that holds the same work (a message
+# delivered twice) before giving up with OperationalError, which the durable
+# tasks retry.
+WORK_LOCK_WAIT_SECONDS = 60
+
+
+class WorkLock:
+    """What ``work_lock`` found: whether a claim already on the work's row can
+    belong only to a process that is gone."""
+
+    def __init__(self, holder_dead: bool):
+        self.holder_dead = holder_dead
+
+
+@contextmanager
+def work_lock(kind: str, key: int, *, wait_seconds: float | None = None) -> Iterator[WorkLock]:
+    """Hold the work ``(kind, key)`` for this block, as long as this process lives.
+
+    On PostgreSQL a session advisory lock: the server releases it the moment
+    the holding session ends, which a killed worker's does at once (its socket
+    closes with the process). Unlike a claim written to a row, which outlives
+    its writer, the lock tells a dead holder from a slow one: once this
+    process has it, a claim still on the work's row was left by a process
+    that is gone (``holder_dead``), and one that finished has recorded its
+    outcome.
+
+    When another process holds the work (the broker delivered its message a
+    second time: a task that outran the visibility timeout), this one waits
+    for it, up to ``wait_seconds`` (``WORK_LOCK_WAIT_SECONDS`` by default; then
+    OperationalError, with the caller's transaction intact): acknowledging the
+    copy at once would leave the work to a worker that may yet die.
+
+    Elsewhere (the embedded SQLite database, where tasks run in the process
+    that queues them) nothing is locked and nothing is known of other claims.
+    """
+    if not is_postgres():
+        yield WorkLock(holder_dead=False)
+        return
+    # Two 32-bit keys: the kind's hash and the id (ids beyond 2**31 wrap,
+    # which at worst makes two pieces of work wait for each other).
+    params = [kind, key % 2**31]
+    wait = WORK_LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds
+    # The bounded wait is set for this statement only: transaction-local, in a
+    # transaction (or savepoint) of its own that a timeout rolls back.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('lock_timeout')")
+        previous = cursor.fetchone()[0]
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(wait * 1000)}ms"])
+        cursor.execute("SELECT pg_advisory_lock(hashtext(%s), %s)", params)
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])
+    try:
+        yield WorkLock(holder_dead=True)
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s), %s)", params)
+        except Error:
+            # The connection broke (the server released the lock with it), or
+            # its transaction failed: closing the session releases the lock,
+            # which must not outlive the work. Inside a caller's transaction
+            # the connection is the caller's to end.
+            if not connection.in_atomic_block:
+                connection.close()

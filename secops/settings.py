@@ -8,6 +8,7 @@ from pathlib import Path
 from django.utils.csp import CSP
 from kombu import Queue
 
+from secops.celery import redis_transport_options
 from secops.env import (
     env_bool,
     env_database,
@@ -192,6 +193,17 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A message a worker has taken but not acknowledged (late acks: until the task
+# is done) waits in Redis; when that worker dies, another worker puts it back
+# on its queue once it is older than the visibility timeout. Workers look for
+# such messages every tenth of the timeout (between 1 and 10 s; kombu's own
+# default is about every 100 s), so a dead worker's task starts again within
+# the timeout plus 10 s. A task running longer than the timeout is delivered
+# a second time while it runs: every task claims its work first, so that copy
+# does nothing.
+CELERY_BROKER_TRANSPORT_OPTIONS = redis_transport_options(
+    env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=1)
+)
 # One queue per kind of work, so that a flood of one kind cannot starve
 # another: ingest (the aggregation pipeline), detect (the SIEM detection
 # rules), respond (handling and playbooks), export (Excel exports and the

@@ -36,6 +36,7 @@ from events.services import (
     record_event_change,
 )
 from secops import audit
+from secops.db import work_lock
 from secops.enums import Role
 from secops.jobs import queue_rows_on_commit, registered_task
 from secops.models import AuditAction
@@ -54,6 +55,8 @@ from soar.models import (
 logger = logging.getLogger(__name__)
 
 ADVANCE_TASK = "soar.advance_run"
+# The work lock (secops.db.work_lock) a worker holds while it advances a run.
+RUN_LOCK = "soar.run"
 
 
 def claim_expires() -> timedelta:
@@ -175,10 +178,13 @@ def start_run_by_user(scope: Scope, playbook: Playbook, event: SecurityEvent, *,
 # --- advancing -------------------------------------------------------------------
 
 
-def _claim(run_id: int) -> PlaybookRun | None:
+def _claim(run_id: int, *, holder_dead: bool = False) -> PlaybookRun | None:
+    """Take the run, unless another worker holds it; ``holder_dead``: a claim
+    on the row belongs to a worker known to be gone (see advance_run)."""
     now = timezone.now()
+    free = Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - claim_expires())
     taken = PlaybookRun.objects.filter(
-        Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - claim_expires()),
+        Q() if holder_dead else free,
         pk=run_id,
         status__in=[RunStatus.PENDING, RunStatus.RUNNING],
     ).update(claimed_at=now, status=RunStatus.RUNNING)
@@ -191,8 +197,20 @@ def _claim(run_id: int) -> PlaybookRun | None:
 
 def advance_run(run_id: int) -> str | None:
     """Carry out the run's steps from where it is, until it ends, waits or
-    needs approval. Returns its status, or None when another worker has it."""
-    run = _claim(run_id)
+    needs approval. Returns its status, or None when another worker has it.
+
+    The run's work lock is held while it advances; a second copy of the
+    message waits for it. A message delivered again after its worker was
+    killed gets the lock at once: the claim left on the row is the dead
+    worker's, so the run goes on then rather than when the claim expires, from the first step without a row (each step's row is
+    written in the step's transaction, so a finished step is never repeated).
+    """
+    with work_lock(RUN_LOCK, run_id) as lock:
+        return _advance_claimed(run_id, holder_dead=lock.holder_dead)
+
+
+def _advance_claimed(run_id: int, *, holder_dead: bool) -> str | None:
+    run = _claim(run_id, holder_dead=holder_dead)
     if run is None:
         return None
     steps = run.version.steps

@@ -15,7 +15,8 @@ from events.models import EventStatus
 from secops.celery import app as celery_app
 from tests.disposal.conftest import ATTACKER_IP
 from tests.disposal.servers import MailServer
-from tests.events.test_worker import Worker, delete_redis_keys, wait_for
+from tests.events.test_worker import Worker, wait_for
+from tests.workers import delete_redis_keys
 
 pytestmark = [
     pytest.mark.postgres,

@@ -15,16 +15,12 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
-import psycopg
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 
 from alerts.models import PendingAlertBatch
 from alerts.services import ingest_alerts
@@ -33,6 +29,13 @@ from events.tasks import process_stale_batches
 from secops.celery import app as celery_app
 from secops.scope import Scope
 from tests import factories
+from tests.workers import (
+    blocked_insert,
+    database_url,
+    delete_redis_keys,
+    session_ended,
+    table_locked,
+)
 
 pytestmark = [
     pytest.mark.postgres,
@@ -50,17 +53,6 @@ CELERY = Path(sys.executable).with_name("celery")
 
 
 # --- the worker ---------------------------------------------------------------
-
-
-def database_url() -> str:
-    """The URL of the test database pytest-django created (``test_<name>``)."""
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    host = quote(db["HOST"] or "localhost", safe="")
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgres://{credentials}{'@' if credentials else ''}{host}{port}/{quote(db['NAME'])}"
 
 
 class Worker:
@@ -172,19 +164,6 @@ def wait_for(condition, *, worker: Worker, what: str, seconds: float = WAIT_SECO
     pytest.fail(f"no {what} after {seconds} s; worker log:\n{worker.log()[-5000:]}")
 
 
-def delete_redis_keys(queue: str) -> None:
-    """Everything Celery and kombu keep in Redis for ``queue``: the queue, its
-    bindings, the unacknowledged messages of its workers."""
-    with redis.Redis.from_url(settings.REDIS_URL) as client:
-        keys = list(client.scan_iter(match=f"*{queue}*"))
-        if keys:
-            client.delete(*keys)
-        deadlines = "_kombu.binding_deadlines"
-        members = [m for m, _ in client.zscan_iter(deadlines, match=f"*{queue}*")]
-        if members:
-            client.zrem(deadlines, *members)
-
-
 @pytest.fixture
 def queue():
     """A queue of this test's own, where every task of this process goes."""
@@ -293,52 +272,6 @@ def test_it_processes_ingested_alerts_on_the_worker(mining, workers):
     event = SecurityEvent.objects.get(rule=rule)
     assert event.name == "Mining on web-01"
     assert EventAlert.objects.filter(event=event).count() == 50
-
-
-@contextmanager
-def table_locked(model):
-    """Hold a lock, from another session, that makes an INSERT into the
-    model's table wait."""
-    db = connection.settings_dict
-    params = {
-        "host": db["HOST"] or None,
-        "port": db["PORT"] or None,
-        "user": db["USER"] or None,
-        "password": db["PASSWORD"] or None,
-        "dbname": db["NAME"],
-    }
-    with psycopg.connect(**{k: v for k, v in params.items() if v is not None}) as session:
-        session.execute(f"LOCK TABLE {model._meta.db_table} IN EXCLUSIVE MODE")
-        try:
-            yield
-        finally:
-            session.rollback()
-
-
-def blocked_insert(model):
-    """A check for the session of a worker waiting to INSERT into the model's
-    table: its backend pid, or None."""
-
-    def check() -> int | None:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND query LIKE %s",
-                [f'INSERT INTO "{model._meta.db_table}"%'],
-            )
-            row = cursor.fetchone()
-        return row[0] if row else None
-
-    return check
-
-
-def session_ended(pid: int):
-    def check() -> bool:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
-            return cursor.fetchone() is None
-
-    return check
 
 
 def test_it_redelivers_the_batch_of_a_worker_killed_mid_batch(mining, workers):

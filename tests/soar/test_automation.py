@@ -4,12 +4,15 @@ waits and approvals, and a redelivered message acting once."""
 
 from datetime import timedelta
 
+import psycopg
 import pytest
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from disposal.models import HandlingPolicy, HandlingTask, TaskStatus
 from events import feed
 from events.models import EventStatus, SecurityEvent
+from secops import db
 from soar import automation, runs
 from soar.models import (
     AutomationRule,
@@ -27,6 +30,7 @@ from soar.models import (
 from soar.playbooks import PlaybookError, PlaybookSpec, save_playbook
 from tests.conftest import native_alert
 from tests.disposal.conftest import ATTACKER_IP, global_scope
+from tests.workers import database_url
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
@@ -419,7 +423,7 @@ def test_automation_blocks_an_attacker_once_per_account(
 
 
 def test_a_run_whose_worker_died_goes_on_from_its_last_done_step(
-    tenancy, scope, ingest_and_aggregate, django_capture_on_commit_callbacks
+    tenancy, scope, ingest_and_aggregate, django_capture_on_commit_callbacks, monkeypatch
 ):
     """The worker died holding the run after step 1 committed: once its claim
     expires the sweep queues the run again, step 1 is not done twice."""
@@ -440,8 +444,18 @@ def test_a_run_whose_worker_died_goes_on_from_its_last_done_step(
     )
     run = runs.start_run(playbook, event, trigger=RunTrigger.USER)  # not queued: no commit
     claimed = runs._claim(run.pk)
-    runs._do_step(claimed, 0, claimed.version.steps[0])  # step 1 done, then the worker dies
-    assert runs.advance_run(run.pk) is None  # still held by the dead worker
+    runs._do_step(claimed, 0, claimed.version.steps[0])  # step 1 done
+    if connection.vendor == "postgresql":
+        # A live worker also holds the run's work lock: a second message waits
+        # for it, and gives up (to be retried) while it lives.
+        holder = psycopg.connect(database_url(), autocommit=True)
+        holder.execute("SELECT pg_advisory_lock(hashtext(%s), %s)", [runs.RUN_LOCK, run.pk])
+        monkeypatch.setattr(db, "WORK_LOCK_WAIT_SECONDS", 0.2)
+        with pytest.raises(OperationalError):
+            runs.advance_run(run.pk)
+        holder.close()  # then the worker dies
+    else:
+        assert runs.advance_run(run.pk) is None  # still held by the dead worker
     # Time passes: the dead worker's claim expires.
     PlaybookRun.objects.filter(pk=run.pk).update(
         claimed_at=timezone.now() - runs.claim_expires() - timedelta(seconds=1)

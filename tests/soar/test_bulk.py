@@ -743,7 +743,8 @@ def worker(tmp_path):
     every task of this process goes, with eager execution off meanwhile (see
     tests/events/test_worker.py)."""
     from secops.celery import app as celery_app
-    from tests.events.test_worker import Worker, delete_redis_keys
+    from tests.events.test_worker import Worker
+    from tests.workers import delete_redis_keys
 
     queue = f"test-soar-{uuid4().hex[:12]}"
     previous = {

@@ -23,13 +23,9 @@ from soar import runs
 from soar.models import PlaybookRun, RunStatus, RunStep, RunTrigger
 from soar.playbooks import PlaybookSpec, save_playbook
 from tests.disposal.conftest import ATTACKER_IP
-from tests.events.test_worker import (
-    blocked_insert,
-    session_ended,
-    table_locked,
-    wait_for,
-)
 from tests.events.test_worker import pytestmark as REAL_WORKER_MARKS
+from tests.events.test_worker import wait_for
+from tests.workers import blocked_insert, session_ended, table_locked
 
 # PostgreSQL and Redis, and transactions that commit: the workers are other processes.
 pytestmark = REAL_WORKER_MARKS
