@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Max, Min, Q
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from alerts import handoff
@@ -283,7 +283,7 @@ def process_alerts(alert_ids, *, cause: feed.Cause | None = None) -> list[int]:
     transaction.
     """
     cause = cause or feed.Cause.pipeline()
-    from whitelist.services import apply_whitelist
+    from whitelist.services import apply_whitelist, count_hits
 
     with transaction.atomic():
         facts = load_alert_facts(alert_ids)
@@ -349,19 +349,33 @@ def process_alerts(alert_ids, *, cause: feed.Cause | None = None) -> list[int]:
         )
 
         feed.record(_pipeline_changes(links, created, upserted, risk_before), cause)
+        # Last: the counted whitelist groups stay locked until the commit.
+        count_hits(whitelisted, now)
     return sorted(set(touched))
 
 
 def _unhandled_risks(groups: list[_Group]) -> dict[int, int]:
-    """The risk of each Unhandled event the batch may join, before it does."""
+    """The risk of each Unhandled event the batch may join, before it does.
+
+    One flat query: each of the three columns against the batch's values (the
+    partial unique index serves it), the exact (account, rule, key) triples
+    picked here. An OR of one condition per group costs the ORM and the
+    planner time that grows with the square of the groups.
+    """
     if not groups:
         return {}
-    keys = Q()
-    for g in groups:
-        keys |= Q(account_id=g.account_id, rule_id=g.rule.id, group_key=g.key)
-    return dict(
-        SecurityEvent.objects.filter(keys, status=EventStatus.UNHANDLED).values_list("id", "risk")
-    )
+    wanted = {(g.account_id, g.rule.id, g.key) for g in groups}
+    rows = SecurityEvent.objects.filter(
+        account_id__in={account for account, _, _ in wanted},
+        rule_id__in={rule for _, rule, _ in wanted},
+        group_key__in={key for _, _, key in wanted},
+        status=EventStatus.UNHANDLED,
+    ).values_list("id", "account_id", "rule_id", "group_key", "risk")
+    return {
+        event_id: risk
+        for event_id, account_id, rule_id, key, risk in rows
+        if (account_id, rule_id, key) in wanted
+    }
 
 
 def _pipeline_changes(links, created, upserted, risk_before) -> list[feed.Change]:
