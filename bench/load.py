@@ -289,6 +289,12 @@ class Stack:
                 str(WEB_THREADS),
                 "--timeout",
                 "60",
+                # Browsers and proxies keep connections open for a minute or
+                # so; gunicorn's 2 s would close them as a client reuses them.
+                "--keep-alive",
+                "30",
+                # Its default path is shared by every gunicorn of the user.
+                "--no-control-socket",
                 "--access-logfile",
                 "-",
             ],
