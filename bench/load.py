@@ -687,9 +687,11 @@ class Analyst(threading.Thread):
                 return
             if not self.login():
                 return
-            while not self.stopping.is_set():
+            # Whoever logged in opens at least one page, however short the run.
+            while True:
                 self.browse_once()
-                self.stopping.wait(self.rng.uniform(*THINK_TIME))
+                if self.stopping.wait(self.rng.uniform(*THINK_TIME)):
+                    break
         except Exception as exc:  # any failure of an analyst is an error of the run
             self.recorder.error("analyst", self.base, f"{type(exc).__name__}: {exc}")
 
