@@ -168,9 +168,25 @@ def prepare_database(settings: LoadSettings) -> dict:
     except Exception as exc:
         raise LoadError(f"PostgreSQL at LOAD_DATABASE_URL cannot be used: {exc}") from exc
     call_command("migrate", interactive=False, verbosity=0)
-    call_command("collectstatic", interactive=False, verbosity=0)
+    _collect_static_if_changed()
     empty_touched_tables()
     return seed()
+
+
+def _collect_static_if_changed() -> None:
+    """collectstatic (the manifest DEBUG=false serves from), unless nothing
+    changed since the last run's: it hashes every file, which takes seconds."""
+    from django.conf import settings
+    from django.core.management import call_command
+
+    manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
+    sources = [Path(directory) for directory in settings.STATICFILES_DIRS]
+    newest = max(
+        (path.stat().st_mtime for source in sources for path in source.rglob("*")), default=0
+    )
+    if manifest.exists() and manifest.stat().st_mtime > newest:
+        return
+    call_command("collectstatic", interactive=False, verbosity=0)
 
 
 def seed() -> dict:
@@ -226,16 +242,25 @@ def analyst(n: int) -> dict:
 
 
 def seed_analysts(count: int) -> list[dict]:
+    from django.contrib.auth import get_user_model
+
     from secops import services
 
     organisation = services.get_organisation(ORGANISATION)
     people = [analyst(n) for n in range(count)]
+    # Hashing a password takes the better part of a second on purpose: only
+    # for users a previous run did not make.
+    existing = set(
+        get_user_model()
+        .objects.filter(username__in=[p["username"] for p in people])
+        .values_list("username", flat=True)
+    )
     for person in people:
         role = "admin" if person["global"] else "analyst"
         services.create_user(
             organisation,
             username=person["username"],
-            password=ANALYST_PASSWORD,
+            password=None if person["username"] in existing else ANALYST_PASSWORD,
             memberships=[(uid, role) for uid in person["accounts"]],
             global_admin=person["global"],
         )
@@ -362,9 +387,11 @@ class Stack:
         return {p.name: p.popen.pid for p in self.processes}
 
     def stop(self) -> None:
-        """TERM to every process group, then KILL to any left after 20 s."""
+        """Stop every process group (gunicorn at once: nothing is measured any
+        more; the workers warm, finishing a task in hand), then KILL any left
+        after 20 s."""
         for process in self.processes:
-            _signal_group(process.popen, signal.SIGTERM)
+            _signal_group(process.popen, signal.SIGINT if process.name == "web" else signal.SIGTERM)
         deadline = time.monotonic() + 20
         for process in self.processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
