@@ -443,25 +443,6 @@ def group_cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
     return totals
 
 
-def postgres_cpu_seconds() -> float | None:
-    """CPU seconds of every PostgreSQL process on this machine, when they can be read."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total, found = 0.0, False
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        command = stat[stat.index("(") + 1 : stat.rindex(")")]
-        if command.startswith("postgres"):
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-            found = True
-    return total if found else None
-
-
 class MachineMonitor(threading.Thread):
     """Samples the load average and the share of CPU in use every 2 s."""
 
@@ -1071,7 +1052,6 @@ def run(settings: LoadSettings) -> dict:
         ]
         groups = stack.process_groups()
         cpu_before = group_cpu_seconds(groups)
-        postgres_before = postgres_cpu_seconds()
         monitor.start()
         print(
             f"Sending {settings.rate} alerts/s for {settings.duration} s with "
@@ -1089,7 +1069,6 @@ def run(settings: LoadSettings) -> dict:
         drain_seconds, waiting = wait_for_drain(DRAIN_TIMEOUT, stack)
         monitor.stopping.set()
         cpu_after = group_cpu_seconds(groups)
-        postgres_after = postgres_cpu_seconds()
         stopped_early = stack.check_alive()
     finally:
         stop.set()
@@ -1103,8 +1082,6 @@ def run(settings: LoadSettings) -> dict:
     every_page = [value for values in page_latencies.values() for value in values]
     sending = max(sender.stopped_at - sender.started_at, 1e-9)
     cpu = {name: round(cpu_after[name] - cpu_before[name], 1) for name in groups}
-    if postgres_before is not None and postgres_after is not None:
-        cpu["postgresql"] = round(postgres_after - postgres_before, 1)
     lateness = sorted(sender.lateness) or [0.0]
     result = {
         "settings": {
