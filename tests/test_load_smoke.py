@@ -5,7 +5,8 @@ It needs the PostgreSQL and Redis servers of LOAD_DATABASE_URL and
 LOAD_REDIS_URL (the defaults of bench/load.py when unset), whatever database
 the rest of the suite runs on, and uses a database of its own on that server
 (the name with ``_smoke`` added), so it never touches a `make load` run's data.
-It is skipped when either server does not answer.
+It is skipped when either server does not answer. How a result is judged
+(what makes a run fail) is tested without them.
 """
 
 import json
@@ -122,3 +123,66 @@ def test_it_names_a_bad_setting(smoke_environment, tmp_path):
     )
     assert finished.returncode == 2
     assert "LOAD_RATE must be a whole number; got 'fast'." in finished.stderr
+
+
+def clean_result() -> dict:
+    """A result as a clean run of 1,000 alerts leaves it."""
+    return {
+        "errors": {"count": 0, "first": []},
+        "ingest": {
+            "planned": 1000,
+            "sent": 1000,
+            "accepted": 1000,
+            "expected": {"whitelisted": 30, "no_rule": 50},
+        },
+        "outcome": {
+            "counts": {
+                "stored": 1000,
+                "whitelisted": 30,
+                "whitelist_matches": 30,
+                "whitelisted_in_events": 0,
+                "in_events": 920,
+                "no_event": 50,
+            }
+        },
+        "pipeline": {"drain_seconds": 1.5, "alerts_waiting": 0},
+        "stack": {"stopped_early": []},
+    }
+
+
+def test_it_finds_nothing_wrong_with_a_clean_run():
+    assert load.problems_of(clean_result()) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda r: r["errors"].update(count=1), "1 requests failed"),
+        (lambda r: r["ingest"].update(sent=900), "1000 alerts planned, 900 sent"),
+        (lambda r: r["outcome"]["counts"].update(stored=999), "1000 alerts sent, 999 stored"),
+        (
+            lambda r: r["outcome"]["counts"].update(whitelisted=29, in_events=921),
+            "30 alerts should be whitelisted, 29 are",
+        ),
+        (
+            lambda r: r["outcome"]["counts"].update(no_event=49, in_events=921),
+            "50 alerts match no rule, 49 are in no event",
+        ),
+        (
+            lambda r: r["outcome"]["counts"].update(whitelisted_in_events=2),
+            "2 whitelisted alerts are in events",
+        ),
+        (
+            lambda r: r["pipeline"].update(drain_seconds=None, alerts_waiting=300),
+            "the backlog did not drain: 300 alerts waiting",
+        ),
+        (
+            lambda r: r["stack"].update(stopped_early=["worker-pipeline"]),
+            "stopped during the run: worker-pipeline",
+        ),
+    ],
+)
+def test_it_fails_a_run_with_an_error_or_an_alert_unaccounted_for(change, problem):
+    result = clean_result()
+    change(result)
+    assert problem in load.problems_of(result)
