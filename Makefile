@@ -45,13 +45,14 @@ echo "Python 3.12 or newer is required; found:$${found:- no Python at all} (trie
 exit 1
 endef
 
-.PHONY: help python-check run test lint bench clean vendor chromium
+.PHONY: help python-check run test lint bench load clean vendor chromium
 
 help:
 	@echo "make run     serve the console on http://127.0.0.1:$(PORT)/ with demo data"
 	@echo "make test    ruff, Django checks, migration check, then pytest (PYTEST_ARGS=...)"
 	@echo "make lint    ruff check and ruff format --check"
 	@echo "make bench   python -m bench against PostgreSQL (BENCH_ARGS=...)"
+	@echo "make load    load test: gunicorn, 2 Celery workers, alerts at LOAD_RATE/s and LOAD_ANALYSTS analysts for LOAD_DURATION s"
 	@echo "make clean   remove .venv, var/ and static/vendor"
 
 python-check:
@@ -158,6 +159,14 @@ bench: $(VENV)/.installed-test
 		exit 1; \
 	fi
 	DEBUG="$${DEBUG:-true}" DATABASE_URL="$${DATABASE_URL:-$(BENCH_DATABASE_URL)}" $(PYTHON) -m bench $(BENCH_ARGS)
+
+# --- make load ---------------------------------------------------------------
+# python -m bench.load starts gunicorn, two Celery workers and beat against its
+# own PostgreSQL database and Redis database (LOAD_DATABASE_URL, LOAD_REDIS_URL)
+# and stops them when it ends; LOAD_DURATION, LOAD_RATE and LOAD_ANALYSTS pass
+# through from the caller. See docs/load.md.
+load: $(VENV)/.installed-test vendor
+	$(PYTHON) -m bench.load
 
 clean:
 	rm -rf $(VENV) var static/vendor

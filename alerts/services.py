@@ -192,24 +192,41 @@ def _upsert_assets(
 ) -> dict[tuple[int, str], tuple[int, str]]:
     """Create or refresh the batch's assets; returns (account id, uuid) -> (asset id, region).
 
-    A field the alert leaves empty never blanks a known value.
+    A field the alert leaves empty never blanks a known value. Only new assets
+    and those whose values change are written: most alerts name a host exactly
+    as it is known, and rewriting its row anyway would lock it until the
+    commit, so that concurrent batches about the same busy hosts would wait
+    for each other (and leave a dead row version behind each time).
     """
+    if not assets:
+        return {}
+    known = {
+        (row["account_id"], row["uuid"]): row
+        for row in Asset.objects.filter(
+            account_id__in={account_id for account_id, _ in assets},
+            uuid__in={uuid for _, uuid in assets},
+        ).values("id", "account_id", "uuid", *_ASSET_FIELDS, "region")
+    }
+    result = {}
     rows = []
     for (account_id, uuid), (asset, account) in sorted(assets.items()):
-        rows.append(
-            {
-                "account_id": account_id,
-                "uuid": uuid,
-                "instance_id": asset.instance_id or "",
-                "name": asset.name or "",
-                "public_ip": asset.public_ip,
-                "private_ip": asset.private_ip,
-                "os": asset.os or "",
-                "cloud_region": asset.region or "",
-                "region": _region(asset.region, account),
-                "created_at": timezone.now(),
-            }
-        )
+        row = {
+            "account_id": account_id,
+            "uuid": uuid,
+            "instance_id": asset.instance_id or "",
+            "name": asset.name or "",
+            "public_ip": asset.public_ip,
+            "private_ip": asset.private_ip,
+            "os": asset.os or "",
+            "cloud_region": asset.region or "",
+            "region": _region(asset.region, account),
+            "created_at": timezone.now(),
+        }
+        existing = known.get((account_id, uuid))
+        if existing is not None and not _asset_changes(existing, row):
+            result[(account_id, uuid)] = (existing["id"], existing["region"])
+        else:
+            rows.append(row)
     keep = {
         name: f"COALESCE(NULLIF({db.excluded(Asset, name)}, ''), {db.existing(Asset, name)})"
         for name in ("instance_id", "name", "os", "cloud_region")
@@ -232,7 +249,21 @@ def _upsert_assets(
         update=keep,
         returning=["id", "account_id", "uuid", "region"],
     )
-    return {(account_id, uuid): (pk, region) for pk, account_id, uuid, region in returned}
+    result.update({(account_id, uuid): (pk, region) for pk, account_id, uuid, region in returned})
+    return result
+
+
+_ASSET_FIELDS = ("instance_id", "name", "public_ip", "private_ip", "os", "cloud_region")
+
+
+def _asset_changes(existing: dict, row: dict) -> bool:
+    """Whether upserting ``row`` would change the stored asset (the rules of
+    ``_upsert_assets``' update: an empty value keeps the known one, and the
+    region follows a named cloud region)."""
+    for name in _ASSET_FIELDS:
+        if row[name] and str(row[name]) != str(existing[name] or ""):
+            return True
+    return bool(row["cloud_region"]) and row["region"] != existing["region"]
 
 
 def _known_hosts_by_address(

@@ -15,6 +15,7 @@ from alerts.models import (
     Entity,
     IngestionRejection,
     IngestionStat,
+    PendingAlertBatch,
 )
 from bench.generate import BenchAccount
 from events.models import EventAlert, EventStatusChange, SecurityEvent
@@ -27,6 +28,8 @@ BENCH_ORGANISATION = "Bench Org"
 # Everything the pipeline scenario writes; emptied at the start of a run. The
 # CASCADE empties what refers to them too: whitelist rule groups name the
 # event they were made from, so the bench database's groups go as well.
+# Batches left waiting by an interrupted run go too: their alerts are gone,
+# and the next run would count them as alerts it left unprocessed.
 TOUCHED_MODELS = [
     Alert,
     AlertEntity,
@@ -40,6 +43,7 @@ TOUCHED_MODELS = [
     EventAlert,
     EventStatusChange,
     Match,
+    PendingAlertBatch,
 ]
 
 

@@ -285,7 +285,7 @@ def process_alerts(alert_ids, *, cause: feed.Cause | None = None) -> list[int]:
     transaction.
     """
     cause = cause or feed.Cause.pipeline()
-    from whitelist.services import apply_whitelist
+    from whitelist.services import apply_whitelist, count_hits
 
     with transaction.atomic():
         facts = load_alert_facts(alert_ids)
@@ -351,6 +351,8 @@ def process_alerts(alert_ids, *, cause: feed.Cause | None = None) -> list[int]:
         )
 
         feed.record(_pipeline_changes(links, created, upserted, risk_before), cause)
+        # Last: the counted whitelist groups stay locked until the commit.
+        count_hits(whitelisted, now)
     return sorted(set(touched))
 
 

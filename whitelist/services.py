@@ -1,11 +1,11 @@
 """The whitelist: rule groups kept valid, compiled once per organisation, and
 applied to every pipeline batch.
 
-``apply_whitelist`` is what the pipeline calls. It costs a constant number of
-statements per batch: one to read the rule-set revisions of the batch's
-organisations (the compiled rules are cached per process and rebuilt only when
-a revision moved), and, when alerts matched, one each to flag them, record
-the matches and count the hits.
+``apply_whitelist`` is what the pipeline calls, and ``count_hits`` last in
+the same transaction. They cost a constant number of statements per batch: one
+to read the rule-set revisions of the batch's organisations (the compiled rules
+are cached per process and rebuilt only when a revision moved), and, when
+alerts matched, one each to flag them, record the matches and count the hits.
 """
 
 import re
@@ -198,12 +198,14 @@ def _first_match(alert, groups, values: AlertValues, matched: dict) -> None:
             return
 
 
-def apply_whitelist(facts, now: datetime) -> set[int]:
-    """Flag the batch's alerts that a group matches, record which group, count
-    its hits; returns their ids. Runs inside the pipeline's transaction."""
+def apply_whitelist(facts, now: datetime) -> dict[int, CompiledGroup]:
+    """Flag the batch's alerts that a group matches and record which group;
+    returns the group of each whitelisted alert id. Runs inside the pipeline's
+    transaction, which counts the hits with ``count_hits`` when its other work
+    is done."""
     matched = match_alerts(facts, now)
     if not matched:
-        return set()
+        return {}
     Alert.objects.filter(id__in=matched).update(whitelisted=True)
     Match.objects.bulk_create(
         [
@@ -212,7 +214,20 @@ def apply_whitelist(facts, now: datetime) -> set[int]:
         ],
         ignore_conflicts=True,
     )
+    return matched
+
+
+def count_hits(matched: dict[int, CompiledGroup], now: datetime) -> None:
+    """Add a batch's matches to its groups' hit counters, once per group.
+
+    Call it last in the pipeline's transaction: the counted groups stay
+    locked until the commit, and every batch that hits the same group (a
+    noisy scanner's group is hit by nearly every batch) waits for that lock,
+    so the shorter it is held the less concurrent workers queue behind it.
+    """
     hits = Counter(group.id for group in matched.values())
+    if not hits:
+        return
     # Lock the counted groups in id order first: concurrent batches then wait
     # for each other instead of deadlocking on a different row order.
     locked = list(
@@ -234,7 +249,6 @@ def apply_whitelist(facts, now: datetime) -> set[int]:
                 default=Greatest(F("last_hit_at"), Value(now)),
             ),
         )
-    return set(matched)
 
 
 # --- editing ---------------------------------------------------------------------

@@ -466,6 +466,55 @@ def test_it_keeps_known_asset_fields_that_a_later_alert_leaves_empty(tenancy):
     assert Alert.objects.filter(asset=asset).count() == 2
 
 
+def asset_writes(items, scope) -> list[str]:
+    """The statements that write alerts_asset while ``items`` are ingested."""
+    with CaptureQueriesContext(connection) as queries:
+        ingest_alerts(items, scope=scope)
+    return [
+        q["sql"]
+        for q in queries.captured_queries
+        if "alerts_asset" in q["sql"] and not q["sql"].lstrip().upper().startswith("SELECT")
+    ]
+
+
+def test_it_writes_no_asset_an_alert_names_as_it_is_known(tenancy):
+    scope = organisation_scope(tenancy.org)
+    host = {"uuid": "h-1", "name": "web-01", "public_ip": "198.51.100.1", "region": "cn-hangzhou"}
+    assert asset_writes([native_alert(tenancy.account_a, asset=host)], scope)
+
+    # The same host again, and with fields left empty: nothing to change.
+    again = [
+        native_alert(tenancy.account_a, asset=host),
+        native_alert(tenancy.account_a, asset={"uuid": "h-1", "name": "web-01"}),
+    ]
+    assert asset_writes(again[:1], scope) == []
+    assert asset_writes(again[1:], scope) == []
+    assert Alert.objects.filter(asset=Asset.objects.get()).count() == 3
+
+
+def test_it_writes_an_asset_whose_values_change(tenancy):
+    scope = organisation_scope(tenancy.org)
+    host = {"uuid": "h-1", "name": "web-01", "public_ip": "198.51.100.1"}
+    ingest_alerts([native_alert(tenancy.account_a, asset=host)], scope=scope)
+
+    renamed = {**host, "name": "web-01-renamed", "region": "ap-southeast-1"}
+    assert asset_writes([native_alert(tenancy.account_a, asset=renamed)], scope)
+    # A new host beside a known one is written, the known one kept as it is.
+    known_and_new = [
+        native_alert(tenancy.account_a, asset=renamed),
+        native_alert(tenancy.account_a, asset={"uuid": "h-2", "name": "db-01"}),
+    ]
+    assert asset_writes(known_and_new, scope)
+
+    assets = {a.uuid: a for a in Asset.objects.all()}
+    assert (assets["h-1"].name, assets["h-1"].region) == (
+        "web-01-renamed",
+        RegionGroup.OUTSIDE_CHINA,
+    )
+    assert assets["h-2"].name == "db-01"
+    assert set(Alert.objects.values_list("asset__uuid", flat=True)) == {"h-1", "h-2"}
+
+
 def test_it_links_an_asset_known_only_by_address_to_the_accounts_host_there(tenancy):
     ingest_alerts(
         [native_alert(tenancy.account_a, asset={"uuid": "h-a", "public_ip": "198.51.100.10"})],

@@ -468,6 +468,39 @@ def test_it_counts_the_hits_of_a_group_over_batches(tenancy, ingest):
     assert (idle.hit_count, idle.last_hit_at) == (0, None)
 
 
+def test_it_counts_the_hits_once_per_batch_after_the_rest_of_the_pipeline(tenancy, ingest):
+    counted = whitelist(tenancy, "rootkit", ("host_uuid", "equals", HOST_X), name="counted")
+    ingest(
+        host_alert(tenancy.account_a, "hit-1", "rootkit"),
+        host_alert(tenancy.account_a, "hit-2", "rootkit"),
+        host_alert(tenancy.account_a, "grouped", "webshell", HOST_Z),
+    )
+    ids = list(Alert.objects.values_list("id", flat=True))
+    # The same alerts through the pipeline again: their hits are counted again.
+    Match.objects.all().delete()
+    Alert.objects.update(whitelisted=False)
+
+    with CaptureQueriesContext(connection) as queries:
+        process_alerts(ids)
+
+    statements = [q["sql"] for q in queries.captured_queries]
+    hit_updates = [
+        n
+        for n, sql in enumerate(statements)
+        if sql.startswith("UPDATE") and "whitelist_rulegroup" in sql and "hit_count" in sql
+    ]
+    feed_writes = [
+        n
+        for n, sql in enumerate(statements)
+        if "INSERT INTO" in sql and "events_eventchange" in sql
+    ]
+    assert len(hit_updates) == 1
+    # The counted groups stay locked until the commit: counted after the events and the feed.
+    assert feed_writes and hit_updates[0] > max(feed_writes)
+    counted.refresh_from_db()
+    assert counted.hit_count == 4
+
+
 def test_it_keeps_the_hits_counted_while_a_group_was_being_edited(tenancy, ingest):
     group = whitelist(tenancy, "rootkit", ("host_uuid", "equals", HOST_X), name="before")
     # The editor holds the group as loaded; the pipeline counts a hit meanwhile.
