@@ -560,7 +560,7 @@ def _remove_previous(accounts) -> None:
     alerts = sql.SQL("SELECT id FROM {} WHERE {}").format(table(Alert), of_accounts)
     statements = [
         sql.SQL("DELETE FROM {} WHERE event_id IN ({})").format(table(EventAlert), events),
-        sql.SQL("DELETE FROM {} WHERE securityevent_id IN ({})").format(
+        sql.SQL("DELETE FROM {} WHERE event_id IN ({})").format(
             table(SecurityEvent.affected_assets.through), events
         ),
         sql.SQL("DELETE FROM {} WHERE event_id IN ({})").format(table(EventStatusChange), events),
@@ -944,7 +944,7 @@ class _DataMaker:
         Assets = SecurityEvent.affected_assets.through
         _copy(
             Assets,
-            ["securityevent_id", "asset_id"],
+            ["event_id", "asset_id"],
             ((event.id, host.id) for event in events for host in event.hosts),
         )
         _copy(
@@ -1114,7 +1114,7 @@ def _cases(view: str, accounts: list[Account]) -> list[Case]:
     event_id = recent.order_by("id").values_list("id", flat=True)[recent.count() // 2]
     # The host of the biggest account named by the most events of the last week.
     busiest = Counter(
-        SecurityEvent.affected_assets.through.objects.filter(securityevent__in=recent).values_list(
+        SecurityEvent.affected_assets.through.objects.filter(event__in=recent).values_list(
             "asset_id", flat=True
         )
     ).most_common(1)[0][0]
