@@ -594,21 +594,28 @@ def _copy(model, columns: list[str], rows) -> None:
     """COPY ``rows`` (tuples in the order of ``columns``) into the model's table.
 
     A column the model no longer has is left out, so that the scenario keeps
-    working while the schema moves on; a new column must have a default.
+    working while the schema moves on; a new column must have a default. Every
+    row belongs to the bench organisation, which fills a tenant table's
+    organisation column (secops.tenancy).
     """
     present = {field.column for field in model._meta.concrete_fields}
     kept = [index for index, column in enumerate(columns) if column in present]
+    names = [columns[index] for index in kept]
+    extra = []
+    if "organisation_id" in present and "organisation_id" not in names:
+        names.append("organisation_id")
+        extra = [Organisation.objects.get(name=ORGANISATION).id]
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(model._meta.db_table),
-        sql.SQL(", ").join(sql.Identifier(columns[index]) for index in kept),
+        sql.SQL(", ").join(sql.Identifier(name) for name in names),
     )
     with connection.cursor() as cursor, cursor.copy(statement) as copy:
-        if len(kept) == len(columns):
+        if len(kept) == len(columns) and not extra:
             for row in rows:
                 copy.write_row(row)
         else:
             for row in rows:
-                copy.write_row([row[index] for index in kept])
+                copy.write_row([*(row[index] for index in kept), *extra])
 
 
 @dataclass
