@@ -37,12 +37,13 @@ def copy_link_table(
     the organisation taken from the owning side's row; backwards, copy it back."""
     old_source, old_target = old_columns
     new_source, new_target = new_columns
-    forward = (
+    # Table and column names come from the migration itself, never from input.
+    forward = (  # noqa: S608
         f"INSERT INTO {new_table} (organisation_id, {new_source}, {new_target}) "
         f"SELECT p.organisation_id, l.{old_source}, l.{old_target} "
         f"FROM {old_table} l JOIN {parent_table} p ON p.id = l.{old_source}"
     )
-    backward = (
+    backward = (  # noqa: S608
         f"INSERT INTO {old_table} ({old_source}, {old_target}) "
         f"SELECT {new_source}, {new_target} FROM {new_table}"
     )

@@ -2,9 +2,9 @@
 added, filled from each row's parent, and is part of every unique key."""
 
 import django.db.models.deletion
-import secops.tenancy
 from django.db import migrations, models
 
+import secops.tenancy
 from secops import tenant_migrations
 
 
