@@ -161,7 +161,6 @@ class Entity(models.Model):
             models.UniqueConstraint(
                 fields=["organisation", "account", "type", "digest"],
                 name="entity_unique_per_account",
-
             )
         ]
         # "Related alerts" and the several-events graph look entities up by value.
@@ -295,7 +294,6 @@ class AlertEntity(models.Model):
             models.UniqueConstraint(
                 fields=["organisation", "alert", "entity", "role", "occurred_at"],
                 name="alert_entity_role_unique",
-
             )
         ]
         indexes = [models.Index(fields=["entity", "alert"], name="alert_entity_by_entity_idx")]
@@ -339,7 +337,6 @@ class LogRecord(models.Model):
             models.UniqueConstraint(
                 fields=["organisation", "account", "digest", "time"],
                 name="log_unique_content_per_account",
-
             )
         ]
         indexes = [
@@ -401,7 +398,6 @@ class IngestionStat(models.Model):
             models.UniqueConstraint(
                 fields=["organisation", "account", "kind", "source", "day"],
                 name="ingestion_stat_unique_day",
-
             )
         ]
 

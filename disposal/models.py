@@ -383,9 +383,7 @@ class Notification(models.Model):
     scope_account_field = "event__account"
 
     organisation = organisation_field()
-    event = TenantForeignKey(
-        SecurityEvent, on_delete=models.CASCADE, related_name="notifications"
-    )
+    event = TenantForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="notifications")
     channel = models.CharField(max_length=16, choices=Channel.choices)
     recipients = models.JSONField(default=list)
     title = models.CharField(max_length=200)

@@ -219,9 +219,7 @@ class EventStatusChange(models.Model):
     """One row per status transition: the event's history."""
 
     organisation = organisation_field()
-    event = TenantForeignKey(
-        SecurityEvent, on_delete=models.CASCADE, related_name="status_changes"
-    )
+    event = TenantForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="status_changes")
     from_status = models.CharField(max_length=16, choices=EventStatus.choices, blank=True)
     to_status = models.CharField(max_length=16, choices=EventStatus.choices)
     changed_by = models.ForeignKey(

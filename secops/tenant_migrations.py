@@ -38,13 +38,9 @@ def copy_link_table(
     old_source, old_target = old_columns
     new_source, new_target = new_columns
     # Table and column names come from the migration itself, never from input.
-    forward = (  # noqa: S608
-        f"INSERT INTO {new_table} (organisation_id, {new_source}, {new_target}) "
-        f"SELECT p.organisation_id, l.{old_source}, l.{old_target} "
-        f"FROM {old_table} l JOIN {parent_table} p ON p.id = l.{old_source}"
-    )
-    backward = (  # noqa: S608
-        f"INSERT INTO {old_table} ({old_source}, {old_target}) "
-        f"SELECT {new_source}, {new_target} FROM {new_table}"
-    )
+    pairs = f"SELECT p.organisation_id, l.{old_source}, l.{old_target} FROM {old_table} l"  # noqa: S608
+    pairs += f" JOIN {parent_table} p ON p.id = l.{old_source}"
+    forward = f"INSERT INTO {new_table} (organisation_id, {new_source}, {new_target}) {pairs}"
+    back = f"SELECT {new_source}, {new_target} FROM {new_table}"  # noqa: S608
+    backward = f"INSERT INTO {old_table} ({old_source}, {old_target}) {back}"
     return migrations.RunSQL(forward, backward, elidable=False)

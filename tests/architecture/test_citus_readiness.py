@@ -142,8 +142,8 @@ def test_the_join_check_finds_a_join_on_the_id_alone():
     )
     assert joins_across_organisations(sql)
     sql_with = sql.replace(
-        '."id")', '."id" AND ("events_eventalert"."organisation_id" = "alerts_alert".'
-        '"organisation_id"))'
+        '."id")',
+        '."id" AND ("events_eventalert"."organisation_id" = "alerts_alert"."organisation_id"))',
     )
     assert not joins_across_organisations(sql_with)
 
