@@ -124,3 +124,19 @@ def test_exempt_tables_are_not_tenant_tables(label):
     except LookupError:
         pytest.skip(f"{label} is not part of this version")
     assert not tenancy.is_tenant_model(model)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the key migration is PostgreSQL's")
+@pytest.mark.postgres
+def test_it_groups_tenant_rows_by_every_selected_column_on_postgresql(tenancy):
+    from django.db.models import Count
+
+    from events.models import SecurityEvent
+
+    event = factories.make_event(tenancy.account_a)
+    EventAlert.objects.create(event=event, alert=factories.make_alert(tenancy.account_a))
+
+    # The primary key is (organisation_id, id): the id alone implies no column.
+    assert not connection.features.allows_group_by_selected_pks_on_model(SecurityEvent)
+    counted = SecurityEvent.objects.annotate(links=Count("alert_links")).get()
+    assert (counted.name, counted.links) == (event.name, 1)
