@@ -68,7 +68,6 @@ EXEMPT_APPS = {
     "sessions": "Django's sessions, keyed by a random session key",
     "admin": "Django admin's log",
     "axes": "login throttling records, keyed by user name and address",
-    "django_celery_beat": "the periodic task schedule of the installation",
 }
 
 

@@ -51,6 +51,11 @@ def test_every_exemption_names_a_model_and_a_reason():
         assert len(reason) > 20, label
 
 
+def test_every_table_of_another_app_is_named_global():
+    labels = {model._meta.app_label for model in apps.get_models(include_auto_created=True)}
+    assert labels - set(tenancy.PROJECT_APPS) <= set(tenancy.EXEMPT_APPS)
+
+
 @pytest.mark.parametrize("model", tenant_models(), ids=lambda m: m._meta.label)
 def test_every_tenant_table_carries_its_organisation(model):
     field = model._meta.get_field("organisation")
