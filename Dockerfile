@@ -35,4 +35,6 @@ RUN pip install . \
 
 USER secops
 EXPOSE 8000
-CMD ["gunicorn", "secops.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# secops/gunicorn_conf.py keeps the Prometheus metrics of the three workers
+# together (multiprocess mode); the console logs each request itself.
+CMD ["gunicorn", "secops.wsgi", "--config", "python:secops.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "3"]

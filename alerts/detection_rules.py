@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from alerts.detection_models import DetectionRule, DetectionRuleKind, DetectionRuleStats
 from alerts.sigma.compiled_rule import CompiledRule, Problem, RuleProblems
 from alerts.sigma.compiler import compiled
-from secops import rules
+from secops import audit, rules
 from secops.models import Organisation
 from secops.rules import PredefinedRuleError, RuleValidationError, set_rule_enabled
 
@@ -145,6 +145,10 @@ def _rule_fields(rule: CompiledRule) -> dict:
     }
 
 
+# What the audit log compares of a custom rule.
+AUDITED_FIELDS = ("title", "alert_type", "level", "enabled", "yaml")
+
+
 def save_custom_rule(
     organisation: Organisation,
     spec: DetectionRuleSpec,
@@ -155,14 +159,25 @@ def save_custom_rule(
     """Create a custom rule of ``organisation``, or update one of its own."""
     rules.check_editable(rule, organisation)
     compiled_rule = spec.validate()
+    before = None
     if rule is None:
         rule = DetectionRule(organisation=organisation, key=rules.new_custom_key(), created_by=user)
+    else:
+        before = audit.snapshot(rule, AUDITED_FIELDS)
     for name, value in _rule_fields(compiled_rule).items():
         setattr(rule, name, value)
     rule.yaml = spec.yaml_text
     rule.alert_type = spec.alert_type or compiled_rule.alert_type
     rule.enabled = spec.enabled
-    rule.save()
+    with transaction.atomic():
+        rule.save()
+        rules.record_rule_change(
+            rule,
+            "create" if before is None else "update",
+            organisation,
+            before,
+            audit.snapshot(rule, AUDITED_FIELDS),
+        )
     return rule
 
 

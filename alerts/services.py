@@ -18,7 +18,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from pydantic import TypeAdapter, ValidationError
 
-from alerts import handoff
+from alerts import handoff, metrics
 from alerts.models import (
     Alert,
     AlertEntity,
@@ -112,6 +112,7 @@ def _check_accounts(valid, accounts, errors) -> list:
 
 
 def _record_rejections(scope: Scope, kind: str, items: list, errors: list[dict], accounts) -> None:
+    metrics.count_rejected(kind, items, errors)
     if not errors or scope.organisation_id is None:
         return
     rows = []
@@ -156,6 +157,11 @@ def _region(cloud_region: str | None, account: Account) -> str:
 
 
 def _record_stats(kind: str, counts: dict[tuple[int, str], int], now: datetime) -> None:
+    by_source: dict[str, int] = defaultdict(int)
+    for (_, source), count in counts.items():
+        by_source[source] += count
+    # Counted once the rows are there for good.
+    transaction.on_commit(lambda: metrics.count_stored(kind, by_source), robust=True)
     rows = [
         {
             "account_id": account_id,

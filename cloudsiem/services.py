@@ -6,11 +6,13 @@ import string
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
 from cloudsiem.models import AccessKey
-from secops import crypto
+from secops import audit, crypto
+from secops.models import AuditAction
 
 ID_PREFIX = "SOAK"
 _ALPHABET = string.ascii_letters + string.digits
@@ -30,12 +32,23 @@ def create_access_key(user, *, name: str = "") -> tuple[AccessKey, str]:
         raise AccessKeyError(f"User {user.get_username()!r} is inactive.")
     # 30 characters of 62 symbols: about 178 bits, like the cloud's own secrets.
     secret = _random(30)
-    key = AccessKey.objects.create(
-        user=user,
-        name=name.strip()[:100],
-        access_key_id=ID_PREFIX + _random(20).upper(),
-        secret_encrypted=crypto.encrypt(secret),
-    )
+    with transaction.atomic():
+        key = AccessKey.objects.create(
+            user=user,
+            name=name.strip()[:100],
+            access_key_id=ID_PREFIX + _random(20).upper(),
+            secret_encrypted=crypto.encrypt(secret),
+        )
+        audit.record(
+            AuditAction.ACCESS_KEY_CREATE,
+            target=key,
+            target_type="access_key",
+            target_label=key.access_key_id,
+            organisation=audit.organisation_of_user(user),
+            changes=audit.changes_between(
+                None, {"name": key.name, "access_key_id": key.access_key_id, "user": user.username}
+            ),
+        )
     return key, secret
 
 
@@ -74,4 +87,14 @@ def get_own_key_or_404(user, key_id) -> AccessKey:
 
 
 def revoke(key: AccessKey) -> None:
-    AccessKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    now = timezone.now()
+    with transaction.atomic():
+        if AccessKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now):
+            audit.record(
+                AuditAction.ACCESS_KEY_REVOKE,
+                target=key,
+                target_type="access_key",
+                target_label=key.access_key_id,
+                organisation=audit.organisation_of_user(key.user),
+                changes={"revoked_at": [None, now]},
+            )

@@ -23,8 +23,8 @@ from disposal.scenarios import HANDLED_TYPES, MAX_VALIDITY_DAYS, RECOMMENDED, sc
 from events import feed
 from events.entities import entities_of_events
 from events.models import EventStatus, SecurityEvent
-from events.services import EventStatusError, change_event_status
-from secops.models import Account
+from events.services import EventStatusError, change_event_status, record_event_change
+from secops.models import Account, AuditAction
 from secops.scope import Scope
 
 # The statuses an analyst may choose; Failed is set only by failing tasks.
@@ -307,8 +307,11 @@ def handle_event(
     with transaction.atomic():
         # Actions leave the event Handling; their tasks make it Handled or Failed.
         status = EventStatus.HANDLING if planned else request.status
+        previous = event.status
         try:
-            event = change_event_status(event, status, cause=cause, note=request.description)
+            event = change_event_status(
+                event, status, cause=cause, note=request.description, audited=False
+            )
         except EventStatusError as exc:
             raise HandlingError("status", str(exc)) from None
         policies, tasks = [], []
@@ -332,6 +335,28 @@ def handle_event(
             notifications.create(event, request.notification, request, policies, cause=cause)
             if request.notification is not None
             else []
+        )
+        record_event_change(
+            AuditAction.HANDLING_HANDLE,
+            event,
+            cause,
+            {"status": [previous, event.status]} if previous != event.status else {},
+            details={
+                "note": request.description,
+                "actions": [
+                    {
+                        "entity": f"{entity.entity_type} {entity.value}",
+                        "scenario": scenario.key,
+                        "accounts": [a.uid for a in accounts],
+                        "validity_days": validity,
+                    }
+                    for entity, scenario, accounts, validity in planned
+                ],
+                "policies": [p.pk for p in policies],
+                "notification": list(request.notification.channels)
+                if request.notification is not None
+                else [],
+            },
         )
     return HandlingResult(event, policies, tasks, sent)
 

@@ -23,6 +23,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from alerts.models import Alert, AlertEntity, Entity
+from disposal import metrics
 from disposal.connectors import ActionRequest, ConnectorError, connector_for
 from disposal.errors import HandlingError
 from disposal.models import (
@@ -36,7 +37,9 @@ from disposal.models import (
 from events import feed
 from events.models import ChangeCause, EventStatus, SecurityEvent
 from events.services import change_event_status, mark_event_failed
+from secops import audit
 from secops.jobs import queue_rows_on_commit, registered_task
+from secops.models import AuditAction
 from secops.scope import Scope
 
 logger = logging.getLogger(__name__)
@@ -249,6 +252,7 @@ def run_task(task_id: int) -> str | None:
         connector = connector_for(task.account)
         result = connector.perform(request)
     except ConnectorError as exc:
+        metrics.connector_error(_kind(task), "perform", metrics.kind_of(exc))
         _finish(
             task,
             TaskStatus.FAILED,
@@ -259,6 +263,7 @@ def run_task(task_id: int) -> str | None:
         )
     except Exception as exc:  # a bug or an unexpected library error: failed, not lost
         logger.exception("Handling task %s failed unexpectedly", task.pk)
+        metrics.connector_error(_kind(task), "perform", "unexpected")
         _finish(
             task,
             TaskStatus.FAILED,
@@ -345,6 +350,7 @@ def undo_task(task_id: int) -> str | None:
     try:
         result = connector_for(task.account).undo(request)
     except ConnectorError as exc:
+        metrics.connector_error(_kind(task), "undo", metrics.kind_of(exc))
         status, error, retryable, answer = (
             TaskStatus.UNBLOCK_FAILED,
             exc.message,
@@ -353,6 +359,7 @@ def undo_task(task_id: int) -> str | None:
         )
     except Exception as exc:
         logger.exception("Undoing handling task %s failed unexpectedly", task.pk)
+        metrics.connector_error(_kind(task), "undo", "unexpected")
         status, error, retryable, answer = (
             TaskStatus.UNBLOCK_FAILED,
             f"Unexpected error: {exc}",
@@ -430,6 +437,7 @@ def retry_task(scope: Scope, task: HandlingTask, *, cause: feed.Cause) -> Handli
             message="Retry",
         )
         _queue(RUN_TASK, [task.pk])
+        _record_task_action(AuditAction.HANDLING_RETRY, task, cause, previous)
     follow_event(task.policy.source_event_id, cause=cause)
     return task
 
@@ -445,8 +453,24 @@ def unblock_task(scope: Scope, task: HandlingTask, *, cause: feed.Cause) -> Hand
                 if task.policy.scenario.undoable
                 else f"{task.policy.scenario.name} cannot be undone."
             )
+        previous = task.status
         _start_undo(task, "user", _transition_cause(cause), user=cause.user)
+        _record_task_action(AuditAction.HANDLING_UNBLOCK, task, cause, previous)
     return task
+
+
+def _record_task_action(action: str, task: HandlingTask, cause, previous: str) -> None:
+    policy = task.policy
+    audit.record(
+        action,
+        target=task,
+        target_type="handling_task",
+        target_label=f"{policy.scenario.name}: {policy.entity_value}",
+        account=task.account_id,
+        cause=cause,
+        changes={"status": [previous, task.status]},
+        details={"policy": policy.pk, "event": policy.source_event_id},
+    )
 
 
 def _start_undo(task, reason, transition_cause, *, user=None):
@@ -481,10 +505,23 @@ def edit_policy(scope: Scope, policy: HandlingPolicy, *, accounts, validity_days
         raise HandlingError("validity_days", "The action validity period is 1 to 365 days.")
     with transaction.atomic():
         policy = HandlingPolicy.objects.select_for_update().get(pk=policy.pk)
+        previous_validity = policy.validity_days
         policy.revision += 1
         policy.validity_days = validity_days if scenario.takes_validity else None
         policy.save(update_fields=["revision", "validity_days", "updated_at"])
         before = set(policy.scope_accounts.values_list("id", flat=True))
+        audit.record(
+            AuditAction.HANDLING_POLICY_EDIT,
+            target=policy,
+            target_type="handling_policy",
+            target_label=f"{scenario.name}: {policy.entity_value}",
+            account=policy.account_id,
+            cause=cause,
+            changes=audit.changes_between(
+                {"validity_days": previous_validity, "accounts": sorted(before)},
+                {"validity_days": policy.validity_days, "accounts": sorted(account_ids)},
+            ),
+        )
         policy.scope_accounts.set(account_ids)
         _make_tasks(policy, [a for a in accounts if a.id not in before], cause)
         for task in policy.tasks.select_for_update().filter(account_id__in=before - account_ids):
@@ -589,8 +626,13 @@ def follow_event(event_id: int | None, *, cause: feed.Cause | None = None) -> No
                 mark_event_failed(event, note="A handling task failed.", cause=cause)
         elif statuses <= _DONE:
             if event.status != EventStatus.HANDLED:
+                # The tasks' outcome, not an action: not audited.
                 change_event_status(
-                    event, EventStatus.HANDLED, cause=cause, note="Every handling task succeeded."
+                    event,
+                    EventStatus.HANDLED,
+                    cause=cause,
+                    note="Every handling task succeeded.",
+                    audited=False,
                 )
         elif event.status == EventStatus.FAILED:
             change_event_status(
@@ -598,4 +640,5 @@ def follow_event(event_id: int | None, *, cause: feed.Cause | None = None) -> No
                 EventStatus.HANDLING,
                 cause=cause,
                 note="A failed handling task is running again.",
+                audited=False,
             )

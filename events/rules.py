@@ -13,11 +13,12 @@ from django.core.validators import (
     MinValueValidator,
     ProhibitNullCharactersValidator,
 )
+from django.db import transaction
 
 from alerts.models import AlertSource
 from events.grouping import GROUPING_CHOICES, MAX_GROUP_FIELDS, PLACEHOLDER
 from events.models import AggregationRule
-from secops import rules
+from secops import audit, rules
 from secops.enums import RiskLevel
 from secops.regex import RegexError, compile_linear_time
 from secops.rules import PredefinedRuleError, RuleValidationError, set_rule_enabled
@@ -230,11 +231,23 @@ def save_custom_rule(
     """Create a custom rule of ``organisation``, or update one of its own."""
     rules.check_editable(rule, organisation)
     spec.validate()
+    fields = spec.field_names()
+    before = None
     if rule is None:
         rule = AggregationRule(organisation=organisation, key=rules.new_custom_key())
+    else:
+        before = audit.snapshot(rule, fields)
     for name, value in spec.model_values().items():
         setattr(rule, name, value)
-    rule.save()
+    with transaction.atomic():
+        rule.save()
+        rules.record_rule_change(
+            rule,
+            "create" if before is None else "update",
+            organisation,
+            before,
+            audit.snapshot(rule, fields),
+        )
     return rule
 
 

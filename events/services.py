@@ -14,7 +14,9 @@ from events.models import (
     EventStatusChange,
     SecurityEvent,
 )
+from secops import audit
 from secops.enums import RiskLevel
+from secops.models import AuditAction
 
 
 class EventStatusError(Exception):
@@ -24,7 +26,9 @@ class EventStatusError(Exception):
 # --- status -------------------------------------------------------------------
 
 
-def _set_status(event: SecurityEvent, status: str, *, cause: feed.Cause, note: str):
+def _set_status(
+    event: SecurityEvent, status: str, *, cause: feed.Cause, note: str, audited: bool = False
+):
     with transaction.atomic():
         locked = SecurityEvent.objects.select_for_update().get(pk=event.pk)
         if locked.status == status:
@@ -59,8 +63,29 @@ def _set_status(event: SecurityEvent, status: str, *, cause: feed.Cause, note: s
             ],
             cause,
         )
+        if audited:
+            record_event_change(
+                AuditAction.HANDLING_STATUS,
+                locked,
+                cause,
+                {"status": [previous, status]},
+                details={"note": note} if note else None,
+            )
     event.status = locked.status
     return locked
+
+
+def record_event_change(action, event, cause, changes, *, details=None) -> None:
+    """An audit entry for a handling action on ``event``."""
+    audit.record(
+        action,
+        target=event,
+        target_type="security_event",
+        account=event.account_id,
+        cause=cause,
+        changes=changes,
+        details=details,
+    )
 
 
 def change_event_status(
@@ -70,9 +95,11 @@ def change_event_status(
     user=None,
     cause: feed.Cause | None = None,
     note: str = "",
+    audited: bool = True,
 ) -> SecurityEvent:
     """A status change by a person (``user``) or by automation (``cause``).
-    Failed is never set this way."""
+    Failed is never set this way. The change is written to the audit log
+    unless ``audited`` is false (the caller writes its own entry)."""
     if status not in EventStatus.manually_settable():
         raise EventStatusError(
             "Failed is set only when a handling action fails."
@@ -81,7 +108,7 @@ def change_event_status(
         )
     if cause is None:
         cause = feed.Cause.by_user(user) if user is not None else feed.Cause.system()
-    return _set_status(event, status, cause=cause, note=note)
+    return _set_status(event, status, cause=cause, note=note, audited=audited)
 
 
 def mark_event_failed(
@@ -115,5 +142,6 @@ def change_event_risk(event: SecurityEvent, risk: int, *, cause: feed.Cause) -> 
             ],
             cause,
         )
+        record_event_change(AuditAction.HANDLING_RISK, locked, cause, {"risk": [previous, risk]})
     event.risk = locked.risk
     return locked

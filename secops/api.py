@@ -66,7 +66,7 @@ api = NinjaAPI(
     "graph, handling and its message preview, Add to Whitelist, Excel exports, bulk "
     "handling), alerts and entities, aggregation rules and Sigma detection rules, whitelist "
     "rule groups, the Disposal Center, connector settings, the simulated cloud's failure "
-    "instructions, playbooks and automated response rules. "
+    "instructions, playbooks and automated response rules, and the audit log (read only). "
     "Authenticate with an API key (`manage.py create_api_key`, or the Data Sources page) "
     "as `Authorization: Bearer <key>`. Long lists (events, alerts, entities) are read with "
     "cursors: pass each answer's `next_cursor` as `cursor`; other lists take `limit` and "
@@ -118,6 +118,7 @@ def _add_routers():
     from disposal.api import router as handling_router
     from disposal.connector_api import router as connector_router
     from events.api import router as events_router
+    from secops.audit_api import router as audit_router
     from soar.api import router as soar_router
     from soar.bulk_api import router as bulk_router
     from whitelist.api import router as whitelist_router
@@ -130,6 +131,7 @@ def _add_routers():
     api.add_router("/", connector_router)
     api.add_router("/", soar_router)
     api.add_router("/", bulk_router)
+    api.add_router("/", audit_router)
 
 
 _add_routers()

@@ -3,7 +3,7 @@
 import json
 import os
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from django.db import OperationalError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "secops.settings")
@@ -38,3 +38,93 @@ DURABLE_TASK_OPTIONS = {
 app = Celery("secops", task_cls=JsonArgumentsTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+# --- log context and metrics of tasks ---------------------------------------------
+# Log lines written inside a task carry its id and name (secops.logs); every
+# task's states are counted (secops.metrics). Imported lazily: the worker
+# loads Django before the first task.
+_log_contexts: dict[str, tuple] = {}
+
+
+@signals.task_prerun.connect
+def _task_started(task_id=None, task=None, **_):
+    from secops.logs import task_started
+    from secops.metrics import task_state
+
+    _log_contexts[task_id] = task_started(task_id, task.name)
+    task_state(task.name, "started")
+
+
+@signals.task_postrun.connect
+def _task_ended(task_id=None, task=None, **_):
+    from secops.logs import task_finished
+
+    task_finished(_log_contexts.pop(task_id, None))
+
+
+@signals.task_success.connect
+def _task_succeeded(sender=None, **_):
+    from secops.metrics import task_state
+
+    task_state(getattr(sender, "name", None), "succeeded")
+
+
+@signals.task_failure.connect
+def _task_failed(sender=None, **_):
+    from secops.metrics import task_state
+
+    task_state(getattr(sender, "name", None), "failed")
+
+
+@signals.task_retry.connect
+def _task_retried(sender=None, **_):
+    from secops.metrics import task_state
+
+    task_state(getattr(sender, "name", None), "retried")
+
+
+@signals.task_rejected.connect
+def _task_rejected(message=None, **_):
+    from secops.metrics import task_state
+
+    headers = getattr(message, "headers", None) or {}
+    task_state(headers.get("task"), "rejected")
+
+
+@signals.task_revoked.connect
+def _task_revoked(sender=None, **_):
+    from secops.metrics import task_state
+
+    task_state(getattr(sender, "name", None), "revoked")
+
+
+@signals.after_task_publish.connect
+def _task_queued(sender=None, **_):
+    from secops.metrics import task_state
+
+    task_state(sender, "queued")
+
+
+@signals.worker_init.connect
+def _worker_starting(**_):
+    from secops.metrics import clear_multiprocess_dir
+
+    clear_multiprocess_dir()
+
+
+@signals.worker_ready.connect
+def _worker_ready(**_):
+    from django.conf import settings
+
+    from secops.metrics import serve_worker_metrics
+
+    if settings.WORKER_METRICS_PORT:
+        serve_worker_metrics(settings.WORKER_METRICS_PORT)
+
+
+@signals.worker_process_shutdown.connect
+def _worker_process_ended(pid=None, **_):
+    from secops.metrics import mark_process_dead
+
+    mark_process_dead(pid or os.getpid())

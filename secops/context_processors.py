@@ -1,7 +1,7 @@
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import SimpleLazyObject
 
-from secops import services
+from secops import audit_log, services
 from secops.enums import RegionGroup, View
 
 # The console's pages in menu order. An entry shows only once its page exists
@@ -17,13 +17,18 @@ NAVIGATION = [
     ("Data Sources", "alerts:data_sources"),
     ("AccessKeys", "cloudsiem:access_keys"),
 ]
+# Shown only to those who may open it (administrators).
+AUDIT_LOG_ENTRY = ("Audit Log", "audit_log")
 
 
-def _navigation(path: str):
+def _navigation(path: str, scope=None):
     """(label, url, current) of each existing page; the current one is the
     entry whose URL is the longest prefix of the path (so sub-pages count)."""
+    pages = list(NAVIGATION)
+    if scope is not None and audit_log.may_read(scope):
+        pages.append(AUDIT_LOG_ENTRY)
     entries = []
-    for label, name in NAVIGATION:
+    for label, name in pages:
         try:
             entries.append((label, reverse(name)))
         except NoReverseMatch:
@@ -48,6 +53,8 @@ def scope(request):
     return {
         "scope": request.scope,
         "View": View,
-        "navigation": SimpleLazyObject(lambda: _navigation(request.path)),
+        "navigation": SimpleLazyObject(
+            lambda: _navigation(request.path, getattr(request, "scope", None))
+        ),
         "scope_selector": SimpleLazyObject(lambda: _selector(request)),
     }

@@ -193,3 +193,18 @@ def env_email(name: str, default: str) -> dict:
             "timeout": timeout,
         }
     return {"default": {"BACKEND": backend, "OPTIONS": options}}
+
+
+def env_networks(name: str, default: list[str]) -> tuple:
+    """A comma-separated list of IP addresses or CIDR ranges, as networks."""
+    import ipaddress
+
+    networks = []
+    for value in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"Environment variable {name}: {value!r} is not an IP address or CIDR range."
+            ) from None
+    return tuple(networks)

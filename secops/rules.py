@@ -10,9 +10,10 @@ hold and how a rule is checked (``AggregationRuleSpec``, ``DetectionRuleSpec``).
 import uuid
 from collections.abc import Callable, Iterable
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models import BooleanField, Case, Exists, OuterRef, Q, Value, When
 
+from secops import audit
 from secops.models import Organisation
 from secops.scope import get_for_change_or_404, require
 
@@ -197,16 +198,21 @@ def set_rule_enabled(rule: OrganisationRule, enabled: bool, organisation) -> Non
     A custom rule belongs to its organisation and is switched itself; a
     predefined rule is shared, so only this organisation's opt-out changes.
     """
-    if rule.is_predefined:
-        if enabled:
-            rule.disabled_by.remove(organisation)
+    with transaction.atomic():
+        if rule.is_predefined:
+            was = not rule.disabled_by.filter(pk=organisation.pk).exists()
+            if enabled:
+                rule.disabled_by.remove(organisation)
+            else:
+                rule.disabled_by.add(organisation)
         else:
-            rule.disabled_by.add(organisation)
-        return
-    if rule.organisation_id != organisation.id:
-        raise PredefinedRuleError("The rule belongs to another organisation.")
-    rule.enabled = enabled
-    rule.save(update_fields=["enabled", "updated_at"])
+            if rule.organisation_id != organisation.id:
+                raise PredefinedRuleError("The rule belongs to another organisation.")
+            was = rule.enabled
+            rule.enabled = enabled
+            rule.save(update_fields=["enabled", "updated_at"])
+        if was != enabled:
+            record_rule_change(rule, "enable", organisation, {"enabled": was}, {"enabled": enabled})
 
 
 def delete_custom_rule(
@@ -216,8 +222,43 @@ def delete_custom_rule(
     switched off for good instead (retired), so what refers to it stays."""
     if rule.is_predefined:
         raise PredefinedRuleError("Predefined rules cannot be deleted; disable it instead.")
-    if in_use is not None and in_use(rule):
-        rule.enabled = False
-        rule.save(update_fields=["enabled", "updated_at"])
-        return
-    rule.delete()
+    with transaction.atomic():
+        retired = in_use is not None and in_use(rule)
+        record_rule_change(
+            rule,
+            "delete",
+            rule.organisation,
+            {"enabled": rule.enabled},
+            {"enabled": False} if retired else None,
+            details={"retired": True} if retired else None,
+        )
+        if retired:
+            rule.enabled = False
+            rule.save(update_fields=["enabled", "updated_at"])
+            return
+        rule.delete()
+
+
+# The audit log's name of each family of rules.
+AUDIT_NAMES = {"aggregationrule": "aggregation_rule", "detectionrule": "detection_rule"}
+
+
+def record_rule_change(
+    rule: OrganisationRule,
+    verb: str,
+    organisation,
+    before: dict | None,
+    after: dict | None,
+    *,
+    details: dict | None = None,
+) -> None:
+    """An audit entry for ``verb`` (create, update, enable, delete) of a rule."""
+    name = AUDIT_NAMES[rule._meta.model_name]
+    audit.record(
+        f"{name}.{verb}",
+        target=rule,
+        target_type=name,
+        organisation=organisation,
+        changes=audit.changes_between(before, after),
+        details=details,
+    )

@@ -10,11 +10,13 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from secops import audit
 from secops.enums import RegionGroup, Role, View
 from secops.models import (
     Account,
     AccountMembership,
     ApiKey,
+    AuditAction,
     Organisation,
     OrganisationMembership,
 )
@@ -195,7 +197,10 @@ class ScopeChange:
 
 
 def change_scope(user, session, change: ScopeChange) -> list[str]:
-    """Store a new view, account or region in the session. Returns error messages."""
+    """Store a new view, account or region in the session. Returns error messages.
+    What did change is written to the audit log."""
+    keys = {"view": SESSION_VIEW, "account": SESSION_ACCOUNT, "region": SESSION_REGION}
+    before = {name: session.get(key) for name, key in keys.items()}
     errors = []
     if change.view is not None:
         if change.view not in View.values:
@@ -216,6 +221,18 @@ def change_scope(user, session, change: ScopeChange) -> list[str]:
             errors.append(f"Unknown region {change.region!r}.")
         else:
             session[SESSION_REGION] = change.region
+    changes = audit.changes_between(before, {name: session.get(key) for name, key in keys.items()})
+    if changes:
+        audit.record(
+            AuditAction.VIEW_SWITCH,
+            actor=user,
+            account=None
+            if session.get(SESSION_VIEW) == View.GLOBAL
+            else session.get(SESSION_ACCOUNT),
+            target_type="view",
+            target_label=View(session.get(SESSION_VIEW) or View.CURRENT).label,
+            changes=changes,
+        )
     return errors
 
 
@@ -319,6 +336,10 @@ def create_user(
 API_KEY_PREFIX = "sk"
 
 
+# What the audit log keeps of a new key (never its digest).
+API_KEY_FIELDS = ("name", "prefix", "account")
+
+
 def _key_digest(key: str) -> str:
     # The secret has 256 bits of entropy, so a plain digest is enough; a slow
     # password hash would only slow down every API call.
@@ -334,14 +355,24 @@ def create_api_key(
     name = name.strip() or "API key"
     prefix = secrets.token_hex(6)
     key = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
-    api_key = ApiKey.objects.create(
-        organisation=organisation,
-        account=account,
-        name=name[:100],
-        prefix=prefix,
-        digest=_key_digest(key),
-        created_by=created_by,
-    )
+    with transaction.atomic():
+        api_key = ApiKey.objects.create(
+            organisation=organisation,
+            account=account,
+            name=name[:100],
+            prefix=prefix,
+            digest=_key_digest(key),
+            created_by=created_by,
+        )
+        audit.record(
+            AuditAction.API_KEY_CREATE,
+            target=api_key,
+            target_type="api_key",
+            organisation=organisation,
+            account=account,
+            actor=created_by if getattr(created_by, "is_authenticated", False) else None,
+            changes=audit.changes_between(None, audit.snapshot(api_key, API_KEY_FIELDS)),
+        )
     return api_key, key
 
 
@@ -415,4 +446,17 @@ def get_api_key_for_change_or_404(scope: Scope, key_id) -> ApiKey:
 
 
 def revoke_api_key(api_key: ApiKey) -> None:
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    now = timezone.now()
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        if revoked:
+            audit.record(
+                AuditAction.API_KEY_REVOKE,
+                target=api_key,
+                target_type="api_key",
+                organisation=api_key.organisation_id,
+                account=api_key.account_id,
+                changes={"revoked_at": [None, now]},
+            )

@@ -14,6 +14,7 @@ from secops.env import (
     env_email,
     env_int,
     env_list,
+    env_networks,
     env_secret_key,
     env_str,
 )
@@ -54,7 +55,15 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: cloud SIEM API calls (POST / with x-acs-action) are signed requests
+    # First: every log line written while a request is served carries its id,
+    # and the latency of everything after it is measured (secops.logs,
+    # secops.metrics).
+    "secops.logs.RequestIdMiddleware",
+    "secops.metrics.RequestLatencyMiddleware",
+    # Then: keeps the request for the audit log's entries (who, from where,
+    # which request id), whichever layer below writes one.
+    "secops.audit.AuditContextMiddleware",
+    # Next: cloud SIEM API calls (POST / with x-acs-action) are signed requests
     # answered in JSON, never the home page behind CSRF and login.
     "cloudsiem.middleware.CloudSiemMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -296,7 +305,7 @@ SOAR_RUN_CLAIM_SECONDS = env_int("SOAR_RUN_CLAIM_SECONDS", 120, minimum=2)
 # --- Production hardening (all on unless DEBUG) ------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 # Health probes from the orchestrator arrive over plain HTTP inside the network.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
@@ -353,11 +362,35 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 # recorded, as nothing would ever purge them.
 AXES_DISABLE_ACCESS_LOG = True
 
+# --- Logs ----------------------------------------------------------------------
+# One JSON object per line (secops.logs.JsonFormatter) unless LOG_FORMAT=text;
+# with DEBUG the default is text, easier to read in a terminal. Either way each
+# line carries the request id and, inside a Celery task, the task's id and name.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json").strip().lower()
+if LOG_FORMAT not in ("json", "text"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"Environment variable LOG_FORMAT={LOG_FORMAT!r}: use json or text.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "filters": {"one_line_refusals": {"()": "secops.logging_filters.OneLineRefusals"}},
+    "formatters": {
+        "json": {"()": "secops.logs.JsonFormatter"},
+        "text": {
+            "format": "%(asctime)s %(levelname)s %(name)s [request=%(request_id)s task=%(task_id)s] %(message)s"
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
+    "filters": {
+        "one_line_refusals": {"()": "secops.logging_filters.OneLineRefusals"},
+        "context": {"()": "secops.logs.ContextFilter"},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         # In eager mode every task would log its success inside the caller.
@@ -366,3 +399,19 @@ LOGGING = {
         "django.request": {"filters": ["one_line_refusals"]},
     },
 }
+# Workers log through LOGGING above (JSON lines with task ids) rather than
+# Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Metrics (secops.metrics, /metrics) ------------------------------------------
+# Prometheus reads /metrics with this bearer token, or from these networks.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+# A Celery worker serves its own metrics (tasks, connector errors) on this
+# port when it is not 0.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
+# With several processes (gunicorn, Celery's pool) each writes its samples
+# here; prometheus_client reads the variable itself, the directory must exist
+# before the first metric is made.
+if PROMETHEUS_MULTIPROC_DIR := env_str("PROMETHEUS_MULTIPROC_DIR", ""):
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)

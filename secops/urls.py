@@ -2,12 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from secops import api, views
+from secops import api, audit_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("scope/", views.change_scope, name="change_scope"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.prometheus_metrics, name="metrics"),
     path("favicon.ico", views.favicon, name="favicon"),
     path(
         "login/",
@@ -15,6 +16,20 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("audit/", audit_views.audit_list, name="audit_log"),
+    path("audit/<int:audit_entry_id>/", audit_views.audit_detail, name="audit_entry"),
+    path(
+        "audit/export.csv",
+        audit_views.audit_export,
+        {"file_format": "csv"},
+        name="audit_export_csv",
+    ),
+    path(
+        "audit/export.xlsx",
+        audit_views.audit_export,
+        {"file_format": "xlsx"},
+        name="audit_export_xlsx",
+    ),
     path("", include("alerts.urls")),
     path("", include("alerts.detection_urls")),
     path("", include("events.urls")),

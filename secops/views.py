@@ -1,7 +1,13 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.db.models import Count
-from django.http import HttpResponsePermanentRedirect, HttpResponseRedirect, JsonResponse
+from django.http import (
+    HttpResponse,
+    HttpResponseForbidden,
+    HttpResponsePermanentRedirect,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.shortcuts import render
 from django.templatetags.static import static
 from django.urls import reverse
@@ -12,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from alerts.models import Alert
 from events.models import EventStatus, SecurityEvent
-from secops import health, services
+from secops import health, metrics, services
 from secops.enums import RiskLevel
 from secops.models import Account
 from secops.params import positive_int
@@ -33,6 +39,18 @@ def healthz(request):
         },
         status=status,
     )
+
+
+@never_cache
+@login_not_required
+@require_GET
+def prometheus_metrics(request):
+    """Prometheus's scrape: a bearer token or an allowed network, no login."""
+    if not metrics.request_allowed(request):
+        # Says nothing of what the metrics are or how to get in.
+        return HttpResponseForbidden("Forbidden\n", content_type="text/plain")
+    body, content_type = metrics.exposition()
+    return HttpResponse(body, content_type=content_type)
 
 
 @login_not_required

@@ -333,10 +333,6 @@ def rerun_run(request, run_id: int):
 # --- automated response rules ----------------------------------------------------
 
 
-def _rule_fields(request, payload: AutomationRuleIn) -> dict:
-    return automation.validate_rule(request.scope, payload.dict())
-
-
 @router.get("/automation-rules", response=list[AutomationRuleOut])
 def list_rules(request):
     return [_rule_out(r) for r in _rules(request)]
@@ -360,10 +356,9 @@ def _get_rule(request, automation_rule_id: int) -> AutomationRule:
 def create_rule(request, payload: AutomationRuleIn):
     _require_organisation(request)
     try:
-        fields = _rule_fields(request, payload)
+        rule = automation.save_rule(request.scope, payload.dict())
     except automation.RuleInvalid as exc:
         return Status(422, {"errors": exc.errors})
-    rule = AutomationRule.objects.create(organisation_id=request.scope.organisation_id, **fields)
     return Status(201, _rule_out(rule))
 
 
@@ -375,12 +370,9 @@ def update_rule(request, automation_rule_id: int, payload: AutomationRuleIn):
     rule = _get_rule(request, automation_rule_id)
     _require_organisation(request)
     try:
-        fields = _rule_fields(request, payload)
+        rule = automation.save_rule(request.scope, payload.dict(), rule=rule)
     except automation.RuleInvalid as exc:
         return Status(422, {"errors": exc.errors})
-    for name, value in fields.items():
-        setattr(rule, name, value)
-    rule.save()
     return _rule_out(rule)
 
 
@@ -388,7 +380,7 @@ def update_rule(request, automation_rule_id: int, payload: AutomationRuleIn):
 def delete_rule(request, automation_rule_id: int):
     rule = _get_rule(request, automation_rule_id)
     _require_organisation(request)
-    rule.delete()
+    automation.delete_rule(rule)
     return Status(204, None)
 
 

@@ -19,7 +19,9 @@ from django.utils import timezone
 from events import feed
 from events.models import ChangeCause, ChangeKind, EventChange, SecurityEvent
 from events.services import EventStatusError, change_event_risk, change_event_status
+from secops import audit
 from secops.conditions import ConditionError
+from secops.models import AuditAction
 from soar.facts import compile_event_conditions, event_facts
 from soar.models import (
     AutomationRule,
@@ -64,9 +66,19 @@ def set_paused(scope, paused: bool, *, user) -> AutomationSwitch:
     from secops.scope import require
 
     require(scope.may_manage_organisation(), "Only global administrators pause automation.")
-    switch, _ = AutomationSwitch.objects.update_or_create(
-        organisation_id=scope.organisation_id, defaults={"paused": paused, "changed_by": user}
-    )
+    with transaction.atomic():
+        was = is_paused(scope.organisation_id)
+        switch, _ = AutomationSwitch.objects.update_or_create(
+            organisation_id=scope.organisation_id, defaults={"paused": paused, "changed_by": user}
+        )
+        if was != paused:
+            audit.record(
+                AuditAction.AUTOMATION_PAUSE,
+                target_type="automation",
+                target_label="Automation of the organisation",
+                organisation=scope.organisation_id,
+                changes={"paused": [was, paused]},
+            )
     return switch
 
 
@@ -169,6 +181,67 @@ def validate_rule(scope, data: dict) -> dict:
     }
 
 
+def save_rule(scope, data: dict, *, rule: AutomationRule | None = None, user=None):
+    """Create an automated response rule of the scope's organisation, or change
+    one of its own (fields checked by ``validate_rule``; raises ``RuleInvalid``)."""
+    fields = validate_rule(scope, data)
+    before = _audited(rule) if rule is not None else None
+    with transaction.atomic():
+        if rule is None:
+            rule = AutomationRule(
+                organisation_id=scope.organisation_id,
+                created_by=user if getattr(user, "is_authenticated", False) else None,
+            )
+        for name, value in fields.items():
+            setattr(rule, name, value)
+        rule.save()
+        after = _audited(rule)
+        changes = audit.changes_between(before, after)
+        if before is None:
+            action = AuditAction.AUTOMATED_RULE_CREATE
+        elif set(changes) == {"enabled"}:
+            action = AuditAction.AUTOMATED_RULE_ENABLE
+        else:
+            action = AuditAction.AUTOMATED_RULE_UPDATE
+        if before is None or changes:
+            _record_rule(action, rule, changes)
+    return rule
+
+
+def set_rule_enabled(rule: AutomationRule, enabled: bool) -> None:
+    """Switch a rule on or off (the cloud SIEM API's status change)."""
+    with transaction.atomic():
+        if rule.enabled == enabled:
+            return
+        rule.enabled = enabled
+        rule.save(update_fields=["enabled", "updated_at"])
+        _record_rule(AuditAction.AUTOMATED_RULE_ENABLE, rule, {"enabled": [not enabled, enabled]})
+
+
+def delete_rule(rule: AutomationRule) -> None:
+    with transaction.atomic():
+        _record_rule(
+            AuditAction.AUTOMATED_RULE_DELETE, rule, audit.changes_between(_audited(rule), None)
+        )
+        rule.delete()
+
+
+def _audited(rule: AutomationRule) -> dict:
+    return {name: getattr(rule, name) for name in RULE_FIELDS if name != "playbook"} | {
+        "playbook": rule.playbook_id
+    }
+
+
+def _record_rule(action: str, rule: AutomationRule, changes: dict) -> None:
+    audit.record(
+        action,
+        target=rule,
+        target_type="automated_rule",
+        organisation=rule.organisation_id,
+        changes=changes,
+    )
+
+
 def caused_by_rule(change: EventChange, rule: AutomationRule) -> bool:
     """Whether the change came from this rule, directly or through its run."""
     if change.cause == ChangeCause.AUTOMATED_RULE:
@@ -250,7 +323,8 @@ def fire(rule: AutomationRule, event: SecurityEvent, change: EventChange) -> Rul
             if outcome != FiringOutcome.ACTED:
                 return firing
             try:
-                run = _act(rule, event)
+                with audit.acting_as_automation(f'automated rule "{rule.name}"'):
+                    run = _act(rule, event)
             except (RunError, EventStatusError) as exc:
                 firing.outcome, firing.message = FiringOutcome.FAILED, str(exc)
             firing.run = run

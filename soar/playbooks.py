@@ -15,7 +15,9 @@ from django.db import transaction
 from disposal.models import Channel, Scenario
 from disposal.scenarios import MAX_VALIDITY_DAYS, scenarios_for
 from events.models import EventStatus
+from secops import audit
 from secops.enums import RiskLevel
+from secops.models import AuditAction
 from soar.models import Playbook, PlaybookVersion, StepKind
 
 MAX_STEPS = 30
@@ -166,6 +168,7 @@ def save_playbook(scope, spec: PlaybookSpec, *, user, playbook: Playbook | None 
     if not name or len(name) > 200:
         raise PlaybookError("name", "A name of 1 to 200 characters.")
     steps = validate_steps(scope, spec.steps)
+    before = None
     with transaction.atomic():
         if playbook is None:
             playbook = Playbook.objects.create(
@@ -180,10 +183,12 @@ def save_playbook(scope, spec: PlaybookSpec, *, user, playbook: Playbook | None 
             if playbook.built_in:
                 raise PlaybookError("name", "Built-in playbooks cannot be changed.")
             playbook = Playbook.objects.select_for_update().get(pk=playbook.pk)
-            playbook.name, playbook.description = name, spec.description.strip()
             latest = playbook.versions.order_by("-number").first()
+            before = _audited(playbook, latest)
+            playbook.name, playbook.description = name, spec.description.strip()
             if latest is not None and latest.steps == steps:
                 playbook.save(update_fields=["name", "description", "updated_at"])
+                _record(playbook, before, _audited(playbook, latest))
                 return playbook
             number = (latest.number if latest else 0) + 1
         version = PlaybookVersion.objects.create(
@@ -191,7 +196,31 @@ def save_playbook(scope, spec: PlaybookSpec, *, user, playbook: Playbook | None 
         )
         playbook.current_version = version
         playbook.save()
+        _record(playbook, before, _audited(playbook, version))
     return playbook
+
+
+def _audited(playbook: Playbook, version) -> dict:
+    """What the audit log compares of a playbook."""
+    return {
+        "name": playbook.name,
+        "description": playbook.description,
+        "version": version.number if version else None,
+        "steps": version.steps if version else [],
+    }
+
+
+def _record(playbook: Playbook, before: dict | None, after: dict) -> None:
+    changes = audit.changes_between(before, after)
+    if before is not None and not changes:
+        return
+    audit.record(
+        AuditAction.PLAYBOOK_CREATE if before is None else AuditAction.PLAYBOOK_UPDATE,
+        target=playbook,
+        target_type="playbook",
+        organisation=playbook.organisation_id,
+        changes=changes,
+    )
 
 
 def _free_key(organisation_id, name: str) -> str:

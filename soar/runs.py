@@ -29,9 +29,16 @@ from disposal.scenarios import scenarios_for
 from disposal.services import create_policy
 from events import feed
 from events.models import SecurityEvent
-from events.services import EventStatusError, change_event_risk, change_event_status
+from events.services import (
+    EventStatusError,
+    change_event_risk,
+    change_event_status,
+    record_event_change,
+)
+from secops import audit
 from secops.enums import Role
 from secops.jobs import queue_rows_on_commit, registered_task
+from secops.models import AuditAction
 from secops.scope import Scope
 from soar.facts import compile_event_conditions, event_facts
 from soar.models import (
@@ -218,7 +225,8 @@ def _do_step(run: PlaybookRun, index: int, step: dict) -> str:
         with transaction.atomic():
             row = RunStep.objects.create(run=run, index=index, kind=kind, name=step.get("name", ""))
             event = SecurityEvent.objects.select_related("account").get(pk=run.event_id)
-            status, message, output, after = _execute(run, event, kind, params, cause)
+            with audit.acting_as_automation(f'playbook "{run.playbook.name}" (run {run.pk})'):
+                status, message, output, after = _execute(run, event, kind, params, cause)
             row.status, row.message, row.output = status, message, output
             row.finished_at = timezone.now()
             row.save()
@@ -413,8 +421,23 @@ def _action(run, event, params, cause):
             return StepStatus.FAILED, exc.message, {}, {"error": exc.message}
         policies.append(policy.pk)
         tasks += len(made)
-    if policies and event.status == "unhandled":
-        change_event_status(event, "handling", cause=cause, note=f"Playbook {run.playbook.name}")
+    if policies:
+        previous = event.status
+        if previous == "unhandled":
+            change_event_status(
+                event,
+                "handling",
+                cause=cause,
+                note=f"Playbook {run.playbook.name}",
+                audited=False,
+            )
+        record_event_change(
+            AuditAction.HANDLING_HANDLE,
+            event,
+            cause,
+            {"status": [previous, event.status]} if previous != event.status else {},
+            details={"scenario": scenario.key, "policies": policies, "run": run.pk},
+        )
     already = f" Already in force: {', '.join(sorted(set(skipped)))}." if skipped else ""
     if not policies:
         return StepStatus.SKIPPED, f"Nothing new to do.{already}", {"in_force": skipped}, {}

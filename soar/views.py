@@ -257,17 +257,12 @@ def rule_form(request, automation_rule_id: int | None = None):
         form = RuleForm(request.POST, playbooks=playbooks_list)
         if form.is_valid():
             try:
-                fields = automation.validate_rule(request.scope, form.rule_data())
+                rule = automation.save_rule(
+                    request.scope, form.rule_data(), rule=rule, user=request.user
+                )
             except automation.RuleInvalid as exc:
                 form.add_rule_errors(exc.errors)
             else:
-                if rule is None:
-                    rule = AutomationRule(
-                        organisation_id=request.scope.organisation_id, created_by=request.user
-                    )
-                for name, value in fields.items():
-                    setattr(rule, name, value)
-                rule.save()
                 messages.success(request, f"Saved the rule {rule.name}.")
                 return redirect("soar:rules")
     return _page(
@@ -282,7 +277,7 @@ def rule_form(request, automation_rule_id: int | None = None):
 def rule_delete(request, automation_rule_id: int):
     rule = _rule_or_404(request, automation_rule_id)
     _require_manager(request)
-    rule.delete()
+    automation.delete_rule(rule)
     messages.success(request, f"Deleted the rule {rule.name}.")
     return redirect("soar:rules")
 

@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from alerts.facts import AlertFacts, load_alert_facts
 from alerts.models import Alert
-from secops.models import Account
+from secops import audit
+from secops.models import Account, AuditAction
 from secops.scope import Scope, get_for_change_or_404
 from whitelist.matching import (
     MAX_VALUE_LENGTH,
@@ -363,6 +364,7 @@ def save_group(
         allow_global=allow_global,
         unchanged_expiry=group.expires_at if group is not None else None,
     )
+    before = _audited(group) if group is not None else None
     with transaction.atomic():
         if group is None:
             group = RuleGroup(
@@ -404,26 +406,65 @@ def save_group(
             for index, c in enumerate(spec.conditions)
         )
         _bump_revision(group.organisation_id)
-    # The conditions were replaced: drop any prefetched copy the caller holds.
-    group._prefetched_objects_cache = {}
+        # The conditions were replaced: drop any prefetched copy the caller holds.
+        group._prefetched_objects_cache = {}
+        _record(
+            group,
+            AuditAction.WHITELIST_CREATE if before is None else AuditAction.WHITELIST_UPDATE,
+            before,
+            _audited(group),
+        )
     return group
 
 
 def set_group_enabled(group: RuleGroup, enabled: bool, scope: Scope, *, allow_global: bool):
     check_may_change(group, scope, allow_global=allow_global)
     with transaction.atomic():
+        was = group.enabled
         group.enabled = enabled
         group.save(update_fields=["enabled", "updated_at"])
         _bump_revision(group.organisation_id)
+        if was != enabled:
+            _record(group, AuditAction.WHITELIST_ENABLE, {"enabled": was}, {"enabled": enabled})
     return group
 
 
 def delete_group(group: RuleGroup, scope: Scope, *, allow_global: bool) -> None:
     check_may_change(group, scope, allow_global=allow_global)
     with transaction.atomic():
+        before = _audited(group)
         organisation_id = group.organisation_id
+        _record(group, AuditAction.WHITELIST_DELETE, before, None)
         group.delete()
         _bump_revision(organisation_id)
+
+
+def _audited(group: RuleGroup) -> dict:
+    """What the audit log compares of a group."""
+    spec = spec_of(group)
+    return {
+        "name": spec.name,
+        "scenario": spec.scenario,
+        "description": spec.description,
+        "enabled": spec.enabled,
+        "expires_at": spec.expires_at,
+        "is_global": spec.is_global,
+        "accounts": sorted(spec.account_ids),
+        "conditions": [f"{c.object} {c.operator} {c.value}" for c in spec.conditions],
+    }
+
+
+def _record(group: RuleGroup, action: str, before: dict | None, after: dict | None) -> None:
+    account_ids = [] if group.is_global else [a.id for a in group.accounts.all()]
+    audit.record(
+        action,
+        target=group,
+        target_type="whitelist_group",
+        organisation=group.organisation_id,
+        # A group of one account is that account's; others the organisation's.
+        account=account_ids[0] if len(account_ids) == 1 else None,
+        changes=audit.changes_between(before, after),
+    )
 
 
 def spec_of(group: RuleGroup) -> GroupSpec:

@@ -197,7 +197,7 @@ def post_config(call: Call):
             raise not_found("Automated response rule")
     _require_manager(call)
     try:
-        fields = automation.validate_rule(call.scope, _fields(call, rule))
+        rule = automation.save_rule(call.scope, _fields(call, rule), rule=rule, user=call.user)
     except automation.RuleInvalid as exc:
         name, messages = next(iter(exc.errors.items()))
         field = _FIELDS.get(name) or (
@@ -206,11 +206,6 @@ def post_config(call: Call):
             else "ActionConfig." + name
         )
         raise invalid(field, " ".join(messages)) from None
-    if rule is None:
-        rule = AutomationRule(organisation_id=call.scope.organisation_id, created_by=call.user)
-    for name, value in fields.items():
-        setattr(rule, name, value)
-    rule.save()
     return str(rule.id)
 
 
@@ -241,8 +236,7 @@ def update_status(call: Call):
         raise not_found(f"Automated response rule {min(unknown)}")
     _require_manager(call)
     for rule in rules:
-        rule.enabled = in_use
-        rule.save(update_fields=["enabled", "updated_at"])
+        automation.set_rule_enabled(rule, in_use)
     return ",".join(str(r.id) for r in rules)
 
 
@@ -253,5 +247,5 @@ def delete_config(call: Call):
     if rule is None:
         raise not_found(f"Automated response rule {rule_id}")
     _require_manager(call)
-    rule.delete()
+    automation.delete_rule(rule)
     return str(rule_id)

@@ -708,6 +708,20 @@
     document.head.append(marker);
   }
 
+  // A tab swapped in by htmx brings its <link> with it, and the browser does
+  // not hold the tab's scripts until that stylesheet has loaded. Cytoscape
+  // measures its container when it starts, so it waits for the sizes and the
+  // position that tracing.css gives the canvas.
+  function stylesheetLoaded(section) {
+    const link = section.querySelector("link[data-tracing-stylesheet]") ||
+      document.querySelector("link[data-tracing-stylesheet]");
+    if (!link || link.sheet) return Promise.resolve();
+    return new Promise((resolve) => {
+      link.addEventListener("load", resolve, { once: true });
+      link.addEventListener("error", resolve, { once: true });
+    });
+  }
+
   async function draw(container) {
     const section = container.closest(".tracing") || document;
     const source = section.querySelector("#" + container.dataset.tracingSource) ||
@@ -715,7 +729,7 @@
     if (!source) return;
     const data = JSON.parse(source.textContent);
     container.replaceChildren();
-    await loadScript(container.dataset.cytoscapeSrc);
+    await Promise.all([loadScript(container.dataset.cytoscapeSrc), stylesheetLoaded(section)]);
     standInForCytoscapeStylesheet();
 
     const cy = window.cytoscape({

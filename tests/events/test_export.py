@@ -22,6 +22,7 @@ from alerts.models import AlertEntity, AlertSource, Entity, EntityRole, EntityTy
 from events import export, tasks
 from events.forms import EventFilterForm
 from events.models import EventAlert, EventStatus, ExportJob, ExportStatus, SecurityEvent
+from secops import spreadsheets
 from secops.celery import app as celery_app
 from secops.enums import RegionGroup, RiskLevel, View
 from secops.scope import Scope
@@ -385,7 +386,8 @@ def test_it_keeps_only_what_excel_can_store_and_show_as_written(value, written):
 def test_it_cuts_text_longer_than_a_cell_with_a_visible_note():
     text = export.excel_text("A" * 40_000)
 
-    assert export.EXCEL_MAX_CELL_CHARACTERS - 10 < len(text) <= export.EXCEL_MAX_CELL_CHARACTERS
+    limit = spreadsheets.EXCEL_MAX_CELL_CHARACTERS
+    assert limit - 10 < len(text) <= limit
     assert text.endswith(f"… [{40_000 - text.index('…')} more characters not exported]")
 
 

@@ -27,6 +27,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, include, path, re_path, reverse
 from django.urls.converters import IntConverter, UUIDConverter
 from django.urls.resolvers import RegexPattern, RoutePattern
+from django.utils import timezone
 from django.utils.regex_helper import normalize
 
 from alerts.detection_rules import DetectionRuleSpec, save_custom_rule
@@ -38,7 +39,13 @@ from events import export
 from events.forms import EventFilterForm
 from events.models import AggregationRule, ExportJob, SecurityEvent
 from secops.enums import Role
-from secops.models import Account, AccountMembership, ApiKey, OrganisationMembership
+from secops.models import (
+    Account,
+    AccountMembership,
+    ApiKey,
+    AuditEntry,
+    OrganisationMembership,
+)
 from secops.services import build_scope, create_api_key, scope_for_api_key
 from soar import bulk
 from soar.models import AutomationRule, BulkHandlingJob, Playbook, PlaybookRun
@@ -52,6 +59,9 @@ from whitelist.services import ConditionSpec, GroupSpec, save_group
 PUBLIC_PAGES = {
     "login": (200, "the login page itself"),
     "healthz": (200, "the orchestrator's health probe"),
+    # The test client comes from 127.0.0.1, inside the default allowed networks;
+    # tests/secops/test_observability.py checks the refusals.
+    "metrics": (200, "Prometheus's scrape: a token or an allowed network, not a login"),
     "favicon": (301, "browsers fetch the icon before anyone logs in"),
     "admin:login": (200, "the admin's own login page"),
     "admin:logout": (302, "logs out whoever asks; sends a visitor to the admin index"),
@@ -432,6 +442,14 @@ def make_objects_of_account_a(tenancy, alice_api_key) -> dict:
         LogRecord: factories.make_log_record(account, asset=asset),
         ApiKey: alice_api_key[0],
         AccessKey: create_access_key(tenancy.alice)[0],
+        AuditEntry: AuditEntry.objects.create(
+            when=timezone.now(),
+            actor_name="alice",
+            actor_kind="user",
+            organisation=tenancy.org,
+            account=account,
+            action="whitelist.update",
+        ),
     }
 
 
@@ -461,6 +479,7 @@ API_BULK_JOB = "bulk handling job of an API key"
 # Which sample object an id keyword stands for, by the keyword's name and,
 # for a bare ``pk``/``id``, by the words in the URL name or its namespace.
 OBJECT_WORDS = {
+    "audit_entry": AuditEntry,
     # Before "rule": an automated response rule is no aggregation rule.
     "automation_rule": AutomationRule,
     "playbook": Playbook,
