@@ -8,6 +8,7 @@ from secops.enums import RiskLevel
 from secops.models import Account, Organisation
 from secops.rules import OrganisationRule, rule_key_constraints
 from secops.scope import ScopedQuerySet
+from secops.tenancy import organisation_field
 
 __all__ = [
     "CorrelationState",
@@ -90,6 +91,7 @@ class DetectionRuleStats(models.Model):
     its scope. A run's batches add to the row while ``last_run_id`` is theirs.
     """
 
+    organisation = organisation_field()
     rule = models.ForeignKey(DetectionRule, on_delete=models.CASCADE, related_name="stats")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="detection_stats")
     last_run_id = models.CharField(max_length=32, blank=True)
@@ -107,7 +109,9 @@ class DetectionRuleStats(models.Model):
     class Meta:
         verbose_name_plural = "detection rule stats"
         constraints = [
-            models.UniqueConstraint(fields=["rule", "account"], name="detection_stats_unique")
+            models.UniqueConstraint(
+                fields=["organisation", "rule", "account"], name="detection_stats_unique"
+            )
         ]
 
     def __str__(self):
@@ -150,6 +154,7 @@ class DetectionCursor(models.Model):
 class CorrelationState(models.Model):
     """The recent events of one group of one correlation, kept between batches."""
 
+    organisation = organisation_field()
     rule = models.ForeignKey(
         DetectionRule, on_delete=models.CASCADE, related_name="correlation_states"
     )
@@ -169,7 +174,7 @@ class CorrelationState(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["rule", "account", "correlation", "group_key"],
+                fields=["organisation", "rule", "account", "correlation", "group_key"],
                 name="correlation_state_unique_group",
             )
         ]

@@ -10,6 +10,7 @@ from django.db.models import Value
 from secops.enums import RegionGroup, RiskLevel
 from secops.models import Account
 from secops.scope import ScopedQuerySet
+from secops.tenancy import TenantForeignKey, TenantQuerySet, organisation_field
 
 
 class AlertSource(models.TextChoices):
@@ -108,6 +109,7 @@ class Asset(models.Model):
 
     scope_region_field = "region"
 
+    organisation = organisation_field()
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="assets")
     uuid = models.CharField(max_length=64, help_text="The host uuid the agent reports.")
     instance_id = models.CharField(max_length=64, blank=True)
@@ -124,7 +126,7 @@ class Asset(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["account", "uuid"], name="asset_unique_uuid_per_account"
+                fields=["organisation", "account", "uuid"], name="asset_unique_uuid_per_account"
             )
         ]
         indexes = [models.Index(fields=["account", "instance_id"], name="asset_instance_idx")]
@@ -141,6 +143,7 @@ class Entity(models.Model):
     (command lines, URLs, payloads) can still be unique per account.
     """
 
+    organisation = organisation_field()
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="entities")
     type = models.CharField(max_length=16, choices=EntityType.choices)
     value = models.TextField()
@@ -156,7 +159,8 @@ class Entity(models.Model):
         verbose_name_plural = "entities"
         constraints = [
             models.UniqueConstraint(
-                fields=["account", "type", "digest"], name="entity_unique_per_account"
+                fields=["organisation", "account", "type", "digest"],
+                name="entity_unique_per_account",
             )
         ]
         # "Related alerts" and the several-events graph look entities up by value.
@@ -175,8 +179,9 @@ class Alert(models.Model):
     # Partitioned by this column on PostgreSQL (alerts.partitions).
     partitioned_by = "occurred_at"
 
+    organisation = organisation_field()
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alerts")
-    asset = models.ForeignKey(
+    asset = TenantForeignKey(
         Asset, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts"
     )
     source = models.CharField(max_length=32, choices=AlertSource.choices)
@@ -206,7 +211,7 @@ class Alert(models.Model):
             # occurred_at, and a unique key of a partitioned table must include
             # that column. This one also serves lookups by source uuid.
             models.UniqueConstraint(
-                fields=["account", "source", "source_uuid", "occurred_at"],
+                fields=["organisation", "account", "source", "source_uuid", "occurred_at"],
                 name="alert_unique_source_uuid_per_account",
             )
         ]
@@ -241,15 +246,18 @@ class AlertKey(models.Model):
     would then be stored twice). Retention removes a key once its alert is gone.
     """
 
+    organisation = organisation_field()
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
     source = models.CharField(max_length=32, choices=AlertSource.choices)
     source_uuid = models.CharField(max_length=128)
     occurred_at = models.DateTimeField()
 
+    objects = TenantQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["account", "source", "source_uuid"],
+                fields=["organisation", "account", "source", "source_uuid"],
                 name="alert_key_unique_source_uuid_per_account",
             )
         ]
@@ -264,10 +272,9 @@ class AlertEntity(models.Model):
     # Alerts are partitioned by time on PostgreSQL, where a foreign key to
     # them would need the partition key too: the link is kept by the ORM
     # (deletes cascade through Django) rather than by a database constraint.
-    alert = models.ForeignKey(
-        Alert, on_delete=models.CASCADE, related_name="entity_links", db_constraint=False
-    )
-    entity = models.ForeignKey(Entity, on_delete=models.CASCADE, related_name="alert_links")
+    organisation = organisation_field()
+    alert = TenantForeignKey(Alert, on_delete=models.CASCADE, related_name="entity_links")
+    entity = TenantForeignKey(Entity, on_delete=models.CASCADE, related_name="alert_links")
     role = models.CharField(max_length=16, choices=EntityRole.choices)
     # What this alert says of the entity (a process's pid and user, a file's
     # path, ...). The entity row keeps the first alert's attributes for the
@@ -279,11 +286,14 @@ class AlertEntity(models.Model):
     # retention drops both together.
     occurred_at = models.DateTimeField()
 
+    objects = TenantQuerySet.as_manager()
+
     class Meta:
         constraints = [
             # The alert determines occurred_at: the key is (alert, entity, role).
             models.UniqueConstraint(
-                fields=["alert", "entity", "role", "occurred_at"], name="alert_entity_role_unique"
+                fields=["organisation", "alert", "entity", "role", "occurred_at"],
+                name="alert_entity_role_unique",
             )
         ]
         indexes = [models.Index(fields=["entity", "alert"], name="alert_entity_by_entity_idx")]
@@ -303,8 +313,9 @@ class LogRecord(models.Model):
     scope_region_field = "region"
     partitioned_by = "time"
 
+    organisation = organisation_field()
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="log_records")
-    asset = models.ForeignKey(
+    asset = TenantForeignKey(
         Asset, on_delete=models.SET_NULL, null=True, blank=True, related_name="log_records"
     )
     host_uuid = models.CharField(max_length=64, blank=True)
@@ -324,7 +335,8 @@ class LogRecord(models.Model):
             # the identity; time is in the key because logs are partitioned
             # by it on PostgreSQL.
             models.UniqueConstraint(
-                fields=["account", "digest", "time"], name="log_unique_content_per_account"
+                fields=["organisation", "account", "digest", "time"],
+                name="log_unique_content_per_account",
             )
         ]
         indexes = [
@@ -371,6 +383,7 @@ class IngestionStat(models.Model):
     """What arrived per account, kind, source (or log type) and day, for the
     Data Sources page; updated once per batch."""
 
+    organisation = organisation_field()
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="ingestion_stats")
     kind = models.CharField(max_length=8, choices=IngestionKind.choices)
     source = models.CharField(max_length=32)
@@ -383,7 +396,8 @@ class IngestionStat(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["account", "kind", "source", "day"], name="ingestion_stat_unique_day"
+                fields=["organisation", "account", "kind", "source", "day"],
+                name="ingestion_stat_unique_day",
             )
         ]
 

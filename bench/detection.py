@@ -362,6 +362,9 @@ class LogGenerator:
         attack_records = [r for _ in range(attacks_wanted) for r in self.attack(attacks)]
         positions = set(self.rng.sample(range(total), len(attack_records)))
         pending = iter(attack_records)
+        organisations = dict(
+            Account.objects.filter(id__in=account_ids.values()).values_list("id", "organisation_id")
+        )
         rows = []
         for position in range(total):
             if position in positions:
@@ -376,8 +379,19 @@ class LogGenerator:
                 f"{log_type}|{host}|{moment.isoformat()}|{text}|{position}".encode()
             ).hexdigest()
             region = HOME_REGIONS[account_uid]
+            account_id = account_ids[account_uid]
             rows.append(
-                (account_ids[account_uid], host, log_type, moment, received, region, text, digest)
+                (
+                    account_id,
+                    host,
+                    log_type,
+                    moment,
+                    received,
+                    region,
+                    text,
+                    digest,
+                    organisations[account_id],
+                )
             )
         return rows, attacks
 
@@ -391,6 +405,7 @@ COPY_COLUMNS = [
     "region",
     "fields",
     "digest",
+    "organisation",
 ]
 
 

@@ -560,7 +560,7 @@ def _remove_previous(accounts) -> None:
     alerts = sql.SQL("SELECT id FROM {} WHERE {}").format(table(Alert), of_accounts)
     statements = [
         sql.SQL("DELETE FROM {} WHERE event_id IN ({})").format(table(EventAlert), events),
-        sql.SQL("DELETE FROM {} WHERE securityevent_id IN ({})").format(
+        sql.SQL("DELETE FROM {} WHERE event_id IN ({})").format(
             table(SecurityEvent.affected_assets.through), events
         ),
         sql.SQL("DELETE FROM {} WHERE event_id IN ({})").format(table(EventStatusChange), events),
@@ -594,21 +594,28 @@ def _copy(model, columns: list[str], rows) -> None:
     """COPY ``rows`` (tuples in the order of ``columns``) into the model's table.
 
     A column the model no longer has is left out, so that the scenario keeps
-    working while the schema moves on; a new column must have a default.
+    working while the schema moves on; a new column must have a default. Every
+    row belongs to the bench organisation, which fills a tenant table's
+    organisation column (secops.tenancy).
     """
     present = {field.column for field in model._meta.concrete_fields}
     kept = [index for index, column in enumerate(columns) if column in present]
+    names = [columns[index] for index in kept]
+    extra = []
+    if "organisation_id" in present and "organisation_id" not in names:
+        names.append("organisation_id")
+        extra = [Organisation.objects.get(name=ORGANISATION).id]
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(model._meta.db_table),
-        sql.SQL(", ").join(sql.Identifier(columns[index]) for index in kept),
+        sql.SQL(", ").join(sql.Identifier(name) for name in names),
     )
     with connection.cursor() as cursor, cursor.copy(statement) as copy:
-        if len(kept) == len(columns):
+        if len(kept) == len(columns) and not extra:
             for row in rows:
                 copy.write_row(row)
         else:
             for row in rows:
-                copy.write_row([row[index] for index in kept])
+                copy.write_row([*(row[index] for index in kept), *extra])
 
 
 @dataclass
@@ -944,7 +951,7 @@ class _DataMaker:
         Assets = SecurityEvent.affected_assets.through
         _copy(
             Assets,
-            ["securityevent_id", "asset_id"],
+            ["event_id", "asset_id"],
             ((event.id, host.id) for event in events for host in event.hosts),
         )
         _copy(
@@ -1114,7 +1121,7 @@ def _cases(view: str, accounts: list[Account]) -> list[Case]:
     event_id = recent.order_by("id").values_list("id", flat=True)[recent.count() // 2]
     # The host of the biggest account named by the most events of the last week.
     busiest = Counter(
-        SecurityEvent.affected_assets.through.objects.filter(securityevent__in=recent).values_list(
+        SecurityEvent.affected_assets.through.objects.filter(event__in=recent).values_list(
             "asset_id", flat=True
         )
     ).most_common(1)[0][0]

@@ -17,6 +17,7 @@ from alerts.models import Alert, Asset, EntityType
 from events.models import SecurityEvent
 from secops.models import Account, Organisation
 from secops.scope import ScopedQuerySet
+from secops.tenancy import TenantForeignKey, TenantQuerySet, organisation_field
 
 # --- scenarios ------------------------------------------------------------------
 
@@ -98,6 +99,7 @@ class HandlingPolicy(models.Model):
     account); its tasks belong to the accounts they act in.
     """
 
+    organisation = organisation_field()
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="policies")
     region = models.CharField(max_length=8, blank=True)
     entity_type = models.CharField(max_length=16, choices=EntityType.choices)
@@ -105,10 +107,12 @@ class HandlingPolicy(models.Model):
     # alerts.Entity.digest of the value: links to the entity page of any account.
     entity_digest = models.CharField(max_length=64)
     scenario = models.ForeignKey(Scenario, on_delete=models.PROTECT, related_name="policies")
-    scope_accounts = models.ManyToManyField(Account, related_name="policies_in_scope")
+    scope_accounts = models.ManyToManyField(
+        Account, through="PolicyScopeAccount", related_name="policies_in_scope"
+    )
     validity_days = models.PositiveSmallIntegerField(null=True, blank=True)
     source = models.CharField(max_length=16, choices=PolicySource.choices)
-    source_event = models.ForeignKey(
+    source_event = TenantForeignKey(
         SecurityEvent,
         on_delete=models.SET_NULL,
         null=True,
@@ -117,13 +121,8 @@ class HandlingPolicy(models.Model):
     )
     # No database constraint: alerts are partitioned by time on PostgreSQL
     # (alerts.AlertEntity says why); SET_NULL is applied by the ORM.
-    source_alert = models.ForeignKey(
-        Alert,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="handling_policies",
-        db_constraint=False,
+    source_alert = TenantForeignKey(
+        Alert, on_delete=models.SET_NULL, null=True, blank=True, related_name="handling_policies"
     )
     # The playbook run that made it (soar sits above this app: an id, not a key).
     source_run_id = models.PositiveBigIntegerField(null=True, blank=True)
@@ -150,6 +149,26 @@ class HandlingPolicy(models.Model):
         return f"{self.scenario} on {self.entity_value}"
 
 
+class PolicyScopeAccount(models.Model):
+    """An account a policy acts in (the link table of ``scope_accounts``)."""
+
+    organisation = organisation_field()
+    policy = TenantForeignKey(HandlingPolicy, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "policy", "account"], name="policy_scope_account_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"policy {self.policy_id} in account {self.account_id}"
+
+
 class TaskStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"
@@ -173,9 +192,10 @@ class TaskStatus(models.TextChoices):
 class HandlingTask(models.Model):
     """One policy carried out in one account (and on one host, for host actions)."""
 
-    policy = models.ForeignKey(HandlingPolicy, on_delete=models.CASCADE, related_name="tasks")
+    organisation = organisation_field()
+    policy = TenantForeignKey(HandlingPolicy, on_delete=models.CASCADE, related_name="tasks")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="handling_tasks")
-    asset = models.ForeignKey(
+    asset = TenantForeignKey(
         Asset, on_delete=models.SET_NULL, null=True, blank=True, related_name="handling_tasks"
     )
     cloud_service = models.CharField(max_length=32, choices=CloudService.choices)
@@ -206,6 +226,7 @@ class HandlingTask(models.Model):
             # A task without a host counts as host 0, so that it is unique too
             # (an expression: SQLite knows no NULLS NOT DISTINCT).
             models.UniqueConstraint(
+                "organisation",
                 "policy",
                 "account",
                 Coalesce("asset", Value(0)),
@@ -238,7 +259,8 @@ class TransitionCause(models.TextChoices):
 class TaskTransition(models.Model):
     """A task's history: every state change with its cause and the connector's answer."""
 
-    task = models.ForeignKey(HandlingTask, on_delete=models.CASCADE, related_name="transitions")
+    organisation = organisation_field()
+    task = TenantForeignKey(HandlingTask, on_delete=models.CASCADE, related_name="transitions")
     from_status = models.CharField(max_length=16, choices=TaskStatus.choices, blank=True)
     to_status = models.CharField(max_length=16, choices=TaskStatus.choices)
     cause = models.CharField(max_length=16, choices=TransitionCause.choices)
@@ -248,6 +270,8 @@ class TaskTransition(models.Model):
     answer = models.JSONField(default=dict, blank=True)
     message = models.TextField(blank=True)
     at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
 
     class Meta:
         ordering = ["at", "id"]
@@ -358,7 +382,8 @@ class Notification(models.Model):
 
     scope_account_field = "event__account"
 
-    event = models.ForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="notifications")
+    organisation = organisation_field()
+    event = TenantForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="notifications")
     channel = models.CharField(max_length=16, choices=Channel.choices)
     recipients = models.JSONField(default=list)
     title = models.CharField(max_length=200)

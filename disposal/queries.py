@@ -154,7 +154,7 @@ def filtered_policies(scope: Scope, filters: dict):
         account_id = filters["account"]
         in_scope_of = HandlingPolicy.scope_accounts.through.objects.filter(account_id=account_id)
         policies = policies.filter(
-            Q(account_id=account_id) | Q(id__in=in_scope_of.values("handlingpolicy_id"))
+            Q(account_id=account_id) | Q(id__in=in_scope_of.values("policy_id"))
         )
     return _created_within(policies, filters).order_by("-created_at", "-id")
 

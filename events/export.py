@@ -406,13 +406,13 @@ def _asset_rows(events: list[SecurityEvent]):
     """One row per affected asset of each event, events in the given order."""
     names = {event.pk: event.name for event in events}
     links = (
-        SecurityEvent.affected_assets.through.objects.filter(securityevent_id__in=names)
+        SecurityEvent.affected_assets.through.objects.filter(event_id__in=names)
         .select_related("asset", "asset__account")
         .order_by("asset__name", "asset_id")
     )
     by_event = defaultdict(list)
     for link in links:
-        by_event[link.securityevent_id].append(link.asset)
+        by_event[link.event_id].append(link.asset)
     for event_id, name in names.items():
         for asset in by_event[event_id]:
             yield [

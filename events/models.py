@@ -11,6 +11,12 @@ from secops.jobs import BackgroundJob, JobStatus
 from secops.models import Account, ApiKey, Organisation
 from secops.rules import OrganisationRule, rule_key_constraints
 from secops.scope import ScopedQuerySet
+from secops.tenancy import (
+    TenantForeignKey,
+    TenantOneToOneField,
+    TenantQuerySet,
+    organisation_field,
+)
 
 
 class EventStatus(models.TextChoices):
@@ -66,6 +72,7 @@ class AggregationRule(OrganisationRule):
 class SecurityEvent(models.Model):
     scope_region_field = "region"
 
+    organisation = organisation_field()
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="events")
     region = models.CharField(max_length=8, choices=RegionGroup.choices)
     rule = models.ForeignKey(AggregationRule, on_delete=models.PROTECT, related_name="events")
@@ -84,7 +91,7 @@ class SecurityEvent(models.Model):
     first_occurred_at = models.DateTimeField()
     last_occurred_at = models.DateTimeField()
     alert_count = models.PositiveIntegerField(default=0)
-    continues = models.ForeignKey(
+    continues = TenantForeignKey(
         "self",
         on_delete=models.SET_NULL,
         null=True,
@@ -93,7 +100,9 @@ class SecurityEvent(models.Model):
         help_text="The full event this one continues (events hold at most 10,000 alerts).",
     )
     alerts = models.ManyToManyField(Alert, through="EventAlert", related_name="events")
-    affected_assets = models.ManyToManyField(Asset, blank=True, related_name="events")
+    affected_assets = models.ManyToManyField(
+        Asset, blank=True, through="EventAsset", related_name="events"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -105,7 +114,7 @@ class SecurityEvent(models.Model):
             # is Unhandled, so there is at most one Unhandled event per group.
             # Enforced here so that concurrent workers cannot create two.
             models.UniqueConstraint(
-                fields=["account", "rule", "group_key"],
+                fields=["organisation", "account", "rule", "group_key"],
                 condition=Q(status="unhandled"),
                 name="one_unhandled_event_per_group",
             )
@@ -117,9 +126,11 @@ class SecurityEvent(models.Model):
             # (queries.event_tallies) and the ids of a page in any sort order
             # (queries.events_page) read, so both are index-only scans rather
             # than reads of every event of the range (tens of thousands over
-            # 180 days).
+            # 180 days). It leads with the organisation, which every scoped
+            # query compares too (secops.scope.ScopedQuerySet).
             models.Index(
                 fields=[
+                    "organisation",
                     "account",
                     "region",
                     "-last_occurred_at",
@@ -148,17 +159,40 @@ class SecurityEvent(models.Model):
         return f"#{self.pk} {self.name}"
 
 
-class EventAlert(models.Model):
-    event = models.ForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="alert_links")
-    # No database constraint: alerts are partitioned by time on PostgreSQL
-    # (alerts.AlertEntity says why); deletes cascade through the ORM.
-    alert = models.ForeignKey(
-        Alert, on_delete=models.CASCADE, related_name="event_links", db_constraint=False
-    )
+class EventAsset(models.Model):
+    """An asset an event affects (the link table of ``affected_assets``)."""
+
+    organisation = organisation_field()
+    event = TenantForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="+")
+    asset = TenantForeignKey(Asset, on_delete=models.CASCADE, related_name="+")
+
+    objects = TenantQuerySet.as_manager()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["event", "alert"], name="event_alert_unique")
+            models.UniqueConstraint(
+                fields=["organisation", "event", "asset"], name="event_asset_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"asset {self.asset_id} of event {self.event_id}"
+
+
+class EventAlert(models.Model):
+    organisation = organisation_field()
+    event = TenantForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="alert_links")
+    # No database constraint: alerts are partitioned by time on PostgreSQL
+    # (alerts.AlertEntity says why); deletes cascade through the ORM.
+    alert = TenantForeignKey(Alert, on_delete=models.CASCADE, related_name="event_links")
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "event", "alert"], name="event_alert_unique"
+            )
         ]
         indexes = [models.Index(fields=["alert"], name="event_alert_by_alert_idx")]
 
@@ -186,9 +220,8 @@ class ChangeCause(models.TextChoices):
 class EventStatusChange(models.Model):
     """One row per status transition: the event's history."""
 
-    event = models.ForeignKey(
-        SecurityEvent, on_delete=models.CASCADE, related_name="status_changes"
-    )
+    organisation = organisation_field()
+    event = TenantForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="status_changes")
     from_status = models.CharField(max_length=16, choices=EventStatus.choices, blank=True)
     to_status = models.CharField(max_length=16, choices=EventStatus.choices)
     changed_by = models.ForeignKey(
@@ -199,6 +232,8 @@ class EventStatusChange(models.Model):
     cause_ref = models.CharField(max_length=64, blank=True)
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -265,12 +300,15 @@ class WhitelistGroupOrigin(models.Model):
     nothing of them. The link goes with the event (retention) or the group.
     """
 
-    group = models.OneToOneField(
+    organisation = organisation_field()
+    group = TenantOneToOneField(
         "whitelist.RuleGroup", on_delete=models.CASCADE, primary_key=True, related_name="+"
     )
-    event = models.ForeignKey(
+    event = TenantForeignKey(
         SecurityEvent, on_delete=models.CASCADE, related_name="whitelist_group_origins"
     )
+
+    objects = TenantQuerySet.as_manager()
 
     def __str__(self):
         return f"group {self.group_id} from event {self.event_id}"
@@ -288,7 +326,8 @@ class EventChange(models.Model):
     scope_region_field = "event__region"
 
     id = models.BigAutoField(primary_key=True)
-    event = models.ForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="changes")
+    organisation = organisation_field()
+    event = TenantForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="changes")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=16, choices=ChangeKind.choices)
     cause = models.CharField(max_length=16, choices=ChangeCause.choices)
@@ -322,8 +361,11 @@ class EventChangeDelivery(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     consumer = models.CharField(max_length=64)
-    change = models.ForeignKey(EventChange, on_delete=models.CASCADE, related_name="deliveries")
+    organisation = organisation_field()
+    change = TenantForeignKey(EventChange, on_delete=models.CASCADE, related_name="deliveries")
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["consumer", "change"], name="event_delivery_consumer_idx")]

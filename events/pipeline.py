@@ -333,8 +333,8 @@ def process_alerts(alert_ids, *, cause: feed.Cause | None = None) -> list[int]:
         asset_links = sorted({(e, a.asset_id) for e, a in links if a.asset_id})
         db.insert_on_conflict(
             Assets,
-            [{"securityevent_id": e, "asset_id": a} for e, a in asset_links],
-            conflict_fields=["securityevent_id", "asset_id"],
+            [{"event_id": e, "asset_id": a} for e, a in asset_links],
+            conflict_fields=["event_id", "asset_id"],
         )
         for event_id in overflowing:
             _refresh_totals(event_id)

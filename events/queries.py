@@ -78,7 +78,7 @@ def filtered_events(scope, filters: dict):
         assets = assets_named(scope, filters["asset"])
         events = events.filter(
             id__in=SecurityEvent.affected_assets.through.objects.filter(asset__in=assets).values(
-                "securityevent_id"
+                "event_id"
             )
         )
     return events

@@ -16,6 +16,8 @@ from functools import partial
 
 from django.db import DEFAULT_DB_ALIAS, Error, connection, connections, models, transaction
 
+from secops import tenancy
+
 # SQLite takes the rows as one multi-row VALUES list per chunk of this many
 # parameters (its limit is 32,766); beyond that, big statements stop paying off.
 MAX_PARAMS = 30_000
@@ -80,6 +82,11 @@ def insert_on_conflict(
     """
     if not rows:
         return []
+    if tenancy.is_tenant_model(model) and tenancy.has_organisation(model):
+        # Tenant rows carry their organisation, and every unique key leads with it.
+        rows = tenancy.rows_with_organisation(model, rows)
+        if conflict_fields is not None and "organisation" not in conflict_fields:
+            conflict_fields = ["organisation", *conflict_fields]
     db = connections[DEFAULT_DB_ALIAS]
     quote = db.ops.quote_name
     names = list(rows[0])

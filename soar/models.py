@@ -11,6 +11,7 @@ from events.models import EventStatus, SecurityEvent
 from secops.jobs import BackgroundJob
 from secops.models import Account, ApiKey, Organisation
 from secops.scope import ScopedQuerySet
+from secops.tenancy import TenantForeignKey, TenantQuerySet, organisation_field
 
 # --- playbooks ------------------------------------------------------------------
 
@@ -117,12 +118,13 @@ class RunTrigger(models.TextChoices):
 class PlaybookRun(models.Model):
     """One playbook version carried out on one event."""
 
+    organisation = organisation_field()
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="playbook_runs")
-    event = models.ForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="playbook_runs")
+    event = TenantForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="playbook_runs")
     playbook = models.ForeignKey(Playbook, on_delete=models.PROTECT, related_name="runs")
     version = models.ForeignKey(PlaybookVersion, on_delete=models.PROTECT, related_name="runs")
     trigger = models.CharField(max_length=16, choices=RunTrigger.choices)
-    rule = models.ForeignKey(
+    rule = TenantForeignKey(
         "AutomationRule", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
     )
     started_by = models.ForeignKey(
@@ -142,7 +144,7 @@ class PlaybookRun(models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
-    rerun_of = models.ForeignKey(
+    rerun_of = TenantForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reruns"
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -178,7 +180,8 @@ class RunStep(models.Model):
     """What one step of a run did. A step's row is written before it acts, and
     the row is unique per run and step, so no step acts twice."""
 
-    run = models.ForeignKey(PlaybookRun, on_delete=models.CASCADE, related_name="steps")
+    organisation = organisation_field()
+    run = TenantForeignKey(PlaybookRun, on_delete=models.CASCADE, related_name="steps")
     index = models.PositiveSmallIntegerField()
     kind = models.CharField(max_length=16, choices=StepKind.choices)
     name = models.CharField(max_length=200, blank=True)
@@ -189,9 +192,15 @@ class RunStep(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = TenantQuerySet.as_manager()
+
     class Meta:
         ordering = ["run", "index"]
-        constraints = [models.UniqueConstraint(fields=["run", "index"], name="one_row_per_step")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "run", "index"], name="one_row_per_step"
+            )
+        ]
 
     def __str__(self):
         return f"step {self.index} of run {self.run_id}: {self.status}"
@@ -222,7 +231,9 @@ class AutomationRule(models.Model):
         Organisation, on_delete=models.CASCADE, related_name="automation_rules"
     )
     # Limited to these accounts; none: every account of the organisation.
-    accounts = models.ManyToManyField(Account, blank=True, related_name="automation_rules")
+    accounts = models.ManyToManyField(
+        Account, blank=True, through="AutomationRuleAccount", related_name="automation_rules"
+    )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     position = models.PositiveIntegerField(default=0)
@@ -252,6 +263,26 @@ class AutomationRule(models.Model):
         return self.name
 
 
+class AutomationRuleAccount(models.Model):
+    """An account a rule is limited to (the link table of ``accounts``)."""
+
+    organisation = organisation_field()
+    rule = TenantForeignKey(AutomationRule, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "rule", "account"], name="automation_rule_account_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"rule {self.rule_id} in account {self.account_id}"
+
+
 class FiringOutcome(models.TextChoices):
     ACTED = "acted", "Acted"
     RATE_LIMITED = "rate_limited", "Over the rule's rate limit"
@@ -263,21 +294,26 @@ class RuleFiring(models.Model):
     """Each time a rule's trigger and conditions held for an event, and what
     came of it: the excess over the rate limit is recorded, not dropped."""
 
-    rule = models.ForeignKey(AutomationRule, on_delete=models.CASCADE, related_name="firings")
-    event = models.ForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="+")
+    organisation = organisation_field()
+    rule = TenantForeignKey(AutomationRule, on_delete=models.CASCADE, related_name="firings")
+    event = TenantForeignKey(SecurityEvent, on_delete=models.CASCADE, related_name="+")
     change_id = models.PositiveBigIntegerField()
     outcome = models.CharField(max_length=16, choices=FiringOutcome.choices)
-    run = models.ForeignKey(
+    run = TenantForeignKey(
         PlaybookRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     message = models.TextField(blank=True)
     at = models.DateTimeField(auto_now_add=True)
 
+    objects = TenantQuerySet.as_manager()
+
     class Meta:
         ordering = ["-at", "-id"]
         constraints = [
             # A change delivered twice fires a rule once.
-            models.UniqueConstraint(fields=["rule", "change_id", "event"], name="one_firing")
+            models.UniqueConstraint(
+                fields=["organisation", "rule", "change_id", "event"], name="one_firing"
+            )
         ]
         indexes = [models.Index(fields=["rule", "outcome", "-at"], name="firing_rate_idx")]
 
@@ -404,7 +440,8 @@ class BulkHandlingItem(models.Model):
     """What a bulk handling job did with one event, recorded in the transaction
     that handled it: a job run again finds the events it has done."""
 
-    job = models.ForeignKey(BulkHandlingJob, on_delete=models.CASCADE, related_name="items")
+    organisation = organisation_field()
+    job = TenantForeignKey(BulkHandlingJob, on_delete=models.CASCADE, related_name="items")
     # Not a foreign key: the record of what was done outlives an event that
     # retention removes meanwhile.
     event_id = models.BigIntegerField()
@@ -413,10 +450,12 @@ class BulkHandlingItem(models.Model):
     message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = TenantQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["job", "event_id"], name="soar_bulk_item_once_per_event"
+                fields=["organisation", "job", "event_id"], name="soar_bulk_item_once_per_event"
             )
         ]
         # The result page counts a job's items by outcome and lists its failures.

@@ -9,6 +9,12 @@ from alerts.models import Alert
 # The shared operators (the values stored in Condition.operator), importable from here.
 from secops.conditions import Operator
 from secops.models import Account, Organisation
+from secops.tenancy import (
+    TenantForeignKey,
+    TenantOneToOneField,
+    TenantQuerySet,
+    organisation_field,
+)
 
 
 class RuleGroupQuerySet(models.QuerySet):
@@ -39,7 +45,11 @@ class RuleGroup(models.Model):
         default=True, help_text="Applies to every account of the organisation."
     )
     accounts = models.ManyToManyField(
-        Account, blank=True, related_name="whitelist_groups", help_text="When not global."
+        Account,
+        blank=True,
+        through="RuleGroupAccount",
+        related_name="whitelist_groups",
+        help_text="When not global.",
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -67,12 +77,35 @@ class RuleGroup(models.Model):
         return self.enabled and not self.is_expired(now)
 
 
+class RuleGroupAccount(models.Model):
+    """An account a group is limited to (the link table of ``accounts``)."""
+
+    organisation = organisation_field()
+    group = TenantForeignKey(RuleGroup, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "group", "account"], name="wl_group_account_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"group {self.group_id} in account {self.account_id}"
+
+
 class Condition(models.Model):
-    group = models.ForeignKey(RuleGroup, on_delete=models.CASCADE, related_name="conditions")
+    organisation = organisation_field()
+    group = TenantForeignKey(RuleGroup, on_delete=models.CASCADE, related_name="conditions")
     object = models.CharField(max_length=32)
     operator = models.CharField(max_length=16, choices=Operator.choices)
     value = models.TextField(help_text="For In list and In CIDR: one entry per line.")
     position = models.PositiveSmallIntegerField(default=0)
+
+    objects = TenantQuerySet.as_manager()
 
     class Meta:
         ordering = ["group", "position", "id"]
@@ -99,18 +132,17 @@ class Match(models.Model):
 
     # No database constraint: alerts are partitioned by time on PostgreSQL
     # (alerts.AlertEntity says why); deletes cascade through the ORM.
-    alert = models.OneToOneField(
-        Alert,
-        on_delete=models.CASCADE,
-        primary_key=True,
-        related_name="whitelist_match",
-        db_constraint=False,
+    organisation = organisation_field()
+    alert = TenantOneToOneField(
+        Alert, on_delete=models.CASCADE, primary_key=True, related_name="whitelist_match"
     )
-    group = models.ForeignKey(
+    group = TenantForeignKey(
         RuleGroup, on_delete=models.SET_NULL, null=True, blank=True, related_name="matches"
     )
     group_name = models.CharField(max_length=200)
     matched_at = models.DateTimeField()
+
+    objects = TenantQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "matches"

@@ -115,10 +115,10 @@ def event_rows(events: list[SecurityEvent]) -> list[dict]:
     ATT&CK stages and techniques, data sources; a few queries for a page."""
     ids = [e.id for e in events]
     assets = dict(
-        SecurityEvent.affected_assets.through.objects.filter(securityevent_id__in=ids)
-        .values("securityevent_id")
+        SecurityEvent.affected_assets.through.objects.filter(event_id__in=ids)
+        .values("event_id")
         .annotate(n=Count("asset_id"))
-        .values_list("securityevent_id", "n")
+        .values_list("event_id", "n")
     )
     tactics, techniques, sources = defaultdict(Counter), defaultdict(set), defaultdict(set)
     for row in (

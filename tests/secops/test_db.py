@@ -346,13 +346,15 @@ def test_it_stores_more_rows_than_one_statement_takes_parameters(account):
 
 @pytest.mark.skipif(ON_POSTGRES, reason="PostgreSQL takes every row through one COPY")
 def test_it_sends_chunks_under_the_parameter_limit_on_sqlite(account, monkeypatch):
-    monkeypatch.setattr(db, "MAX_PARAMS", 40)  # two alert rows of 17 columns per chunk
+    # Two alert rows of 18 columns (their organisation added) per chunk.
+    monkeypatch.setattr(db, "MAX_PARAMS", 40)
     rows = [alert_row(account, f"a{n}") for n in range(5)]
 
     with CaptureQueriesContext(connection) as queries:
         returned = insert_alerts(rows)
 
-    assert [q["sql"].split()[0] for q in queries] == ["INSERT"] * 3
+    # One read of the accounts' organisation, then the chunks.
+    assert [q["sql"].split()[0] for q in queries] == ["SELECT"] + ["INSERT"] * 3
     assert sorted(uuid for _, uuid in returned) == ["a0", "a1", "a2", "a3", "a4"]
 
 

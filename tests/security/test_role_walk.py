@@ -424,7 +424,7 @@ def organisation_state(organisation) -> dict:
         ),
         "whitelist group accounts": sorted(
             RuleGroup.accounts.through.objects.filter(
-                rulegroup__organisation=organisation
+                group__organisation=organisation
             ).values_list()
         ),
         "whitelist revision": list(
