@@ -65,6 +65,19 @@ app.autodiscover_tasks()
 # task's states are counted (secops.metrics). Imported lazily: the worker
 # loads Django before the first task.
 _log_contexts: dict[str, tuple] = {}
+# The message header that carries the id of the request that queued a task.
+REQUEST_ID_HEADER = "request_id"
+
+
+@signals.before_task_publish.connect
+def _task_names_its_request(headers=None, **_):
+    """A task queued while a request is served carries the request's id in
+    its message, so a worker's lines about it name the request too."""
+    from secops.logs import request_id_var
+
+    request_id = request_id_var.get()
+    if request_id and headers is not None:
+        headers.setdefault(REQUEST_ID_HEADER, request_id)
 
 
 @signals.task_prerun.connect
@@ -72,7 +85,8 @@ def _task_started(task_id=None, task=None, **_):
     from secops.logs import task_started
     from secops.metrics import task_state
 
-    _log_contexts[task_id] = task_started(task_id, task.name)
+    request_id = getattr(task.request, REQUEST_ID_HEADER, None)
+    _log_contexts[task_id] = task_started(task_id, task.name, request_id)
     task_state(task.name, "started")
 
 

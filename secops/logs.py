@@ -69,17 +69,27 @@ def clear_request_id(**_) -> None:
     request_id_var.set("")
 
 
-def task_started(task_id: str, task_name: str) -> tuple:
-    """Marks the log lines that follow as written by the task; returns what
+def task_started(task_id: str, task_name: str, request_id: str | None = None) -> tuple:
+    """Marks the log lines that follow as written by the task, and by the
+    request that queued it when its message names one; returns what
     ``task_finished`` needs to restore the context."""
-    return task_id_var.set(task_id or ""), task_name_var.set(task_name or "")
+    request_token = None
+    if valid_request_id(request_id):
+        request_token = request_id_var.set(request_id)
+    return (
+        task_id_var.set(task_id or ""),
+        task_name_var.set(task_name or ""),
+        request_token,
+    )
 
 
 def task_finished(tokens: tuple | None) -> None:
     if tokens:
-        id_token, name_token = tokens
+        id_token, name_token, request_token = tokens
         task_id_var.reset(id_token)
         task_name_var.reset(name_token)
+        if request_token is not None:
+            request_id_var.reset(request_token)
 
 
 class ContextFilter(logging.Filter):

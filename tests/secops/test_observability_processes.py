@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from secops import metrics
 from secops.celery import app as celery_app
+from secops.logs import request_id_var
 
 pytestmark = [
     pytest.mark.postgres,
@@ -200,9 +201,15 @@ def test_a_prefork_worker_serves_the_task_states_of_its_whole_pool(tmp_path, que
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         wait_for(lambda: scrape(url), process=worker, log=log, what="metrics endpoint")
-        sent = [
-            celery_app.send_task("events.process_stale_batches", queue=queue).id for _ in range(6)
-        ]
+        # Queued while a request is served: the worker's lines name that request.
+        request = request_id_var.set("page-request-0001")
+        try:
+            sent = [
+                celery_app.send_task("events.process_stale_batches", queue=queue).id
+                for _ in range(6)
+            ]
+        finally:
+            request_id_var.reset(request)
         name = "secops_celery_tasks_total"
         labels = frozenset({"task": "events.process_stale_batches", "state": "succeeded"}.items())
         wait_for(
@@ -221,6 +228,7 @@ def test_a_prefork_worker_serves_the_task_states_of_its_whole_pool(tmp_path, que
     task_lines = [line for line in lines if line.get("task_id") in sent]
     assert task_lines, log.read_text()[-3000:]
     assert {line["task_name"] for line in task_lines} == {"events.process_stale_batches"}
+    assert {line.get("request_id") for line in task_lines} == {"page-request-0001"}
     # More than one process of the pool ran them, and their files are there.
     assert len(list((tmp_path / "metrics").glob("counter_*.db"))) >= 2
 
