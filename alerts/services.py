@@ -500,22 +500,27 @@ def ingest_alerts(
                     (alert_id, entity_key, entity.role, entity.attributes(), item.occurred_at)
                 )
         entity_ids = _upsert_entities(entity_rows)
+        # The links carry their organisation (their alerts' accounts'), so
+        # that it is not looked up again by alert.
+        organisation_of = {account.id: account.organisation_id for account in accounts.values()}
         link_rows: dict[tuple[int, int, str], tuple] = {}
         for alert_id, entity_key, role, attributes, occurred_at in links:
             link_rows.setdefault(
-                (alert_id, entity_ids[entity_key], role), (attributes, occurred_at)
+                (alert_id, entity_ids[entity_key], role),
+                (attributes, occurred_at, organisation_of[entity_key[0]]),
             )
         db.insert_on_conflict(
             AlertEntity,
             [
                 {
+                    "organisation_id": organisation,
                     "alert_id": a,
                     "entity_id": e,
                     "role": r,
                     "attributes": attributes,
                     "occurred_at": occurred_at,
                 }
-                for (a, e, r), (attributes, occurred_at) in link_rows.items()
+                for (a, e, r), (attributes, occurred_at, organisation) in link_rows.items()
             ],
             conflict_fields=["alert_id", "entity_id", "role", "occurred_at"],
         )

@@ -25,6 +25,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from events.models import ChangeCause, ChangeKind, EventChange, EventChangeDelivery
+from secops.models import Account
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +122,17 @@ def record(changes: list[Change], cause: Cause) -> list[EventChange]:
     if not changes:
         return []
     now = timezone.now()
+    # The organisation of each change from its account: one small query for
+    # the batch rather than one over every event it names.
+    organisation_of = dict(
+        Account.objects.filter(id__in={c.account_id for c in changes}).values_list(
+            "id", "organisation_id"
+        )
+    )
     with transaction.atomic():
         rows = EventChange.objects.bulk_create(
             EventChange(
+                organisation_id=organisation_of.get(c.account_id),
                 event_id=c.event_id,
                 account_id=c.account_id,
                 kind=c.kind,
@@ -138,7 +147,12 @@ def record(changes: list[Change], cause: Cause) -> list[EventChange]:
         names = consumer_names()
         if names:
             EventChangeDelivery.objects.bulk_create(
-                EventChangeDelivery(consumer=name, change_id=row.id, created_at=now)
+                EventChangeDelivery(
+                    organisation_id=row.organisation_id,
+                    consumer=name,
+                    change_id=row.id,
+                    created_at=now,
+                )
                 for row in rows
                 for name in names
             )

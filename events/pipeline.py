@@ -295,6 +295,9 @@ def process_alerts(alert_ids, *, cause: feed.Cause | None = None) -> list[int]:
 
         whitelisted = apply_whitelist(facts, now)
         candidates = [(a, org) for a, org in facts if a.id not in whitelisted]
+        # Every row the batch writes carries its organisation; taken from the
+        # alerts' accounts here rather than looked up again per table.
+        organisation_of = {a.account_id: org for a, org in facts}
 
         groups = _group_alerts(candidates, _applicable_rules({org for _, org in candidates}))
         ordered = [groups[k] for k in sorted(groups)]  # a fixed order avoids deadlocks
@@ -326,20 +329,30 @@ def process_alerts(alert_ids, *, cause: feed.Cause | None = None) -> list[int]:
 
         db.insert_on_conflict(
             EventAlert,
-            [{"event_id": e, "alert_id": a.id} for e, a in links],
+            [
+                {"organisation_id": organisation_of[a.account_id], "event_id": e, "alert_id": a.id}
+                for e, a in links
+            ],
             conflict_fields=["event_id", "alert_id"],
         )
         Assets = SecurityEvent.affected_assets.through
-        asset_links = sorted({(e, a.asset_id) for e, a in links if a.asset_id})
+        asset_links = sorted(
+            {(e, a.asset_id, organisation_of[a.account_id]) for e, a in links if a.asset_id}
+        )
         db.insert_on_conflict(
             Assets,
-            [{"event_id": e, "asset_id": a} for e, a in asset_links],
+            [
+                {"organisation_id": organisation, "event_id": e, "asset_id": asset}
+                for e, asset, organisation in asset_links
+            ],
             conflict_fields=["event_id", "asset_id"],
         )
+        account_of_event = {e: account for e, account, *_ in upserted}
         for event_id in overflowing:
             _refresh_totals(event_id)
         EventStatusChange.objects.bulk_create(
             EventStatusChange(
+                organisation_id=organisation_of.get(account_of_event.get(e)),
                 event_id=e,
                 from_status="",
                 to_status=EventStatus.UNHANDLED,
