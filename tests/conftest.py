@@ -20,10 +20,6 @@ from secops.models import Account, Organisation
 from secops.scope import Scope
 from tests import factories
 
-# The real-process fixtures (Celery workers on a queue of the test's own, a
-# private Redis) that the worker and fault suites share.
-from tests.workers import private_redis, start_worker, worker_queue  # noqa: F401
-
 PASSWORD = "correct-horse-9"
 
 
