@@ -64,11 +64,13 @@ NO_RULE_TYPE = "suspicious_process"
 NO_RULE_SHARE = 0.05
 BATCH_SIZE = 100
 SENDERS = 8
-# Analysts arrive over this many seconds rather than all logging in at once.
-ARRIVAL_SECONDS = 10
+# How long the analysts may take to log in, before sending starts.
+LOGIN_TIMEOUT = 120
 WEB_WORKERS = 3
 WEB_THREADS = 2
 DRAIN_TIMEOUT = 600
+# How often the run analyses its tables when the server's autovacuum is off.
+ANALYZE_EVERY = 20
 THINK_TIME = (0.5, 1.5)
 
 
@@ -474,6 +476,38 @@ class MachineMonitor(threading.Thread):
         }
 
 
+class StatisticsKeeper(threading.Thread):
+    """ANALYZE the load database every ``ANALYZE_EVERY`` seconds, standing in
+    for autovacuum on a server where it is off.
+
+    The run starts from emptied tables and fills them within seconds; without
+    fresh statistics PostgreSQL plans for empty tables, which no production
+    server with autovacuum (the default) does for long.
+    """
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stopping = threading.Event()
+        self.runs = 0
+
+    def run(self) -> None:
+        from django.db import connection
+
+        while not self.stopping.wait(ANALYZE_EVERY):
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+            self.runs += 1
+        connection.close()
+
+
+def autovacuum_is_on() -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW autovacuum")
+        return cursor.fetchone()[0] == "on"
+
+
 # --- the traffic -----------------------------------------------------------------
 
 
@@ -667,25 +701,27 @@ EVENT_TABS = ["info", "timeline", "alerts", "tracing"]
 
 
 class Analyst(threading.Thread):
-    """Logs in, then browses like an analyst until told to stop: the event list
-    with filters, an event's tabs, the alert list and an alert, the Disposal
-    Center, the overview; about a second of thought between pages."""
+    """Logs in, then, from the moment sending starts, browses like an analyst
+    until told to stop: the event list with filters, an event's tabs, the
+    alert list and an alert, the Disposal Center, the overview; about a second
+    of thought between pages."""
 
     def __init__(
         self,
         base: str,
         person: dict,
         rec: Recorder,
+        start: threading.Event,
         stop: threading.Event,
         seed: int,
-        arrival: float,
     ):
         super().__init__(daemon=True)
-        self.arrival = arrival
         self.base = base
         self.person = person
         self.recorder = rec
+        self.starting = start
         self.stopping = stop
+        self.logged_in = threading.Event()
         self.rng = random.Random(seed)
         self.session = requests.Session()
         self.event_ids: list[str] = []
@@ -693,9 +729,12 @@ class Analyst(threading.Thread):
 
     def run(self) -> None:
         try:
-            if self.stopping.wait(self.rng.uniform(0, self.arrival)):
-                return
             if not self.login():
+                return
+            self.logged_in.set()
+            self.starting.wait()
+            # Spread over the first think time rather than all asking at once.
+            if self.stopping.wait(self.rng.uniform(0, THINK_TIME[1])):
                 return
             # Whoever logged in opens at least one page, however short the run.
             while True:
@@ -704,6 +743,8 @@ class Analyst(threading.Thread):
                     break
         except Exception as exc:  # any failure of an analyst is an error of the run
             self.recorder.error("analyst", self.base, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.logged_in.set()  # whether or not: the run does not wait for it
 
     def login(self) -> bool:
         page = self.get("login", "/login/")
@@ -1038,6 +1079,14 @@ def run(settings: LoadSettings) -> dict:
     stack = Stack(environment, log_dir)
     recorder = Recorder()
     monitor = MachineMonitor()
+    autovacuum = autovacuum_is_on()
+    statistics = None if autovacuum else StatisticsKeeper()
+    if statistics is not None:
+        print(
+            f"autovacuum is off on this server: the run analyses its tables every "
+            f"{ANALYZE_EVERY} s instead.",
+            flush=True,
+        )
     stop = threading.Event()
     try:
         print("Starting gunicorn, two Celery workers and beat ...", flush=True)
@@ -1047,21 +1096,31 @@ def run(settings: LoadSettings) -> dict:
         sender = Sender(stack.url, tenant["api_key"], settings.rate, source, recorder)
         print(f"Making {settings.duration * settings.rate:,} alerts ...", flush=True)
         sender.prepare(settings.duration)
-        arrival = min(ARRIVAL_SECONDS, settings.duration / 4)
+        # The analysts are at their desks when the alerts start: logging in
+        # (a deliberately slow password hash each) is done and timed first.
+        start = threading.Event()
         analysts = [
-            Analyst(stack.url, person, recorder, stop, seed=n, arrival=arrival)
+            Analyst(stack.url, person, recorder, start, stop, seed=n)
             for n, person in enumerate(people)
         ]
+        if analysts:
+            print(f"Logging {len(analysts)} analysts in ...", flush=True)
+        for analyst_thread in analysts:
+            analyst_thread.start()
+        deadline = time.monotonic() + LOGIN_TIMEOUT
+        for analyst_thread in analysts:
+            analyst_thread.logged_in.wait(max(deadline - time.monotonic(), 0))
         groups = stack.process_groups()
         cpu_before = group_cpu_seconds(groups)
         monitor.start()
+        if statistics is not None:
+            statistics.start()
         print(
             f"Sending {settings.rate} alerts/s for {settings.duration} s with "
             f"{settings.analysts} analysts ...",
             flush=True,
         )
-        for analyst_thread in analysts:
-            analyst_thread.start()
+        start.set()
         sender.run(stop)
         stop.set()
         for analyst_thread in analysts:
@@ -1075,6 +1134,8 @@ def run(settings: LoadSettings) -> dict:
     finally:
         stop.set()
         monitor.stopping.set()
+        if statistics is not None:
+            statistics.stopping.set()
         stack.stop()
 
     # Logging in is timed on its own: its cost is the password hash's, on purpose.
@@ -1128,6 +1189,10 @@ def run(settings: LoadSettings) -> dict:
         "outcome": outcome(tenant["account_ids"]),
         "errors": {"count": len(recorder.errors), "first": recorder.errors[:10]},
         "machine": monitor.figures(),
+        "database": {
+            "autovacuum": autovacuum,
+            "analyses_by_the_run": 0 if statistics is None else statistics.runs,
+        },
         "cpu_seconds": cpu,
     }
     result["problems"] = problems_of(result)
