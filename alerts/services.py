@@ -156,7 +156,9 @@ def _region(cloud_region: str | None, account: Account) -> str:
     return RegionGroup.for_cloud_region(cloud_region, account.home_region)
 
 
-def _record_stats(kind: str, counts: dict[tuple[int, str], int], now: datetime) -> None:
+def _record_stats(
+    kind: str, counts: dict[tuple[int, str], int], now: datetime, organisation_of: dict[int, int]
+) -> None:
     by_source: dict[str, int] = defaultdict(int)
     for (_, source), count in counts.items():
         by_source[source] += count
@@ -164,6 +166,7 @@ def _record_stats(kind: str, counts: dict[tuple[int, str], int], now: datetime) 
     transaction.on_commit(lambda: metrics.count_stored(kind, by_source), robust=True)
     rows = [
         {
+            "organisation_id": organisation_of[account_id],
             "account_id": account_id,
             "kind": kind,
             "source": source,
@@ -211,6 +214,7 @@ def _upsert_assets(
     rows = []
     for (account_id, uuid), (asset, account) in sorted(assets.items()):
         row = {
+            "organisation_id": account.organisation_id,
             "account_id": account_id,
             "uuid": uuid,
             "instance_id": asset.instance_id or "",
@@ -386,6 +390,7 @@ def ingest_alerts(
         return result
 
     now = timezone.now()
+    organisation_of = {account.id: account.organisation_id for account in accounts.values()}
     with transaction.atomic():
         assets: dict[tuple[int, str], tuple[AssetIn, Account]] = {}
         for item in unique.values():
@@ -413,6 +418,7 @@ def ingest_alerts(
                 )
             alert_rows.append(
                 {
+                    "organisation_id": account.organisation_id,
                     "account_id": account.id,
                     "asset_id": asset_id,
                     "source": item.source,
@@ -440,6 +446,7 @@ def ingest_alerts(
                 AlertKey,
                 [
                     {
+                        "organisation_id": row["organisation_id"],
                         "account_id": row["account_id"],
                         "source": row["source"],
                         "source_uuid": row["source_uuid"],
@@ -483,6 +490,7 @@ def ingest_alerts(
                 row = entity_rows.get(entity_key)
                 if row is None:
                     entity_rows[entity_key] = {
+                        "organisation_id": account.organisation_id,
                         "account_id": account.id,
                         "type": entity.type,
                         "value": value,
@@ -500,9 +508,8 @@ def ingest_alerts(
                     (alert_id, entity_key, entity.role, entity.attributes(), item.occurred_at)
                 )
         entity_ids = _upsert_entities(entity_rows)
-        # The links carry their organisation (their alerts' accounts'), so
-        # that it is not looked up again by alert.
-        organisation_of = {account.id: account.organisation_id for account in accounts.values()}
+        # Every row carries its organisation, taken from the batch's accounts
+        # rather than looked up again from each row's parent.
         link_rows: dict[tuple[int, int, str], tuple] = {}
         for alert_id, entity_key, role, attributes, occurred_at in links:
             link_rows.setdefault(
@@ -524,7 +531,7 @@ def ingest_alerts(
             ],
             conflict_fields=["alert_id", "entity_id", "role", "occurred_at"],
         )
-        _record_stats(IngestionKind.ALERT, stats, now)
+        _record_stats(IngestionKind.ALERT, stats, now, organisation_of)
 
         result.stored_ids = sorted(new_ids.values())
         result.accepted = len(result.stored_ids)
@@ -567,6 +574,7 @@ def ingest_logs(items: list, *, scope: Scope, partial: bool = False) -> IngestRe
             rows.setdefault(
                 (account.id, digest),
                 {
+                    "organisation_id": account.organisation_id,
                     "account_id": account.id,
                     "asset_id": asset_id,
                     "host_uuid": item.host_uuid,
@@ -587,7 +595,12 @@ def ingest_logs(items: list, *, scope: Scope, partial: bool = False) -> IngestRe
         stats: dict[tuple[int, str], int] = defaultdict(int)
         for _, account_id, log_type in inserted:
             stats[(account_id, log_type)] += 1
-        _record_stats(IngestionKind.LOG, stats, now)
+        _record_stats(
+            IngestionKind.LOG,
+            stats,
+            now,
+            {account.id: account.organisation_id for account in accounts.values()},
+        )
     result.stored_ids = sorted(pk for pk, _, _ in inserted)
     result.accepted = len(result.stored_ids)
     result.duplicates = len(valid) - result.accepted

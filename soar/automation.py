@@ -47,11 +47,17 @@ _TRIGGER_OF_KIND = {
 }
 
 
+def _enabled_unexpired(now):
+    return AutomationRule.objects.filter(enabled=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+
+
 def active_rules(organisation_id: int, now=None):
     now = now or timezone.now()
     return (
-        AutomationRule.objects.filter(organisation_id=organisation_id, enabled=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        _enabled_unexpired(now)
+        .filter(organisation_id=organisation_id)
         .select_related("playbook")
         .prefetch_related("accounts")
         .order_by("position", "id")
@@ -267,6 +273,18 @@ def _triggers(change: EventChange) -> list[tuple[str, list[int] | None]]:
 
 def handle_changes(changes: list[EventChange]) -> None:
     """The feed consumer: fire every rule whose trigger and conditions hold."""
+    # Most organisations automate little or nothing: their changes cost one
+    # query per delivery instead of loading the events behind them.
+    now = timezone.now()
+    automating = set(
+        _enabled_unexpired(now)
+        .filter(organisation_id__in={c.organisation_id for c in changes})
+        .values_list("organisation_id", flat=True)
+        .distinct()
+    )
+    changes = [c for c in changes if c.organisation_id in automating]
+    if not changes:
+        return
     events = {
         e.pk: e
         for e in SecurityEvent.objects.select_related("account").filter(
@@ -280,7 +298,7 @@ def handle_changes(changes: list[EventChange]) -> None:
             continue
         organisation_id = event.account.organisation_id
         if organisation_id not in rules_of:
-            rules_of[organisation_id] = list(active_rules(organisation_id))
+            rules_of[organisation_id] = list(active_rules(organisation_id, now))
         for trigger, alert_ids in _triggers(change):
             for rule in rules_of[organisation_id]:
                 if rule.trigger != trigger:
