@@ -25,6 +25,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from events.models import ChangeCause, ChangeKind, EventChange, EventChangeDelivery
+from secops import db
 from secops.models import Account
 
 logger = logging.getLogger(__name__)
@@ -117,8 +118,9 @@ def consumer_names() -> list[str]:
 # --- recording -------------------------------------------------------------------
 
 
-def record(changes: list[Change], cause: Cause) -> list[EventChange]:
-    """Write ``changes`` and their deliveries in the caller's transaction."""
+def record(changes: list[Change], cause: Cause) -> list[int]:
+    """Write ``changes`` and their deliveries in the caller's transaction;
+    returns the ids of the changes, in the order given."""
     if not changes:
         return []
     now = timezone.now()
@@ -129,37 +131,51 @@ def record(changes: list[Change], cause: Cause) -> list[EventChange]:
             "id", "organisation_id"
         )
     )
+    user_id = cause.user.pk if cause.user is not None else None
+    # A batch of the pipeline records thousands of changes: written as rows
+    # rather than model instances, whose construction cost more than the insert.
     with transaction.atomic():
-        rows = EventChange.objects.bulk_create(
-            EventChange(
-                organisation_id=organisation_of.get(c.account_id),
-                event_id=c.event_id,
-                account_id=c.account_id,
-                kind=c.kind,
-                cause=cause.kind,
-                cause_ref=cause.ref,
-                user=cause.user,
-                details=c.details,
-                created_at=now,
-            )
-            for c in changes
+        written = db.insert_on_conflict(
+            EventChange,
+            [
+                {
+                    "organisation_id": organisation_of.get(c.account_id),
+                    "event_id": c.event_id,
+                    "account_id": c.account_id,
+                    "kind": c.kind,
+                    "cause": cause.kind,
+                    "cause_ref": cause.ref,
+                    "user_id": user_id,
+                    "details": c.details,
+                    "created_at": now,
+                }
+                for c in changes
+            ],
+            conflict_fields=None,
+            returning=("id", "organisation_id"),
         )
+        written.sort()  # ids were drawn in the order the rows were given
         names = consumer_names()
         if names:
-            EventChangeDelivery.objects.bulk_create(
-                EventChangeDelivery(
-                    organisation_id=row.organisation_id,
-                    consumer=name,
-                    change_id=row.id,
-                    created_at=now,
-                )
-                for row in rows
-                for name in names
+            db.insert_on_conflict(
+                EventChangeDelivery,
+                [
+                    {
+                        "organisation_id": organisation_id,
+                        "consumer": name,
+                        "change_id": change_id,
+                        "created_at": now,
+                    }
+                    for change_id, organisation_id in written
+                    for name in names
+                ],
+                conflict_fields=None,
+                returning=(),
             )
         transaction.on_commit(
             lambda: event_changes_recorded.send(sender=EventChange, consumers=names), robust=True
         )
-    return rows
+    return [change_id for change_id, _ in written]
 
 
 # --- delivering ------------------------------------------------------------------
@@ -176,15 +192,15 @@ def deliver(consumer: str, limit: int = DELIVERY_BATCH) -> int:
         return 0
     with transaction.atomic():
         claimed = list(
-            EventChangeDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            EventChangeDelivery.objects.select_for_update(skip_locked=True)
             .filter(consumer=consumer)
-            .select_related("change")
-            .order_by("change_id")[:limit]
+            .order_by("change_id")
+            .values_list("id", "change_id")[:limit]
         )
         if not claimed:
             return 0
-        handler([d.change for d in claimed])
-        EventChangeDelivery.objects.filter(id__in=[d.id for d in claimed]).delete()
+        handler(list(EventChange.objects.filter(id__in=[c for _, c in claimed]).order_by("id")))
+        EventChangeDelivery.objects.filter(id__in=[d for d, _ in claimed]).delete()
     return len(claimed)
 
 

@@ -308,6 +308,7 @@ def process_alerts(alert_ids, *, cause: feed.Cause | None = None) -> list[int]:
         created: list[int] = []
         touched: list[int] = []
         overflowing: list[int] = []
+        continuations: dict[int, int] = {}  # continuation event id -> account id
         risk_before = _unhandled_risks(ordered)
         upserted = _upsert_events(ordered, now)
         for event_id, account_id, rule_id, key, count, _risk in upserted:
@@ -319,6 +320,7 @@ def process_alerts(alert_ids, *, cause: feed.Cause | None = None) -> list[int]:
                 room = max(MAX_ALERTS_PER_EVENT - previous, 0)
                 kept, overflow = group.alerts[:room], group.alerts[room:]
                 continuation_id = _seal_and_continue(event_id, group, overflow, now)
+                continuations[continuation_id] = account_id
                 links += [(event_id, a) for a in kept] + [(continuation_id, a) for a in overflow]
                 overflowing.append(event_id)
                 created.append(continuation_id)
@@ -347,20 +349,26 @@ def process_alerts(alert_ids, *, cause: feed.Cause | None = None) -> list[int]:
             ],
             conflict_fields=["event_id", "asset_id"],
         )
-        account_of_event = {e: account for e, account, *_ in upserted}
+        account_of_event = {e: account for e, account, *_ in upserted} | continuations
         for event_id in overflowing:
             _refresh_totals(event_id)
-        EventStatusChange.objects.bulk_create(
-            EventStatusChange(
-                organisation_id=organisation_of.get(account_of_event.get(e)),
-                event_id=e,
-                from_status="",
-                to_status=EventStatus.UNHANDLED,
-                cause=cause.kind,
-                cause_ref=cause.ref,
-                note="Opened by the aggregation pipeline.",
-            )
-            for e in created
+        db.insert_on_conflict(
+            EventStatusChange,
+            [
+                {
+                    "organisation_id": organisation_of.get(account_of_event.get(e)),
+                    "event_id": e,
+                    "from_status": "",
+                    "to_status": EventStatus.UNHANDLED,
+                    "cause": cause.kind,
+                    "cause_ref": cause.ref,
+                    "note": "Opened by the aggregation pipeline.",
+                    "created_at": now,
+                }
+                for e in created
+            ],
+            conflict_fields=None,
+            returning=(),
         )
 
         feed.record(_pipeline_changes(links, created, upserted, risk_before), cause)

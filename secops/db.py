@@ -9,6 +9,7 @@ followed by a write (which races between workers).
 
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -21,6 +22,14 @@ from secops import tenancy
 # SQLite takes the rows as one multi-row VALUES list per chunk of this many
 # parameters (its limit is 32,766); beyond that, big statements stop paying off.
 MAX_PARAMS = 30_000
+
+# On PostgreSQL, rows of more than this many values in all go through a
+# staging table and COPY; fewer go as one array per column, which spares the
+# server a temporary table (catalog rows made and dropped) per statement when
+# a batch is small.
+STAGE_ABOVE_PARAMS = 4_000
+
+_TYPE_MODIFIER = re.compile(r"\(.*\)")
 
 # Staging tables are temporary, so their names only need to be unique within
 # one session's transaction.
@@ -74,7 +83,8 @@ def insert_on_conflict(
     with ``update`` (field name -> SQL expression), the existing row is
     updated; with ``conflict_fields=None`` every row is inserted (a table
     with no unique key to decide on). Returns the ``returning`` fields of every
-    inserted (and, with ``update``, updated) row. With DO UPDATE no two rows of one call may hit
+    inserted (and, with ``update``, updated) row; with ``returning=()``
+    nothing is read back and the result is empty. With DO UPDATE no two rows of one call may hit
     the same existing row: callers merge their rows by key first.
 
     On PostgreSQL the rows are staged with COPY and inserted from the stage
@@ -93,9 +103,10 @@ def insert_on_conflict(
     fields = [model._meta.get_field(name) for name in names]
     columns = ", ".join(quote(f.column) for f in fields)
     returning_sql = ", ".join(column(model, name) for name in returning)
+    returning_clause = f"RETURNING {returning_sql}" if returning_sql else ""
     if conflict_fields is None:
         key = ""
-        on_conflict = f"RETURNING {returning_sql}"
+        on_conflict = returning_clause
     else:
         key = ", ".join(column(model, name) for name in conflict_fields)
         target = f"{key}) WHERE ({conflict_where}" if conflict_where else key
@@ -106,17 +117,29 @@ def insert_on_conflict(
             action = f"DO UPDATE SET {assignments}"
         else:
             action = "DO NOTHING"
-        on_conflict = f"ON CONFLICT ({target}) {action} RETURNING {returning_sql}"
+        on_conflict = f"ON CONFLICT ({target}) {action} {returning_clause}"
     values = _row_values(rows, names, fields, db)
+    read_back = bool(returning_sql)
 
     # Only identifiers from model metadata and the caller's SQL expressions are
     # interpolated; values travel as COPY data or as parameters.
     if db.vendor == "postgresql":
-        return _insert_through_stage(db, table(model), columns, key, on_conflict, values)
-    return _insert_values(db, table(model), columns, len(names), on_conflict, values)
+        if len(values) * len(names) > STAGE_ABOVE_PARAMS:
+            return _insert_through_stage(
+                db, table(model), columns, key, on_conflict, values, read_back
+            )
+        # Cast to the bare type: a cast to varchar(n) would cut a long value
+        # where the column's own check refuses it.
+        types = [_TYPE_MODIFIER.sub("", field.db_type(db)) for field in fields]
+        return _insert_from_arrays(
+            db, table(model), columns, types, key, on_conflict, values, read_back
+        )
+    return _insert_values(db, table(model), columns, len(names), on_conflict, values, read_back)
 
 
-def _insert_through_stage(db, target_table, columns, key, on_conflict, values) -> list[tuple]:
+def _insert_through_stage(
+    db, target_table, columns, key, on_conflict, values, read_back
+) -> list[tuple]:
     """COPY the rows into a temporary table shaped like the target's columns,
     then INSERT ... SELECT them in one statement.
 
@@ -144,10 +167,29 @@ def _insert_through_stage(db, target_table, columns, key, on_conflict, values) -
             f"{f'ORDER BY {key}' if key else ''} {on_conflict}",
             [],
         )
-        return cursor.fetchall()
+        return cursor.fetchall() if read_back else []
 
 
-def _insert_values(db, target_table, columns, width, on_conflict, values) -> list[tuple]:
+def _insert_from_arrays(
+    db, target_table, columns, types, key, on_conflict, values, read_back
+) -> list[tuple]:
+    """The rows as one array per column, unnested and inserted in conflict-key
+    order like the staged rows (so that concurrent batches lock rows in one
+    order). The statement's text is the same whatever the number of rows: a
+    VALUES list would make psycopg quote and PostgreSQL parse a new statement
+    of thousands of parameters each time."""
+    arrays = [list(column) for column in zip(*values, strict=True)]
+    unnest = ", ".join(f"%s::{db_type}[]" for db_type in types)
+    sql = (
+        f"INSERT INTO {target_table} ({columns}) SELECT * FROM unnest({unnest}) "
+        f"AS stage ({columns}) {f'ORDER BY {key}' if key else ''} {on_conflict}"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql, arrays)
+        return cursor.fetchall() if read_back else []
+
+
+def _insert_values(db, target_table, columns, width, on_conflict, values, read_back) -> list[tuple]:
     placeholder = "(" + ", ".join(["%s"] * width) + ")"
     chunk_size = max(1, MAX_PARAMS // width)
     results: list[tuple] = []
@@ -159,7 +201,8 @@ def _insert_values(db, target_table, columns, width, on_conflict, values) -> lis
                 f"{', '.join([placeholder] * len(chunk))} {on_conflict}"
             )
             cursor.execute(sql, list(itertools.chain.from_iterable(chunk)))
-            results.extend(cursor.fetchall())
+            if read_back:
+                results.extend(cursor.fetchall())
     return results
 
 

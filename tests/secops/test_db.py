@@ -344,7 +344,7 @@ def test_it_stores_more_rows_than_one_statement_takes_parameters(account):
     assert {uuid for _, uuid in returned} == {row["source_uuid"] for row in rows}
 
 
-@pytest.mark.skipif(ON_POSTGRES, reason="PostgreSQL takes every row through one COPY")
+@pytest.mark.skipif(ON_POSTGRES, reason="PostgreSQL takes a batch in one statement (arrays or COPY)")
 def test_it_sends_chunks_under_the_parameter_limit_on_sqlite(account, monkeypatch):
     # Two alert rows of 18 columns (their organisation added) per chunk.
     monkeypatch.setattr(db, "MAX_PARAMS", 40)
@@ -361,9 +361,36 @@ def test_it_sends_chunks_under_the_parameter_limit_on_sqlite(account, monkeypatc
 # --- PostgreSQL: the stage --------------------------------------------------------
 
 
+@pytest.fixture(params=["arrays", "stage"])
+def postgres_path(request, monkeypatch):
+    """Each PostgreSQL path in turn: arrays per column (few rows), the COPY stage (many)."""
+    if request.param == "stage":
+        monkeypatch.setattr(db, "STAGE_ABOVE_PARAMS", 0)
+    else:
+        monkeypatch.setattr(db, "STAGE_ABOVE_PARAMS", 10**9)
+    return request.param
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not ON_POSTGRES, reason="the paths are PostgreSQL's")
+def test_it_takes_small_batches_as_arrays_and_big_ones_through_the_stage(account):
+    width = len(alert_row(account, "x")) + 1  # the organisation is added
+    small = [alert_row(account, f"s{n}") for n in range(db.STAGE_ABOVE_PARAMS // width)]
+    big = [alert_row(account, f"b{n}") for n in range(db.STAGE_ABOVE_PARAMS // width + 1)]
+
+    with CaptureQueriesContext(connection) as small_queries:
+        insert_alerts(small)
+    with CaptureQueriesContext(connection) as big_queries:
+        insert_alerts(big)
+
+    assert not any("TEMPORARY" in q["sql"] for q in small_queries)
+    assert any("TEMPORARY" in q["sql"] for q in big_queries)
+    assert Alert.objects.count() == len(small) + len(big)
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(not ON_POSTGRES, reason="the COPY stage is PostgreSQL's")
-def test_it_inserts_from_the_stage_in_conflict_key_order(account):
+def test_it_inserts_in_conflict_key_order(account, postgres_path):
     # Batches that take their row locks in the same order cannot deadlock.
     rows = [alert_row(account, f"a{n:03}") for n in reversed(range(200))]
 
@@ -375,7 +402,8 @@ def test_it_inserts_from_the_stage_in_conflict_key_order(account):
 
 @pytest.mark.postgres
 @pytest.mark.skipif(not ON_POSTGRES, reason="the COPY stage is PostgreSQL's")
-def test_it_stages_twice_in_one_transaction(account):
+def test_it_stages_twice_in_one_transaction(account, monkeypatch):
+    monkeypatch.setattr(db, "STAGE_ABOVE_PARAMS", 0)
     with transaction.atomic():
         insert_alerts([alert_row(account, "a")])
         insert_alerts([alert_row(account, "b")])
@@ -385,7 +413,8 @@ def test_it_stages_twice_in_one_transaction(account):
 
 @pytest.mark.postgres
 @pytest.mark.skipif(not ON_POSTGRES, reason="the COPY stage is PostgreSQL's")
-def test_it_reports_a_value_the_stage_refuses_as_djangos_data_error(account):
+def test_it_reports_a_value_the_column_refuses_as_djangos_data_error(account, postgres_path):
+    # Never cut to fit: a text longer than its column is refused on both paths.
     with pytest.raises(DataError), transaction.atomic():
         insert_alerts([alert_row(account, "a", region="far too long for eight")])
 
@@ -395,7 +424,8 @@ def test_it_reports_a_value_the_stage_refuses_as_djangos_data_error(account):
 @pytest.mark.postgres
 @pytest.mark.skipif(not ON_POSTGRES, reason="the COPY stage is PostgreSQL's")
 @pytest.mark.django_db(transaction=True)
-def test_it_works_outside_a_transaction_and_leaves_no_stage_behind():
+def test_it_works_outside_a_transaction_and_leaves_no_stage_behind(monkeypatch):
+    monkeypatch.setattr(db, "STAGE_ABOVE_PARAMS", 0)
     account = factories.make_account(factories.make_organisation())
 
     insert_alerts([alert_row(account, "a")])
@@ -410,7 +440,9 @@ def test_it_works_outside_a_transaction_and_leaves_no_stage_behind():
 @pytest.mark.postgres
 @pytest.mark.skipif(not ON_POSTGRES, reason="needs concurrent transactions on PostgreSQL")
 @pytest.mark.django_db(transaction=True)
-def test_it_does_not_deadlock_two_transactions_sending_overlapping_rows_in_opposite_orders():
+def test_it_does_not_deadlock_two_transactions_sending_overlapping_rows_in_opposite_orders(
+    postgres_path,
+):
     account = factories.make_account(factories.make_organisation())
     # Big enough for the two INSERTs to run at the same time: in the order given,
     # each would wait for a row the other has inserted.
