@@ -676,7 +676,8 @@ class Sender:
 
 LINK = {
     "event": re.compile(r'href="/events/(\d+)/'),
-    "alert": re.compile(r'href="/alerts/(\d+)/'),
+    # The Alert page opens an alert's details in a panel, by htmx.
+    "alert": re.compile(r'(?:href|hx-get)="/alerts/(\d+)/'),
 }
 EVENT_FILTERS = [
     "",
@@ -787,24 +788,30 @@ class Analyst(threading.Thread):
         elif draw < 0.75:
             self.get("alert_list", "/alerts/" + self.rng.choice(ALERT_FILTERS), "alert")
         elif draw < 0.85 and self.alert_ids:
-            self.get("alert_detail", f"/alerts/{self.rng.choice(self.alert_ids)}/")
+            self.get(
+                "alert_detail",
+                f"/alerts/{self.rng.choice(self.alert_ids)}/",
+                headers={"HX-Request": "true", "HX-Target": "alert-panel"},
+            )
         elif draw < 0.95:
             self.get("disposal_center", "/disposal/" + self.rng.choice(DISPOSAL_TABS))
         else:
             self.get("overview", "/")
 
-    def get(self, kind: str, path: str, links: str | None = None) -> str | None:
-        return self._request(kind, "GET", path, None, links)
+    def get(
+        self, kind: str, path: str, links: str | None = None, headers: dict | None = None
+    ) -> str | None:
+        return self._request(kind, "GET", path, None, links, headers)
 
     def post(self, kind: str, path: str, data: dict) -> str | None:
         return self._request(kind, "POST", path, data, None)
 
-    def _request(self, kind, method, path, data, links) -> str | None:
+    def _request(self, kind, method, path, data, links, headers=None) -> str | None:
         url = self.base + path
         start = time.monotonic()
         try:
             response = self.session.request(
-                method, url, data=data, headers={"Referer": url}, timeout=60
+                method, url, data=data, headers={"Referer": url, **(headers or {})}, timeout=60
             )
         except requests.RequestException as exc:
             self.recorder.error(kind, path, f"{type(exc).__name__}: {exc}")

@@ -22,6 +22,7 @@ from alerts.models import (
 )
 from alerts.services import MAX_RECORDED_REJECTIONS, ingest_alerts, ingest_logs
 from events.models import EventAlert, EventStatusChange, SecurityEvent
+from secops import db
 from secops.enums import RegionGroup, RiskLevel
 from secops.scope import Scope
 from tests.conftest import ALERT_TIME, native_alert, organisation_scope
@@ -866,8 +867,16 @@ def statements_to_ingest_and_aggregate(batch, scope, ingest) -> int:
     return len(queries)
 
 
+@pytest.fixture(params=["arrays", "stage"])
+def write_path(request, monkeypatch):
+    """Each way a batch's rows reach PostgreSQL, for every batch size: arrays
+    per column, or a COPY stage (on SQLite, VALUES lists either way)."""
+    monkeypatch.setattr(db, "STAGE_ABOVE_PARAMS", 10**9 if request.param == "arrays" else 0)
+    return request.param
+
+
 def test_it_ingests_and_aggregates_a_batch_in_a_constant_number_of_statements(
-    tenancy, ingest_and_aggregate
+    tenancy, ingest_and_aggregate, write_path
 ):
     scope = organisation_scope(tenancy.org)
     accounts = [tenancy.account_a, tenancy.account_b, tenancy.account_c]
@@ -886,7 +895,7 @@ def test_it_ingests_and_aggregates_a_batch_in_a_constant_number_of_statements(
     assert large == small
 
 
-def test_it_ingests_a_log_batch_in_a_constant_number_of_statements(tenancy):
+def test_it_ingests_a_log_batch_in_a_constant_number_of_statements(tenancy, write_path):
     scope = organisation_scope(tenancy.org)
 
     def statements(size, tag):

@@ -400,6 +400,44 @@ def test_it_inserts_in_conflict_key_order(account, postgres_path):
     assert ids_in_key_order == sorted(ids_in_key_order)
 
 
+AWKWARD_TEXTS = [
+    "",
+    " padded ",
+    'a "quoted" word',
+    "back\\slash \\\" and \\n",
+    "{braces}, commas, (parens)",
+    "NULL",
+    "null",
+    "=cmd|' /C calc'!A0",
+    "Ünïcødé 攻击 🛡",
+    "line\nbreak\ttab",
+]
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="the paths are PostgreSQL's")
+def test_it_stores_every_text_and_json_value_unchanged(account, postgres_path):
+    rows = [
+        alert_row(
+            account,
+            f"t{n}",
+            name=text,
+            description=text,
+            exceptions=[text, {"name": text, "value": None}],
+            raw={text: [text, 1.5, None, True], "nested": {"q": '"', "b": "\\"}},
+        )
+        for n, text in enumerate(AWKWARD_TEXTS)
+    ]
+
+    insert_alerts(rows)
+
+    stored = {a.source_uuid: a for a in Alert.objects.all()}
+    for row in rows:
+        alert = stored[row["source_uuid"]]
+        assert (alert.name, alert.description) == (row["name"], row["description"])
+        assert (alert.exceptions, alert.raw) == (row["exceptions"], row["raw"])
+        assert alert.occurred_at == MOMENT
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(not ON_POSTGRES, reason="the COPY stage is PostgreSQL's")
 def test_it_stages_twice_in_one_transaction(account, monkeypatch):
