@@ -46,6 +46,35 @@ def claim_batch(batch_id: int) -> PendingAlertBatch | None:
     return PendingAlertBatch.objects.select_for_update().filter(id=batch_id).first()
 
 
+def claim_waiting_batches(taken: list[int], alert_limit: int) -> list[PendingAlertBatch]:
+    """More waiting batches that no other transaction holds, oldest first,
+    locked for the caller's transaction, as long as their alerts stay within
+    ``alert_limit`` in all.
+
+    A worker that falls behind takes what waits together with the batch it
+    was given: a transaction of a few thousand alerts costs far less per
+    alert than many of a hundred. Their own messages later find them gone.
+    """
+    claimed: list[PendingAlertBatch] = []
+    taken = list(taken)
+    room = alert_limit
+    while room > 0:
+        # One at a time: a batch locked but too big for the room left would
+        # stay locked, and so waiting, until this transaction ends.
+        batch = (
+            PendingAlertBatch.objects.select_for_update(skip_locked=True)
+            .exclude(id__in=taken)
+            .order_by("id")
+            .first()
+        )
+        if batch is None or len(batch.alert_ids) > room:
+            break
+        claimed.append(batch)
+        taken.append(batch.id)
+        room -= len(batch.alert_ids)
+    return claimed
+
+
 def stale_batch_ids(older_than: timedelta, limit: int) -> list[int]:
     """Batches waiting longer than a wake-up should take (a lost message, a crashed worker)."""
     cutoff = timezone.now() - older_than

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from alerts import handoff
 from alerts.facts import AlertFacts, load_alert_facts
+from alerts.models import PendingAlertBatch
 from events import feed, metrics
 from events.grouping import GROUPING_FIELDS, render_template
 from events.models import (
@@ -39,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 # An event holds at most this many alerts; the next ones open a continuation.
 MAX_ALERTS_PER_EVENT = 10_000
+# A worker given a batch takes other waiting batches along up to this many
+# alerts: behind a burst, a few big transactions instead of many small ones.
+MAX_ALERTS_PER_RUN = 2_000
 
 
 # --- rule matching ------------------------------------------------------------
@@ -255,15 +259,27 @@ def process_batch(batch_id: int) -> list[int]:
     The batch row is locked and deleted in the same transaction as the events
     it produces: a second worker given the same batch waits for the first and
     then finds it gone (and does nothing), or takes it over if the first died.
+    Other batches waiting meanwhile, that no worker holds, are taken along up
+    to ``MAX_ALERTS_PER_RUN`` alerts in all (their changes name the batch given).
     """
     with transaction.atomic():
         batch = handoff.claim_batch(batch_id)
         if batch is None:
             return []
-        touched = process_alerts(batch.alert_ids, cause=feed.Cause.pipeline(batch.id))
-        received_at, alert_count = batch.created_at, len(batch.alert_ids)
-        batch.delete()
-        transaction.on_commit(lambda: metrics.batch_done(received_at, alert_count), robust=True)
+        room = MAX_ALERTS_PER_RUN - len(batch.alert_ids)
+        batches = [batch, *handoff.claim_waiting_batches([batch.id], room)]
+        touched = process_alerts(
+            [alert_id for taken in batches for alert_id in taken.alert_ids],
+            cause=feed.Cause.pipeline(batch.id),
+        )
+        PendingAlertBatch.objects.filter(id__in=[taken.id for taken in batches]).delete()
+        done = [(taken.created_at, len(taken.alert_ids)) for taken in batches]
+
+        def count_done():
+            for received_at, count in done:
+                metrics.batch_done(received_at, count)
+
+        transaction.on_commit(count_done, robust=True)
     return touched
 
 

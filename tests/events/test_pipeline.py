@@ -171,6 +171,52 @@ def test_it_does_nothing_when_the_same_batch_is_processed_again(
     assert EventAlert.objects.count() == 2
 
 
+def test_it_takes_other_waiting_batches_along_with_the_one_it_was_given(
+    tenancy, django_capture_on_commit_callbacks
+):
+    asset = factories.make_asset(tenancy.account_a)
+    alerts = [
+        factories.make_alert(
+            tenancy.account_a, asset=asset, type="mining", level=RiskLevel.LOW, occurred_at=at(n)
+        )
+        for n in range(3)
+    ]
+    with django_capture_on_commit_callbacks(execute=False):
+        batches = [hand_off([a.id]) for a in alerts]
+
+    process_batch(batches[1].id)
+
+    assert not PendingAlertBatch.objects.exists()
+    assert events_of("mining-on-host").get().alert_count == 3
+    # Their own messages then find nothing to do.
+    assert process_batch(batches[0].id) == []
+    assert process_batch(batches[2].id) == []
+    assert EventAlert.objects.count() == 3
+
+
+def test_it_takes_batches_along_up_to_its_alert_limit(
+    tenancy, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(pipeline, "MAX_ALERTS_PER_RUN", 4)
+    asset = factories.make_asset(tenancy.account_a)
+
+    def pending(size: int):
+        alerts = [
+            factories.make_alert(tenancy.account_a, asset=asset, type="mining") for _ in range(size)
+        ]
+        with django_capture_on_commit_callbacks(execute=False):
+            return hand_off([a.id for a in alerts])
+
+    given, along, too_big, after = pending(2), pending(1), pending(2), pending(1)
+
+    process_batch(given.id)
+
+    # The oldest first, and none past one that does not fit.
+    assert set(PendingAlertBatch.objects.values_list("id", flat=True)) == {too_big.id, after.id}
+    assert along.id not in PendingAlertBatch.objects.values_list("id", flat=True)
+    assert events_of("mining-on-host").get().alert_count == 3
+
+
 # --- the product's rule: new alerts join only an Unhandled event ----------------
 
 
@@ -599,7 +645,9 @@ def test_it_matches_a_custom_rule_on_name_pattern_level_and_source(tenancy, inge
 # --- the sweeper ----------------------------------------------------------------
 
 
-def test_it_takes_batches_whose_pipeline_never_ran(tenancy, django_capture_on_commit_callbacks):
+def test_it_takes_batches_whose_pipeline_never_ran(
+    tenancy, monkeypatch, django_capture_on_commit_callbacks
+):
     asset = factories.make_asset(tenancy.account_a)
 
     def pending(minutes_ago: int):
@@ -611,13 +659,21 @@ def test_it_takes_batches_whose_pipeline_never_ran(tenancy, django_capture_on_co
         )
         return alert, batch
 
-    stale_alert, _ = pending(10)
-    _, fresh = pending(0)
+    stale_alert, stale = pending(10)
+    fresh_alert, _ = pending(0)
+    queued = []
+    monkeypatch.setattr("events.tasks.process_alert_batch.delay", queued.append)
 
     assert process_stale_batches(older_than_seconds=120) == 1
 
-    assert list(PendingAlertBatch.objects.values_list("id", flat=True)) == [fresh.id]
-    assert alert_ids_of(events_of("mining-on-host").get()) == {stale_alert.source_uuid}
+    assert queued == [stale.id]
+    process_batch(stale.id)
+    # The fresh batch, waiting meanwhile, went along with it.
+    assert not PendingAlertBatch.objects.exists()
+    assert alert_ids_of(events_of("mining-on-host").get()) == {
+        stale_alert.source_uuid,
+        fresh_alert.source_uuid,
+    }
 
 
 def test_it_takes_the_oldest_stale_batches_first_up_to_a_limit(

@@ -5,7 +5,7 @@ processed by two workers at once aggregated once."""
 import threading
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 
 from alerts.models import PendingAlertBatch
@@ -129,3 +129,31 @@ def test_it_aggregates_a_batch_given_to_two_workers_at_once_only_once(host):
     event = mining_events(host).get()
     assert event.alert_count == event.alerts.count() == ROUNDS * 20
     assert each_alert_linked_once(event)
+
+
+def test_it_leaves_a_waiting_batch_another_worker_holds(host):
+    given, held, free = (pending_batch(host, 2) for _ in range(3))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                PendingAlertBatch.objects.select_for_update().get(id=held)
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(timeout=10)
+        process_batch(given)
+        waiting = set(PendingAlertBatch.objects.values_list("id", flat=True))
+    finally:
+        release.set()
+        holder.join(timeout=30)
+
+    assert waiting == {held}
+    assert free not in waiting
+    assert mining_events(host).get().alert_count == 4

@@ -7,11 +7,12 @@ from datetime import timedelta
 import psycopg
 import pytest
 from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from disposal.models import HandlingPolicy, HandlingTask, TaskStatus
 from events import feed
-from events.models import EventStatus, SecurityEvent
+from events.models import EventChange, EventStatus, SecurityEvent
 from secops import db
 from soar import automation, runs
 from soar.models import (
@@ -28,6 +29,7 @@ from soar.models import (
     Trigger,
 )
 from soar.playbooks import PlaybookError, PlaybookSpec, save_playbook
+from tests import factories
 from tests.conftest import native_alert
 from tests.disposal.conftest import ATTACKER_IP, global_scope
 from tests.workers import database_url
@@ -117,6 +119,31 @@ def test_conditions_that_do_not_hold_do_nothing(tenancy, scope, ingest_and_aggre
     event = SecurityEvent.objects.get(rule__key="brute-force-then-login")
     assert event.risk != 3
     assert not PlaybookRun.objects.exists()
+    assert not RuleFiring.objects.exists()
+
+
+def test_changes_of_an_organisation_without_active_rules_cost_one_query(
+    tenancy, scope, ingest_and_aggregate, django_capture_on_commit_callbacks
+):
+    # Another organisation's rule, and this one's disabled and expired rules, do not count.
+    other = factories.make_organisation()
+    AutomationRule.objects.create(
+        organisation=other, name="Elsewhere", trigger=Trigger.EVENT_CREATED
+    )
+    block_rule(tenancy, enabled=False)
+    expired = block_rule(tenancy)
+    AutomationRule.objects.filter(id=expired.id).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        ingest_and_aggregate([high_risk_attacker(tenancy.account_a)], scope=scope)
+    changes = list(EventChange.objects.all())
+    assert changes
+
+    with CaptureQueriesContext(connection) as queries:
+        automation.handle_changes(changes)
+
+    assert len(queries) == 1
     assert not RuleFiring.objects.exists()
 
 
