@@ -344,7 +344,9 @@ def test_it_stores_more_rows_than_one_statement_takes_parameters(account):
     assert {uuid for _, uuid in returned} == {row["source_uuid"] for row in rows}
 
 
-@pytest.mark.skipif(ON_POSTGRES, reason="PostgreSQL takes a batch in one statement (arrays or COPY)")
+@pytest.mark.skipif(
+    ON_POSTGRES, reason="PostgreSQL takes a batch in one statement (arrays or COPY)"
+)
 def test_it_sends_chunks_under_the_parameter_limit_on_sqlite(account, monkeypatch):
     # Two alert rows of 18 columns (their organisation added) per chunk.
     monkeypatch.setattr(db, "MAX_PARAMS", 40)
@@ -404,7 +406,7 @@ AWKWARD_TEXTS = [
     "",
     " padded ",
     'a "quoted" word',
-    "back\\slash \\\" and \\n",
+    'back\\slash \\" and \\n',
     "{braces}, commas, (parens)",
     "NULL",
     "null",
