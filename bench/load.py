@@ -426,6 +426,12 @@ def _cpu_ticks() -> tuple[int, int]:
     return sum(values), idle
 
 
+def _own_cpu_seconds() -> float:
+    """This process's CPU: the analysts' and senders' threads."""
+    times = os.times()
+    return times.user + times.system
+
+
 def group_cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
     """CPU seconds (user + system) of every live process in each process group."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -445,22 +451,59 @@ def group_cpu_seconds(groups: dict[str, int]) -> dict[str, float]:
     return totals
 
 
-class MachineMonitor(threading.Thread):
-    """Samples the load average and the share of CPU in use every 2 s."""
+def database_session_ticks(database: str) -> dict[int, int]:
+    """pid -> CPU ticks so far of each PostgreSQL session connected to ``database``
+    (a backend's process title names its database)."""
+    found = {}
+    marker = f" {database} ".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes()
+            if not title.startswith(b"postgres: ") or marker not in title:
+                continue
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[int(entry.name)] = int(fields[11]) + int(fields[12])
+    return found
 
-    def __init__(self):
+
+class MachineMonitor(threading.Thread):
+    """Samples the load average and the share of CPU in use every 2 s, and the
+    CPU of the PostgreSQL sessions of the load database."""
+
+    def __init__(self, database: str):
         super().__init__(daemon=True)
+        self.database = database
         self.samples: list[tuple[float, float]] = []
         self.stopping = threading.Event()
+        # pid -> (ticks when first seen, ticks when last seen)
+        self.sessions: dict[int, tuple[int, int]] = {}
 
     def run(self) -> None:
         total, idle = _cpu_ticks()
+        self._sample_sessions()
         while not self.stopping.wait(2):
             new_total, new_idle = _cpu_ticks()
             busy = 1 - (new_idle - idle) / max(new_total - total, 1)
             total, idle = new_total, new_idle
             load = float(Path("/proc/loadavg").read_text().split()[0])
             self.samples.append((load, busy))
+            self._sample_sessions()
+        self._sample_sessions()
+
+    def _sample_sessions(self) -> None:
+        for pid, ticks in database_session_ticks(self.database).items():
+            first, _ = self.sessions.get(pid, (ticks, ticks))
+            self.sessions[pid] = (first, ticks)
+
+    def database_cpu_seconds(self) -> float:
+        """Of the sessions seen (a session's first 2 s before its first sample escape)."""
+        ticks = sum(last - first for first, last in self.sessions.values())
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def figures(self) -> dict:
         if not self.samples:
@@ -1085,7 +1128,7 @@ def run(settings: LoadSettings) -> dict:
 
     stack = Stack(environment, log_dir)
     recorder = Recorder()
-    monitor = MachineMonitor()
+    monitor = MachineMonitor(urlparse(settings.database_url).path[1:])
     autovacuum = autovacuum_is_on()
     statistics = None if autovacuum else StatisticsKeeper()
     if statistics is not None:
@@ -1119,6 +1162,7 @@ def run(settings: LoadSettings) -> dict:
             analyst_thread.logged_in.wait(max(deadline - time.monotonic(), 0))
         groups = stack.process_groups()
         cpu_before = group_cpu_seconds(groups)
+        own_before = _own_cpu_seconds()
         monitor.start()
         if statistics is not None:
             statistics.start()
@@ -1137,6 +1181,8 @@ def run(settings: LoadSettings) -> dict:
         drain_seconds, waiting = wait_for_drain(DRAIN_TIMEOUT, stack)
         monitor.stopping.set()
         cpu_after = group_cpu_seconds(groups)
+        own_after = _own_cpu_seconds()
+        monitor.join(10)
         stopped_early = stack.check_alive()
     finally:
         stop.set()
@@ -1154,6 +1200,8 @@ def run(settings: LoadSettings) -> dict:
     # exactly the duration when every batch left on time.
     sending = max(sender.last_start - sender.started_at + sender.interval, 1e-9)
     cpu = {name: round(cpu_after[name] - cpu_before[name], 1) for name in groups}
+    cpu["postgresql"] = round(monitor.database_cpu_seconds(), 1)
+    cpu["load_generator"] = round(own_after - own_before, 1)
     lateness = sorted(sender.lateness) or [0.0]
     result = {
         "settings": {
