@@ -69,8 +69,9 @@ LOGIN_TIMEOUT = 120
 WEB_WORKERS = 3
 WEB_THREADS = 2
 DRAIN_TIMEOUT = 600
-# How often the run analyses its tables when the server's autovacuum is off.
-ANALYZE_EVERY = 20
+# How often the run analyses its tables when the server's autovacuum is off:
+# autovacuum's own default interval (autovacuum_naptime).
+ANALYZE_EVERY = 60
 THINK_TIME = (0.5, 1.5)
 
 
