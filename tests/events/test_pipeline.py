@@ -150,16 +150,21 @@ def test_it_aggregates_alerts_that_arrive_in_separate_batches(tenancy, ingest):
     assert event.status_changes.count() == 1
 
 
+def stored_mining_alerts(account, count: int) -> list:
+    """Alerts of one group ("Cryptomining on a host"), stored without the pipeline."""
+    asset = factories.make_asset(account)
+    return [
+        factories.make_alert(
+            account, asset=asset, type="mining", level=RiskLevel.LOW, occurred_at=at(n)
+        )
+        for n in range(count)
+    ]
+
+
 def test_it_does_nothing_when_the_same_batch_is_processed_again(
     tenancy, django_capture_on_commit_callbacks
 ):
-    asset = factories.make_asset(tenancy.account_a)
-    alerts = [
-        factories.make_alert(
-            tenancy.account_a, asset=asset, type="mining", level=RiskLevel.LOW, occurred_at=at(n)
-        )
-        for n in range(2)
-    ]
+    alerts = stored_mining_alerts(tenancy.account_a, 2)
     with django_capture_on_commit_callbacks(execute=False):
         batch = hand_off([a.id for a in alerts])
     assert process_batch(batch.id) != []
@@ -174,13 +179,7 @@ def test_it_does_nothing_when_the_same_batch_is_processed_again(
 def test_it_takes_other_waiting_batches_along_with_the_one_it_was_given(
     tenancy, django_capture_on_commit_callbacks
 ):
-    asset = factories.make_asset(tenancy.account_a)
-    alerts = [
-        factories.make_alert(
-            tenancy.account_a, asset=asset, type="mining", level=RiskLevel.LOW, occurred_at=at(n)
-        )
-        for n in range(3)
-    ]
+    alerts = stored_mining_alerts(tenancy.account_a, 3)
     with django_capture_on_commit_callbacks(execute=False):
         batches = [hand_off([a.id]) for a in alerts]
 
