@@ -59,8 +59,8 @@ def claim_waiting_batches(taken: list[int], alert_limit: int) -> list[PendingAle
     taken = list(taken)
     room = alert_limit
     while room > 0:
-        # One at a time: a batch locked but too big for the room left would
-        # stay locked, and so waiting, until this transaction ends.
+        # One at a time, so that at most one batch is locked without being
+        # taken (the first that does not fit), and only until the commit.
         batch = (
             PendingAlertBatch.objects.select_for_update(skip_locked=True)
             .exclude(id__in=taken)
